@@ -1,0 +1,1 @@
+"""One module per `syncd` command that does more than dispatch."""

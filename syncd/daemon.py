@@ -1,0 +1,376 @@
+"""`syncd run`: the always-on daemon.
+
+Wires the engine to its triggers: change notifications (webhook → debounced wake-up), the
+APScheduler safety net (delta rounds, Intune polls, subscription renewals, the periodic full
+resync, outbox retries), systemd (READY/WATCHDOG/STATUS/STOPPING) and signals (TERM stops
+gracefully, HUP reopens logs and reloads what is safe to reload).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import structlog
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from syncd import log as syncd_log
+from syncd import metrics, sdnotify
+from syncd.config import Settings, load_settings
+from syncd.runtime import Runtime, open_runtime
+from syncd.sources.catalog import disabled_origins
+from syncd.subscriptions import SubscriptionManager
+from syncd.wakeup import WakeUps
+from syncd.webhook import WebhookHooks, create_webhook_app
+
+log = structlog.get_logger(__name__)
+
+PUSH = "push"
+NOTIFIED_ORIGINS = ("users", "groups")
+STOP_TIMEOUT = 20.0
+
+
+@dataclass
+class DaemonState:
+    """What health, status and tests look at."""
+
+    started: float = field(default_factory=time.time)
+    ready: bool = False
+    last_push_ok: float = 0.0
+    last_push_error: str | None = None
+    subscriptions: dict[str, str] = field(default_factory=dict)
+
+
+class Daemon:
+    """One running syncd. `run()` returns when stopped."""
+
+    def __init__(
+        self, settings: Settings, *, config_path: Path | None = None, install_signals: bool = True
+    ) -> None:
+        self.settings = settings
+        self.config_path = config_path
+        self.install_signals = install_signals
+        self.state = DaemonState()
+        self.stop_event = asyncio.Event()
+        self.rt: Runtime | None = None
+        self.wakeups: WakeUps | None = None
+        self.subs: SubscriptionManager | None = None
+        self.scheduler: AsyncIOScheduler | None = None
+        self.webhook_runner: web.AppRunner | None = None
+        self.webhook_url: str | None = None
+        self._on_ready: list[Callable[[], None]] = []
+
+    # --- lifecycle ------------------------------------------------------------------------
+    async def run(self) -> int:
+        async with open_runtime(self.settings) as rt:
+            self.rt = rt
+            for origin in disabled_origins(self.settings):
+                rt.engine.partial[origin] = "source switched off in [sync] sources"
+            self.wakeups = WakeUps(self._work, cooldown=self.settings.sync.debounce)
+            if self.install_signals:
+                self._install_signals()
+            watchdog = sdnotify.watchdog_interval()
+            watchdog_task = asyncio.create_task(sdnotify.watchdog_loop(watchdog)) if watchdog else None
+            try:
+                await self._start_webhook()
+                await self._initial_sync(rt)
+                await self._start_subscriptions(rt)
+                self._start_scheduler()
+                self.state.ready = True
+                sdnotify.ready()
+                self._status()
+                log.info(
+                    "syncd ready",
+                    origins=sorted(rt.engine.sources),
+                    notifications=bool(self.subs),
+                    webhook=self.webhook_url,
+                )
+                for callback in self._on_ready:
+                    callback()
+                await self.stop_event.wait()
+            finally:
+                sdnotify.stopping()
+                log.info("syncd stopping")
+                await self._shutdown(watchdog_task)
+        return 0
+
+    def request_stop(self) -> None:
+        self.stop_event.set()
+
+    def on_ready(self, callback: Callable[[], None]) -> None:
+        self._on_ready.append(callback)
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.request_stop)
+        loop.add_signal_handler(signal.SIGINT, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+
+    async def _shutdown(self, watchdog_task: asyncio.Task[None] | None) -> None:
+        """Stop intake first, then let in-flight work finish (bounded); the outbox keeps the rest."""
+        if self.webhook_runner is not None:
+            await self.webhook_runner.cleanup()
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self.wakeups is not None:
+            await self.wakeups.close(timeout=STOP_TIMEOUT)
+        if watchdog_task is not None:
+            watchdog_task.cancel()
+
+    async def reload(self) -> None:
+        """SIGHUP: reopen logs; take the new log level and intervals when the file still validates."""
+        syncd_log.reopen()
+        if self.config_path is None:
+            return
+        try:
+            fresh = load_settings(self.config_path)
+        except Exception as exc:
+            log.error("reload refused: configuration invalid", error=str(exc))
+            return
+        self.settings.log.level = fresh.log.level
+        syncd_log.configure_logging(fresh.log.level, self.settings.log.format)
+        if self.wakeups is not None:
+            self.wakeups.cooldown = fresh.sync.debounce
+        log.info("configuration reloaded", level=fresh.log.level)
+
+    # --- start-up -------------------------------------------------------------------------
+    async def _initial_sync(self, rt: Runtime) -> None:
+        """First run: a full resync (silent baseline). Later runs: catch up by delta, then drain."""
+        if await rt.mirror.get_cursor("full_push") is None:
+            log.info("no previous full sync: running the initial full resync (baseline, no alerts)")
+            report = await rt.engine.resync()
+            await rt.mirror.set_cursor("full_push", str(time.time()))
+            for origin, reason in report.failed.items():
+                log.warning("initial round failed; its types are partial", origin=origin, error=reason)
+            self.state.last_push_ok = time.time()
+            return
+        for origin in list(rt.engine.sources):
+            try:
+                await rt.engine.run_round(origin)
+            except Exception as exc:
+                log.debug("catch-up round failed", origin=origin, error=type(exc).__name__)
+        await self._push()
+
+    async def _start_webhook(self) -> None:
+        assert self.rt is not None
+        s = self.settings.webhook
+        hooks = WebhookHooks(wake=self._hint, lifecycle=self._lifecycle, health=self.health)
+        prefix = urlsplit(s.public_url).path if s.public_url else ""
+        app = create_webhook_app(
+            hooks,
+            client_state=s.client_state.get() if s.client_state else None,
+            tenant_id=self.settings.graph.tenant_id,
+            max_body_bytes=s.max_body_bytes,
+            path_prefix=prefix,
+        )
+        self.webhook_runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
+        await self.webhook_runner.setup()
+        host, port = self.settings.listen_address()
+        ssl_ctx = None
+        if s.tls_cert and s.tls_key:
+            import ssl
+
+            ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ssl_ctx.load_cert_chain(s.tls_cert, s.tls_key)
+        site = web.TCPSite(self.webhook_runner, host, port, ssl_context=ssl_ctx)
+        await site.start()
+        sockets = self.webhook_runner.addresses
+        bound_port = sockets[0][1] if sockets else port
+        scheme = "https" if ssl_ctx else "http"
+        self.webhook_url = f"{scheme}://{host}:{bound_port}"
+
+    async def _start_subscriptions(self, rt: Runtime) -> None:
+        s = self.settings.webhook
+        origins = [o for o in NOTIFIED_ORIGINS if o in rt.engine.sources]
+        if not s.public_url:
+            log.info(
+                "no [webhook] public_url: running without change notifications (safety-net delta rounds only)"
+            )
+            return
+        if not origins:
+            return
+        base = s.public_url.rstrip("/")
+        self.subs = SubscriptionManager(
+            rt.subscriptions_api,
+            rt.mirror,
+            notification_url=f"{base}/notifications",
+            lifecycle_url=f"{base}/lifecycle",
+            client_state=s.client_state.get() if s.client_state else "",
+            resources=origins,
+            on_wake=self._hint,
+        )
+        try:
+            self.state.subscriptions = await self.subs.ensure()
+        except Exception as exc:
+            log.error(
+                "could not create change-notification subscriptions; safety-net rounds continue",
+                error=str(exc)[:300],
+            )
+
+    def _start_scheduler(self) -> None:
+        assert self.rt is not None
+        sync = self.settings.sync
+        sched = AsyncIOScheduler(timezone="UTC")
+        for origin in self.rt.engine.sources:
+            interval = self._interval(origin)
+            sched.add_job(
+                self._scheduled_hint,
+                "interval",
+                args=[origin],
+                seconds=interval,
+                id=f"round:{origin}",
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=interval,
+            )
+        sched.add_job(
+            self._retry_push,
+            "interval",
+            seconds=max(sync.drain_interval, 0.5),
+            id="push",
+            coalesce=True,
+            max_instances=1,
+        )
+        if self.subs is not None:
+            sched.add_job(self._renew, "interval", seconds=3600, id="renew", coalesce=True, max_instances=1)
+        if sync.full_resync_interval > 0:
+            sched.add_job(
+                self._full_resync,
+                "interval",
+                seconds=sync.full_resync_interval,
+                id="full",
+                coalesce=True,
+                max_instances=1,
+            )
+        sched.add_job(self._status_job, "interval", seconds=15, id="status", coalesce=True, max_instances=1)
+        sched.start()
+        self.scheduler = sched
+
+    def _interval(self, origin: str) -> float:
+        sync = self.settings.sync
+        if origin in ("users", "groups", "devices"):
+            return sync.safety_net_interval
+        if origin == "account":
+            return max(sync.intune_policies_interval, sync.safety_net_interval)
+        if origin in ("intune:managedDevices", "intune:deviceCategories"):
+            return sync.intune_devices_interval
+        return sync.intune_policies_interval
+
+    # --- work -----------------------------------------------------------------------------
+    async def _hint(self, origin: str) -> None:
+        """A notification or lifecycle event asks for a round of `origin` (never carries data)."""
+        assert self.wakeups is not None
+        if self.rt is not None and origin in self.rt.engine.sources:
+            self.wakeups.request(origin)
+
+    async def _scheduled_hint(self, origin: str) -> None:
+        await self._hint(origin)
+
+    async def _work(self, key: str) -> None:
+        assert self.rt is not None and self.wakeups is not None
+        if key == PUSH:
+            await self._push()
+            return
+        report = await self.rt.engine.run_round(key)
+        if key == "devices" and report.changed_ids and not report.baseline:
+            refetch = getattr(
+                self.rt.engine.sources.get("intune:managedDevices"), "refetch_for_entra_devices", None
+            )
+            if refetch is not None:
+                await refetch(self.rt.engine, report.changed_ids)
+        if report.outbox_added or await self.rt.mirror.outbox_depth():
+            self.wakeups.request(PUSH)
+
+    async def _push(self) -> None:
+        assert self.rt is not None
+        try:
+            await self.rt.engine.drain()
+        except Exception as exc:
+            self.state.last_push_error = f"{type(exc).__name__}: {str(exc)[:200]}"
+            metrics.J1_ERRORS.labels(code=getattr(exc, "code", None) or type(exc).__name__).inc()
+            log.warning("push to J1 failed; the outbox keeps the changes", error=self.state.last_push_error)
+            return
+        self.state.last_push_ok = time.time()
+        self.state.last_push_error = None
+
+    async def _retry_push(self) -> None:
+        assert self.rt is not None and self.wakeups is not None
+        if await self.rt.mirror.outbox_depth() and not self.wakeups.busy(PUSH):
+            self.wakeups.request(PUSH)
+
+    async def _renew(self) -> None:
+        if self.subs is None:
+            return
+        try:
+            await self.subs.renew_due()
+        except Exception as exc:
+            log.warning("subscription renewal failed", error=str(exc)[:300])
+
+    async def _lifecycle(self, sub_id: str, event: str) -> None:
+        if self.subs is None:
+            return
+        asyncio.get_running_loop().create_task(self._lifecycle_task(sub_id, event))
+
+    async def _lifecycle_task(self, sub_id: str, event: str) -> None:
+        assert self.subs is not None
+        try:
+            await self.subs.handle_lifecycle(sub_id, event)
+        except Exception as exc:
+            log.warning("lifecycle handling failed", event=event, error=str(exc)[:300])
+
+    async def _full_resync(self) -> None:
+        assert self.rt is not None
+        try:
+            await self.rt.engine.resync()
+        except Exception as exc:
+            log.warning("periodic full resync failed", error=str(exc)[:300])
+
+    # --- health and status -----------------------------------------------------------------
+    async def health(self) -> tuple[bool, dict[str, Any]]:
+        assert self.rt is not None
+        now = time.time()
+        engine = self.rt.engine
+        max_lag = self.settings.health.max_lag
+        lags: dict[str, float | None] = {}
+        stale: list[str] = []
+        for origin in engine.sources:
+            last = engine.last_success.get(origin)
+            lag = None if last is None else round(now - last, 1)
+            lags[origin] = lag
+            reference = last if last is not None else self.state.started
+            if now - reference > max_lag:
+                stale.append(origin)
+        depth = await self.rt.mirror.outbox_depth()
+        metrics.OUTBOX_DEPTH.set(depth)
+        last_ok = self.state.last_push_ok or self.state.started
+        stuck = depth > 0 and now - last_ok > self.settings.health.outbox_stuck_after
+        healthy = self.state.ready and not stale and not stuck
+        return healthy, {
+            "ready": self.state.ready,
+            "lag_seconds": lags,
+            "stale": stale,
+            "outbox_depth": depth,
+            "outbox_stuck": stuck,
+            "last_push_error": self.state.last_push_error,
+        }
+
+    async def _status_job(self) -> None:
+        self._status()
+
+    def _status(self) -> None:
+        if self.rt is None:
+            return
+        now = time.time()
+        parts = []
+        for origin in ("users", "groups", "devices"):
+            last = self.rt.engine.last_success.get(origin)
+            if last is not None:
+                parts.append(f"{origin}={now - last:.0f}s")
+        sdnotify.status("lag " + " ".join(parts) if parts else "starting")

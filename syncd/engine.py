@@ -1,0 +1,159 @@
+"""One place that runs rounds and pushes: get → transform → load (mirror) → push (J1).
+
+Rounds of one origin never overlap (a lock per origin); pushes never overlap (one push lock), so
+the outbox is drained in order. The daemon, `syncd resync` and the tests all drive this class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+
+from syncd import metrics
+from syncd.graph.errors import GraphError, NotApplicableTenant, PermissionDenied
+from syncd.j1.writer import J1Writer, PushReport
+from syncd.mirror import Mirror
+from syncd.sources.base import RoundReport, SourceContext
+
+log = structlog.get_logger(__name__)
+
+
+class Source(Protocol):
+    origin: str
+
+    async def run(self, ctx: SourceContext, *, force_full: bool = False, **options: Any) -> RoundReport: ...
+
+
+@dataclass
+class ResyncReport:
+    """Outcome of `syncd resync`: rounds, failures and the DIFF push."""
+
+    rounds: list[RoundReport] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    push: PushReport | None = None
+
+
+class Engine:
+    """Runs source rounds against the mirror and pushes the outbox to J1."""
+
+    def __init__(
+        self,
+        ctx: SourceContext,
+        writer: J1Writer,
+        sources: Mapping[str, Source],
+        *,
+        origin_types: Mapping[str, Iterable[str]],
+    ) -> None:
+        self.ctx = ctx
+        self.writer = writer
+        self.sources = dict(sources)
+        self.origin_types = {k: list(v) for k, v in origin_types.items()}
+        self._round_locks: dict[str, asyncio.Lock] = {}
+        self._push_lock = asyncio.Lock()
+        self.partial: dict[str, str] = {}
+        """origin → reason: rounds that failed or sources switched off; their types are partial."""
+        self.last_success: dict[str, float] = {}
+        self.last_error: dict[str, str] = {}
+
+    @property
+    def mirror(self) -> Mirror:
+        return self.ctx.mirror
+
+    def partial_types(self) -> list[str]:
+        types: set[str] = set()
+        for origin in self.partial:
+            types.update(self.origin_types.get(origin, ()))
+        return sorted(types)
+
+    async def run_round(self, origin: str, *, force_full: bool = False, **options: Any) -> RoundReport:
+        """One round of one source; failures are recorded (never turned into deletions) and re-raised."""
+        source = self.sources[origin]
+        lock = self._round_locks.setdefault(origin, asyncio.Lock())
+        async with lock:
+            started = time.time()
+            try:
+                report = await source.run(self.ctx, force_full=force_full, **options)
+            except (NotApplicableTenant, PermissionDenied) as exc:
+                await self._failed(origin, started, exc, partial=True)
+                raise
+            except GraphError as exc:
+                await self._failed(origin, started, exc, partial=True)
+                raise
+            except Exception as exc:
+                await self._failed(origin, started, exc, partial=True)
+                raise
+            self.partial.pop(origin, None)
+            self.last_success[origin] = time.time()
+            self.last_error.pop(origin, None)
+            await self.mirror.set_origin_flag(origin, False, None)
+            await self.mirror.record_run(origin, started, time.time(), "ok", report.as_log(), None)
+            metrics.observe_round(origin, report.kind, "ok", report.duration)
+            log.info("round", **report.as_log())
+            return report
+
+    async def _failed(self, origin: str, started: float, exc: BaseException, *, partial: bool) -> None:
+        reason = _describe(exc)
+        self.last_error[origin] = reason
+        if partial:
+            self.partial[origin] = reason
+            await self.mirror.set_origin_flag(origin, True, reason)
+        await self.mirror.record_run(origin, started, time.time(), "failed", {}, reason)
+        metrics.observe_round(origin, "any", "failed", time.time() - started)
+        log.warning("round failed", origin=origin, error=reason)
+
+    async def drain(self) -> PushReport:
+        """Push what the outbox holds (incremental); rows stay on failure."""
+        async with self._push_lock:
+            report = await self.writer.drain()
+            await self._after_push(report)
+            return report
+
+    async def push_full(self) -> PushReport:
+        async with self._push_lock:
+            report = await self.writer.push_full()
+            await self._after_push(report)
+            return report
+
+    async def _after_push(self, report: PushReport) -> None:
+        metrics.OUTBOX_DEPTH.set(await self.mirror.outbox_depth())
+        if report.objects:
+            log.info(
+                "push",
+                mode=report.mode,
+                jobs=report.jobs,
+                entity_upserts=report.entity_upserts,
+                entity_deletes=report.entity_deletes,
+                relationship_upserts=report.relationship_upserts,
+                relationship_deletes=report.relationship_deletes,
+                duration_s=round(report.duration, 3),
+            )
+
+    async def resync(self, origins: Iterable[str] | None = None) -> ResyncReport:
+        """Full rounds of every source, then one DIFF job: reconciles everything, deletions included."""
+        result = ResyncReport()
+        for origin in origins or self.sources:
+            try:
+                result.rounds.append(await self.run_round(origin, force_full=True))
+            except Exception as exc:
+                result.failed[origin] = _describe(exc)
+        result.push = await self.push_full()
+        return result
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-line reason without secrets (our errors never carry them)."""
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:500]
+
+
+def describe_error(exc: BaseException) -> str:
+    return _describe(exc)
+
+
+def noop(*_: Any) -> None:
+    """Placeholder callback."""

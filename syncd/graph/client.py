@@ -1,0 +1,477 @@
+"""Async Microsoft Graph client: auth header, bounded retries, paging and ``$batch``.
+
+Retries: 429/500/502/503/504, timeouts and connection errors, at most ``max_attempts`` tries per
+logical request. ``Retry-After`` (seconds, possibly fractional, or an HTTP date) is honoured and
+also holds back every other request of this client until it passes (throttling is per app and
+tenant, so hammering with parallel requests only extends it). Without it: exponential backoff
+with jitter, capped at ``max_backoff``. A 401 invalidates the token once and retries.
+
+POSTs are retried too: Graph does not process throttled requests, and the only POSTs we send are
+reads in ``$batch`` and subscription calls whose duplicates expire on their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json as jsonlib
+import logging
+import random
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from syncd.graph.clouds import graph_root
+from syncd.graph.errors import (
+    DeltaResetRequired,
+    GraphAuthError,
+    GraphError,
+    GraphTransportError,
+    NotApplicableTenant,
+    NotFound,
+    PermissionDenied,
+    Throttled,
+    Unauthorized,
+    make_error,
+)
+
+from .auth import TokenProvider
+
+__all__ = [
+    "BATCH_LIMIT",
+    "DeltaResetRequired",
+    "GraphClient",
+    "GraphError",
+    "GraphTransportError",
+    "NotApplicableTenant",
+    "NotFound",
+    "PermissionDenied",
+    "Throttled",
+    "Unauthorized",
+    "parse_retry_after",
+]
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+BATCH_RETRY_STATUSES = frozenset({429, 503})
+BATCH_LIMIT = 20
+VERSIONS = ("v1.0", "beta")
+_ID_SEGMENT = re.compile(
+    r"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}.*|[0-9a-fA-F]{32,}|\d+)$"
+)
+_DELTA_PATH = re.compile(r"/(microsoft\.graph\.)?delta(\(\))?/?$", re.IGNORECASE)
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After value: a (fractional) number or an HTTP date."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        current = datetime.now(UTC).timestamp() if now is None else now
+        return max(0.0, when.timestamp() - current)
+    if seconds != seconds or seconds < 0:  # NaN or negative
+        return None
+    return seconds
+
+
+def route_label(method: str, path: str) -> str:
+    """``GET /v1.0/users/{id}``: a low-cardinality label for metrics (ids and queries removed)."""
+    parts = [("{id}" if _ID_SEGMENT.match(p) else p) for p in path.split("/")]
+    return f"{method.upper()} {'/'.join(parts)}"
+
+
+def _is_delta_path(path: str) -> bool:
+    return bool(_DELTA_PATH.search(path))
+
+
+class GraphClient:
+    """One tenant's Graph endpoint: share it across tasks (it holds no per-request state)."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        tokens: TokenProvider,
+        *,
+        base_url: str,
+        request_timeout: float = 60,
+        max_attempts: int = 6,
+        max_backoff: float = 60,
+        on_request: Callable[[str, int], None] | None = None,
+        backoff_base: float = 1.0,
+        max_retry_after: float = 300.0,
+    ) -> None:
+        self._session = session
+        self._tokens = tokens
+        self.base_url = graph_root(base_url)
+        base = URL(self.base_url)
+        self._origin = (base.scheme, (base.host or "").lower(), base.explicit_port or base.port)
+        self.request_timeout = request_timeout
+        self.max_attempts = max(1, max_attempts)
+        self.max_backoff = max_backoff
+        self.backoff_base = backoff_base
+        self.max_retry_after = max_retry_after
+        self._on_request = on_request
+        self._not_before = 0.0
+
+    def __repr__(self) -> str:
+        return f"GraphClient(base_url={self.base_url!r})"
+
+    # ------------------------------------------------------------------ URLs
+
+    def resolve(self, url_or_path: str, version: str = "v1.0") -> URL:
+        """Absolute URLs (nextLink/deltaLink) verbatim but only on our host; paths joined to base/version.
+
+        A path may already start with ``/v1.0/`` or ``/beta/``; then ``version`` is ignored.
+        """
+        if "://" in url_or_path:
+            url = URL(url_or_path, encoded=True)
+            origin = (url.scheme, (url.host or "").lower(), url.explicit_port or url.port)
+            if origin != self._origin:
+                raise ValueError(f"refusing to send the token to another host: {url.host}")
+            return url
+        if version not in VERSIONS:
+            raise ValueError(f"unknown Graph version {version!r}")
+        path = url_or_path if url_or_path.startswith("/") else "/" + url_or_path
+        first = path.split("/", 2)[1]
+        if first in VERSIONS:
+            return URL(self.base_url + path)
+        return URL(f"{self.base_url}/{version}{path}")
+
+    # ------------------------------------------------------------------ public verbs
+
+    async def get(
+        self,
+        url_or_path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        version: str = "v1.0",
+    ) -> dict[str, Any]:
+        """GET one JSON object (a page, an entity)."""
+        return await self.request("GET", url_or_path, params=params, headers=headers, version=version)
+
+    async def post(
+        self,
+        path: str,
+        json: Any,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        version: str = "v1.0",
+    ) -> dict[str, Any]:
+        """POST JSON; returns the response object ({} for 202/204)."""
+        return await self.request("POST", path, json=json, params=params, headers=headers, version=version)
+
+    async def patch(
+        self,
+        path: str,
+        json: Any,
+        *,
+        headers: Mapping[str, str] | None = None,
+        version: str = "v1.0",
+    ) -> dict[str, Any]:
+        """PATCH JSON; returns the response object ({} for 204)."""
+        return await self.request("PATCH", path, json=json, headers=headers, version=version)
+
+    async def delete(
+        self, path: str, *, headers: Mapping[str, str] | None = None, version: str = "v1.0"
+    ) -> None:
+        """DELETE; NotFound propagates (callers decide whether 'already gone' is fine)."""
+        await self.request("DELETE", path, headers=headers, version=version)
+
+    async def iter_pages(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        version: str = "v1.0",
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every page of a collection, following ``@odata.nextLink`` verbatim.
+
+        Empty pages are yielded too (Graph may send ``value: []`` with a nextLink). Headers such
+        as ``ConsistencyLevel`` are resent on every page because Graph does not carry them over.
+        """
+        page = await self.get(path, params=params, headers=headers, version=version)
+        while True:
+            yield page
+            next_link = page.get("@odata.nextLink")
+            if not isinstance(next_link, str) or not next_link:
+                return
+            page = await self.get(next_link, headers=headers, version=version)
+
+    async def iter_items(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        version: str = "v1.0",
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every object of every page (convenience over iter_pages)."""
+        async for page in self.iter_pages(path, params=params, version=version, headers=headers):
+            for item in page.get("value") or []:
+                if isinstance(item, dict):
+                    yield item
+
+    async def batch(self, requests: list[dict[str, Any]], *, version: str = "v1.0") -> list[dict[str, Any]]:
+        """Run requests through ``$batch`` (≤ 20 per call); responses in the order of ``requests``.
+
+        Each request is ``{"id"?, "method", "url" (relative, no version), "headers"?, "body"?,
+        "dependsOn"?}``; missing ids are numbered. Inner 429/503 items (and items that failed
+        with 424 only because they depend on one) are retried alone after the longest inner
+        Retry-After, at most ``max_attempts`` times; what still fails is returned as is.
+        ``dependsOn`` must stay within one chunk of 20.
+        """
+        prepared: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for index, req in enumerate(requests):
+            item = dict(req)
+            item["id"] = str(item.get("id", index + 1))
+            item.setdefault("method", "GET")
+            if item["id"].lower() in seen:
+                raise ValueError(f"duplicate $batch request id {item['id']!r}")
+            seen.add(item["id"].lower())
+            prepared.append(item)
+        results: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(prepared), BATCH_LIMIT):
+            chunk = prepared[start : start + BATCH_LIMIT]
+            ids = {r["id"] for r in chunk}
+            for r in chunk:
+                for dep in r.get("dependsOn") or []:
+                    if str(dep) not in ids:
+                        raise ValueError(f"$batch request {r['id']!r} depends on {dep!r} in another chunk")
+            results.update(await self._batch_chunk(chunk, version))
+        return [results[r["id"]] for r in prepared]
+
+    # ------------------------------------------------------------------ internals
+
+    async def _batch_chunk(self, chunk: list[dict[str, Any]], version: str) -> dict[str, dict[str, Any]]:
+        by_id = {r["id"]: r for r in chunk}
+        results: dict[str, dict[str, Any]] = {}
+        pending = list(chunk)
+        for attempt in range(1, self.max_attempts + 1):
+            body = await self.post("/$batch", {"requests": pending}, version=version)
+            responses = body.get("responses")
+            if not isinstance(responses, list):
+                raise GraphError(
+                    200, "invalidBatchResponse", "no 'responses' in $batch answer", path="/$batch"
+                )
+            retry_ids: set[str] = set()
+            waits: list[float] = []
+            for resp in responses:
+                if not isinstance(resp, dict):
+                    continue
+                rid = str(resp.get("id"))
+                if rid not in by_id:
+                    continue
+                status = int(resp.get("status") or 0)
+                results[rid] = resp
+                method = str(by_id[rid].get("method", "GET"))
+                url = str(by_id[rid].get("url", "")).split("?", 1)[0]
+                self._report(f"$batch {route_label(method, '/' + version + '/' + url.lstrip('/'))}", status)
+                if status in BATCH_RETRY_STATUSES:
+                    retry_ids.add(rid)
+                    inner_headers = {str(k).lower(): str(v) for k, v in (resp.get("headers") or {}).items()}
+                    wait = parse_retry_after(inner_headers.get("retry-after"))
+                    if wait is not None:
+                        waits.append(wait)
+            missing = [r["id"] for r in pending if r["id"] not in results]
+            if missing:
+                raise GraphError(
+                    200, "invalidBatchResponse", f"$batch answer lacks ids {missing}", path="/$batch"
+                )
+            retry_ids |= self._dependents(pending, retry_ids, results)
+            if not retry_ids or attempt == self.max_attempts:
+                break
+            wait = max(waits) if waits else self._backoff(attempt)
+            if wait > self.max_retry_after:
+                break
+            log.info("retrying %d throttled $batch items in %.2fs", len(retry_ids), wait)
+            await asyncio.sleep(wait + 0.005)
+            pending = []
+            for r in chunk:
+                if r["id"] in retry_ids:
+                    item = dict(r)
+                    deps = [str(d) for d in r.get("dependsOn") or [] if str(d) in retry_ids]
+                    if deps:
+                        item["dependsOn"] = deps
+                    else:
+                        item.pop("dependsOn", None)
+                    pending.append(item)
+        return results
+
+    @staticmethod
+    def _dependents(
+        pending: list[dict[str, Any]], retry_ids: set[str], results: dict[str, dict[str, Any]]
+    ) -> set[str]:
+        """424 items whose dependency is being retried: retry them with it."""
+        extra: set[str] = set()
+        changed = True
+        while changed:
+            changed = False
+            for r in pending:
+                rid = r["id"]
+                if rid in retry_ids or rid in extra or int(results[rid].get("status") or 0) != 424:
+                    continue
+                if any(str(d) in retry_ids or str(d) in extra for d in r.get("dependsOn") or []):
+                    extra.add(rid)
+                    changed = True
+        return extra
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with jitter (50-100 % of the step), capped at max_backoff."""
+        step = min(self.max_backoff, self.backoff_base * (2.0 ** (attempt - 1)))
+        return step * random.uniform(0.5, 1.0)
+
+    def _report(self, label: str, status: int) -> None:
+        if self._on_request is None:
+            return
+        try:
+            self._on_request(label, status)
+        except Exception:  # a metrics hook must never break a request
+            log.exception("on_request hook failed")
+
+    async def _wait_gate(self) -> None:
+        delay = self._not_before - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def request(
+        self,
+        method: str,
+        url_or_path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        version: str = "v1.0",
+    ) -> dict[str, Any]:
+        """One logical request with retries; returns the JSON object ({} when there is no body)."""
+        url = self.resolve(url_or_path, version)
+        if params:
+            url = url.extend_query({k: str(v) for k, v in params.items()})
+        path = url.path
+        label = route_label(method, path)
+        is_delta = _is_delta_path(path)
+        client_request_id = str(uuid.uuid4())
+        auth_retried = False
+        attempt = 0
+        while True:
+            attempt += 1
+            await self._wait_gate()
+            try:
+                token = await self._tokens.token()
+            except GraphAuthError as exc:
+                if exc.transient and attempt < self.max_attempts:
+                    await asyncio.sleep(self._backoff(attempt))
+                    continue
+                raise
+            req_headers = {
+                "Accept": "application/json",
+                "client-request-id": client_request_id,
+                **(dict(headers) if headers else {}),
+                "Authorization": f"Bearer {token}",
+            }
+            try:
+                status, resp_headers, body = await self._send(method, url, req_headers, json)
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                kind = (
+                    "timeout" if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError) else "connection"
+                )
+                self._report(label, 0)
+                if attempt >= self.max_attempts:
+                    raise GraphTransportError(
+                        0,
+                        kind,
+                        f"{type(exc).__name__} after {attempt} attempts",
+                        path=path,
+                    ) from None
+                delay = self._backoff(attempt)
+                log.warning("%s %s: %s, retry %d in %.2fs", method, path, kind, attempt, delay)
+                await asyncio.sleep(delay)
+                continue
+            self._report(label, status)
+            if 200 <= status < 300:
+                return self._decode(status, body, path, resp_headers)
+            if status == 401 and not auth_retried:
+                auth_retried = True
+                invalidate = getattr(self._tokens, "invalidate", None)
+                if callable(invalidate):
+                    invalidate()
+                log.warning("%s %s: 401, refreshing the token once", method, path)
+                attempt -= 1  # the auth retry does not use up an attempt
+                continue
+            retry_after = parse_retry_after(resp_headers.get("Retry-After"))
+            if status in RETRY_STATUSES and attempt < self.max_attempts:
+                if retry_after is not None and retry_after > self.max_retry_after:
+                    raise make_error(status, body, resp_headers, path=path, retry_after=retry_after)
+                if retry_after is not None:
+                    delay = retry_after + 0.005
+                    if status == 429:
+                        self._not_before = max(self._not_before, time.monotonic() + delay)
+                else:
+                    delay = self._backoff(attempt)
+                log.warning(
+                    "%s %s: %d, retry %d in %.2fs (request-id %s)",
+                    method,
+                    path,
+                    status,
+                    attempt,
+                    delay,
+                    resp_headers.get("request-id"),
+                )
+                await asyncio.sleep(delay)
+                continue
+            raise make_error(
+                status, body, resp_headers, path=path, is_delta=is_delta, retry_after=retry_after
+            )
+
+    async def _send(
+        self, method: str, url: URL, headers: dict[str, str], json: Any
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        timeout = aiohttp.ClientTimeout(total=self.request_timeout, sock_read=self.request_timeout)
+        data: bytes | None = None
+        if json is not None:
+            data = jsonlib.dumps(json).encode()
+            headers = {**headers, "Content-Type": "application/json"}
+        async with asyncio.timeout(self.request_timeout + 5):
+            async with self._session.request(
+                method, url, headers=headers, data=data, timeout=timeout, allow_redirects=False
+            ) as resp:
+                body = await resp.read()
+                return resp.status, resp.headers, body
+
+    @staticmethod
+    def _decode(status: int, body: bytes, path: str, headers: Mapping[str, str]) -> dict[str, Any]:
+        if status == 204 or not body.strip():
+            return {}
+        try:
+            data = jsonlib.loads(body)
+        except ValueError:
+            raise GraphError(
+                status, "invalidJson", "response body is not JSON", headers.get("request-id"), path=path
+            ) from None
+        if not isinstance(data, dict):
+            raise GraphError(
+                status, "invalidJson", "response is not a JSON object", headers.get("request-id"), path=path
+            )
+        return data

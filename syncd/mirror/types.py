@@ -1,0 +1,106 @@
+"""Value types the mirror hands to the rest of syncd (engine, J1 writer, alerts, status)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypedDict
+
+
+class MirrorError(Exception):
+    """The mirror cannot be used as asked; the message says why and what to do, in plain words."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One row-level difference applied by a commit; alert rules evaluate these."""
+
+    kind: Literal["entity", "relationship"]
+    op: Literal["created", "updated", "deleted"]
+    type: str
+    key: str
+    old: dict[str, Any] | None
+    new: dict[str, Any] | None
+    from_key: str | None = None
+    to_key: str | None = None
+
+
+class AlertRow(TypedDict):
+    """An alert to deliver; (alert_id, target) is unique so a re-evaluated alert is not sent twice."""
+
+    alert_id: str
+    rule_id: str
+    severity: str
+    target: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class QueuedAlert:
+    """An alert outbox row that is due for (re)delivery."""
+
+    row_id: int
+    alert_id: str
+    rule_id: str
+    severity: str
+    target: str
+    payload: dict[str, Any]
+    attempts: int
+    last_error: str | None
+    created_at: float
+    next_attempt: float
+
+
+@dataclass
+class CommitResult:
+    """What a round's commit changed: the changes (if collected), counts per op, outbox rows added."""
+
+    changes: list[Change]
+    counts: dict[str, int]
+    outbox_added: int
+
+
+@dataclass
+class OutboxBatch:
+    """The coalesced CURRENT state of the first outbox rows, ready to send to J1.
+
+    ``entity_hashes``/``relationship_hashes`` are the hashes being sent (acked as J1's state);
+    ``entity_keys``/``relationship_keys`` are every key the batch covers, sent or settled.
+    """
+
+    entity_upserts: list[dict[str, Any]] = field(default_factory=list)
+    entity_deletes: list[str] = field(default_factory=list)
+    relationship_upserts: list[dict[str, Any]] = field(default_factory=list)
+    relationship_deletes: list[str] = field(default_factory=list)
+    max_seq: int = 0
+    rows: int = 0
+    entity_hashes: dict[str, str] = field(default_factory=dict)
+    relationship_hashes: dict[str, str] = field(default_factory=dict)
+    entity_keys: list[str] = field(default_factory=list)
+    relationship_keys: list[str] = field(default_factory=list)
+
+    @property
+    def has_writes(self) -> bool:
+        """False when every row coalesced to "J1 already has this": ack without a job."""
+        return bool(
+            self.entity_upserts
+            or self.entity_deletes
+            or self.relationship_upserts
+            or self.relationship_deletes
+        )
+
+
+@dataclass(frozen=True)
+class StoredRow:
+    """An entity or relationship row with its bookkeeping, for tests and status."""
+
+    key: str
+    type: str
+    data: dict[str, Any]
+    hash: str
+    origin: str
+    owner: str
+    deleted: bool
+    pushed_hash: str | None
+    from_key: str | None = None
+    to_key: str | None = None
+    live: bool | None = None

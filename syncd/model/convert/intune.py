@@ -1,0 +1,693 @@
+"""Intune converters: one per collection of the contract table in ``docs/architecture.md``.
+
+Each takes one top-level Graph object with its sub-resources embedded (the ``$expand`` shape)
+and returns every entity and relationship that object yields (#6-#29 of the data model).
+
+Rules this module implements (the places where Graph leaves a choice):
+
+- **Device ids in statuses**: ``deviceId`` when the status has it (intent states, app install
+  statuses), else ``managedDevice.id`` (script run states), else the last ``_`` segment of the
+  status ``id`` (``{guid}_{policyId}_{managedDeviceId}``). App install status ids without
+  ``deviceId`` are ``{appId}{deviceId}``: the part after the app id is taken.
+- **Findings** (``device_statuses``, key = status id) only for problem states: ``nonCompliant``,
+  ``error``, ``conflict``; compliance script ``detectionState`` ``fail``/``scriptError``/``error``.
+  Each finding gets #9 from its device and the IDENTIFIED edge from its producer when the seed has
+  one (configurations have none). Findings of a compliance policy get #20 from every action item
+  of that policy.
+- **ASSIGNED/USES from statuses** (#10, #11, #12, #13): every status naming a device, whatever
+  its state; the state rides on the relationship.
+- **#14 user ASSIGNED policy**: from ``userStatuses``; the user key is the status's ``userId``
+  when present, else ``user_ids_by_upn[userPrincipalName]`` (looked up as given, then
+  lower-cased). Statuses whose user cannot be resolved make no edge (no dangling keys).
+- **#15/#16/#17**: assignments whose target is ``#microsoft.graph.groupAssignmentTarget`` (the
+  exclusion target has its own type and is skipped) and ``groupAssignments[].targetGroupId``.
+- **#29 app HAS endpoint setting**: an intent setting whose ``valueJson`` (or string ``value``)
+  contains a known mobileApp id (case-insensitive substring; Graph app ids are GUIDs, so a
+  substring hit is the id itself).
+- ``jailBroken`` keeps Graph's string (``"True"``/``"False"``/``"Unknown"``): a boolean would
+  lose "Unknown".
+- Script bodies are replaced by ``sha256`` (``remediationSha256`` for remediation scripts);
+  opaque configuration payloads (``payload``, ``payloadJson``, ``encodedSettingXml``) likewise get
+  a ``...Sha256`` and never their content: they routinely carry Wi-Fi keys and certificates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from syncd.model.convert.common import (
+    SCRIPT_CONTENT_FIELDS,
+    ConvertContext,
+    Derived,
+    Entity,
+    content_sha256,
+    embedded,
+    graph_properties,
+    make_entity,
+    make_relationship,
+    odata_type_name,
+    str_or_none,
+    to_epoch_ms,
+)
+from syncd.model.schema import (
+    ACTION_ITEM_MITIGATES_FINDING,
+    APP_CATEGORY_HAS_APPLICATION,
+    APP_CONFIGURATION_IDENTIFIED_FINDING,
+    APPLICATION_ASSIGNED_POLICY,
+    APPLICATION_CATEGORY,
+    APPLICATION_CONFIGURATION,
+    APPLICATION_HAS_ENDPOINT_SETTING,
+    APPLICATION_POLICY,
+    APPLICATION_USES_CONFIGURATION,
+    CATEGORY_HAS_DEVICE,
+    COMPLIANCE_ACTION_ITEM,
+    COMPLIANCE_POLICY,
+    COMPLIANCE_SCRIPT,
+    COMPLIANCE_SCRIPT_IDENTIFIED_FINDING,
+    COMPLIANCE_SCRIPT_MONITORS_DEVICE,
+    DETECTED_APPLICATION,
+    DEVICE_ASSIGNED_APPLICATION,
+    DEVICE_ASSIGNED_COMPLIANCE_POLICY,
+    DEVICE_ASSIGNED_ENDPOINT_SETTING,
+    DEVICE_CATEGORY,
+    DEVICE_CONFIGURATION,
+    DEVICE_HAS_DETECTED_APP,
+    DEVICE_HAS_FINDING,
+    DEVICE_USES_CONFIGURATION,
+    ENDPOINT_SECURITY_SETTING,
+    ENDPOINT_SETTING_IDENTIFIED_FINDING,
+    GROUP_ASSIGNED_COMPLIANCE_POLICY,
+    GROUP_ASSIGNED_CONFIGURATION,
+    GROUP_ASSIGNED_MANAGEMENT_SCRIPT,
+    MANAGED_APPLICATION,
+    MANAGED_DEVICE,
+    MANAGEMENT_SCRIPT,
+    MANAGEMENT_SCRIPT_MANAGES_DEVICE,
+    NONCOMPLIANCE_FINDING,
+    POLICY_HAS_ACTION_ITEM,
+    POLICY_IDENTIFIED_FINDING,
+    USER_ASSIGNED_COMPLIANCE_POLICY,
+    USER_OWNS_DEVICE,
+    EntityType,
+    RelationshipType,
+)
+
+# --- collection names (the contract table's "origin name") -----------------------------------
+MANAGED_DEVICES = "managedDevices"
+DEVICE_CATEGORIES = "deviceCategories"
+DEVICE_COMPLIANCE_POLICIES = "deviceCompliancePolicies"
+DEVICE_CONFIGURATIONS = "deviceConfigurations"
+DEVICE_COMPLIANCE_SCRIPTS = "deviceComplianceScripts"
+DEVICE_MANAGEMENT_SCRIPTS = "deviceManagementScripts"
+INTENTS = "intents"
+MOBILE_APPS = "mobileApps"
+MOBILE_APP_CATEGORIES = "mobileAppCategories"
+MANAGED_APP_POLICIES = "managedAppPolicies"
+MOBILE_APP_CONFIGURATIONS = "mobileAppConfigurations"
+
+PROBLEM_STATES: frozenset[str] = frozenset({"nonCompliant", "error", "conflict"})
+SCRIPT_PROBLEM_STATES: frozenset[str] = frozenset({"fail", "scriptError", "error"})
+GROUP_ASSIGNMENT_TARGET = "#microsoft.graph.groupAssignmentTarget"
+FINDING_CATEGORY = "Endpoint Compliance"
+
+_NULL_GUID = "00000000-0000-0000-0000-000000000000"
+_HASHED_FIELDS: dict[str, str] = {
+    "payload": "payloadSha256",
+    "payloadJson": "payloadJsonSha256",
+    "encodedSettingXml": "encodedSettingXmlSha256",
+}
+_SECRET_FIELDS: frozenset[str] = frozenset(
+    {
+        "preSharedKey",
+        "password",
+        "passphrase",
+        "sharedSecret",
+        "certificatePassword",
+        "activationLockBypassCode",
+    }
+)
+_HARDWARE_FIELDS: tuple[str, ...] = (
+    "serialNumber",
+    "manufacturer",
+    "model",
+    "imei",
+    "meid",
+    "wifiMac",
+    "ipAddressV4",
+    "subnetAddress",
+    "operatingSystemEdition",
+    "operatingSystemLanguage",
+    "osBuildNumber",
+    "tpmSpecificationVersion",
+    "isEncrypted",
+    "isSupervised",
+    "isSharedDevice",
+    "totalStorageSpace",
+    "freeStorageSpace",
+    "batteryHealthPercentage",
+    "deviceFullQualifiedDomainName",
+    "deviceGuardVirtualizationBasedSecurityState",
+    "deviceGuardLocalSystemAuthorityCredentialGuardState",
+)
+_EMPTY: Mapping[str, str] = {}
+
+
+@dataclass(frozen=True)
+class IntuneLookups:
+    """Cross-collection facts some converters need (built by the Intune source from the mirror)."""
+
+    category_ids_by_name: Mapping[str, str] = field(default_factory=dict)
+    user_ids_by_upn: Mapping[str, str] = field(default_factory=dict)
+    known_app_ids: Collection[str] = ()
+
+
+# --- helpers ----------------------------------------------------------------------------------
+def _config_properties(raw: Mapping[str, Any], exclude: Collection[str]) -> dict[str, Any]:
+    """Object properties with opaque payloads hashed and known secret fields dropped."""
+    props = graph_properties(
+        raw, exclude=(*exclude, *_HASHED_FIELDS, *_SECRET_FIELDS, *SCRIPT_CONTENT_FIELDS)
+    )
+    for graph_name, hash_name in _HASHED_FIELDS.items():
+        value = raw.get(graph_name)
+        if isinstance(value, str) and value:
+            props[hash_name] = content_sha256(value)
+    odata = odata_type_name(raw.get("@odata.type"))
+    if odata:
+        props["odataType"] = odata
+    props["id"] = str(raw["id"])
+    return props
+
+
+def status_device_id(status: Mapping[str, Any], *, id_prefix: str | None = None) -> str | None:
+    """The managed device a status record names (see the module docstring for the rule)."""
+    device_id = str_or_none(status.get("deviceId"))
+    if device_id:
+        return device_id
+    managed = status.get("managedDevice")
+    if isinstance(managed, Mapping) and str_or_none(managed.get("id")):
+        return str(managed["id"])
+    status_id = str_or_none(status.get("id"))
+    if status_id is None:
+        return None
+    if id_prefix and status_id.startswith(id_prefix) and len(status_id) > len(id_prefix):
+        return status_id[len(id_prefix) :]
+    if "_" in status_id:
+        return status_id.rsplit("_", 1)[1] or None
+    return None
+
+
+def _group_targets(raw: Mapping[str, Any]) -> Iterator[str]:
+    """Group ids of include-assignments and ``groupAssignments`` of an object."""
+    for assignment in embedded(raw, "assignments"):
+        target = assignment.get("target")
+        if isinstance(target, Mapping) and target.get("@odata.type") == GROUP_ASSIGNMENT_TARGET:
+            group_id = str_or_none(target.get("groupId"))
+            if group_id:
+                yield group_id
+    for assignment in embedded(raw, "groupAssignments"):
+        group_id = str_or_none(assignment.get("targetGroupId"))
+        if group_id:
+            yield group_id
+
+
+def _finding(
+    status: Mapping[str, Any],
+    ctx: ConvertContext,
+    *,
+    state: str,
+    producer: Entity,
+    producer_type: EntityType,
+    device_id: str | None,
+) -> Entity:
+    """A ``device_statuses`` entity from one problem status record."""
+    status_id = str(status["id"])
+    props = graph_properties(status, exclude=("managedDevice",))
+    device_name = str_or_none(status.get("deviceDisplayName")) or device_id or "unknown device"
+    props.update(
+        {
+            "id": status_id,
+            "state": state,
+            "open": True,
+            "category": FINDING_CATEGORY,
+            "deviceId": device_id,
+            "sourceType": producer_type.type,
+            "sourceId": producer["_key"],
+            "sourceName": producer.get("displayName"),
+            "displayName": f"{producer.get('displayName')}: {state} on {device_name}",
+        }
+    )
+    return make_entity(NONCOMPLIANCE_FINDING, status_id, props, ctx)
+
+
+def _add_finding(
+    out: Derived,
+    finding: Entity,
+    device_id: str | None,
+    identified_by: RelationshipType | None,
+    producer_key: str,
+) -> None:
+    out.add_entity(finding)
+    if device_id:
+        out.add_relationship(make_relationship(DEVICE_HAS_FINDING, device_id, finding["_key"]))
+    if identified_by is not None:
+        out.add_relationship(make_relationship(identified_by, producer_key, finding["_key"]))
+
+
+def _simple(
+    etype: EntityType, raw: Mapping[str, Any], ctx: ConvertContext, exclude: Collection[str] = ()
+) -> Entity:
+    return make_entity(etype, str(raw["id"]), _config_properties(raw, exclude), ctx)
+
+
+def _lookup_user(status: Mapping[str, Any], user_ids_by_upn: Mapping[str, str]) -> str | None:
+    user_id = str_or_none(status.get("userId"))
+    if user_id:
+        return user_id
+    upn = str_or_none(status.get("userPrincipalName"))
+    if upn is None:
+        return None
+    return user_ids_by_upn.get(upn) or user_ids_by_upn.get(upn.lower())
+
+
+# --- managed devices --------------------------------------------------------------------------
+def convert_managed_device(
+    raw: Mapping[str, Any], ctx: ConvertContext, category_ids_by_name: Mapping[str, str] = _EMPTY
+) -> Derived:
+    """A managed device (beta shape) with #6 owner, #7 category and #8 detected apps."""
+    device_id = str(raw["id"])
+    props = _config_properties(
+        raw,
+        exclude=(
+            "detectedApps",
+            "hardwareInformation",
+            "deviceActionResults",
+            "usersLoggedOn",
+            "deviceCategory",
+        ),
+    )
+    hardware = raw.get("hardwareInformation")
+    if isinstance(hardware, Mapping):
+        for name in _HARDWARE_FIELDS:
+            if name in hardware:
+                props[f"hardwareInformation.{name}"] = hardware[name]
+    logged_on = [str(u["userId"]) for u in embedded(raw, "usersLoggedOn") if str_or_none(u.get("userId"))]
+    compliance = str_or_none(raw.get("complianceState"))
+    name = str_or_none(raw.get("deviceName")) or device_id
+    props.update(
+        {
+            "displayName": name,
+            "name": name,
+            "hostname": str_or_none(raw.get("deviceName")),
+            "category": "endpoint",
+            "make": str_or_none(raw.get("manufacturer")),
+            "serial": str_or_none(raw.get("serialNumber")),
+            "osName": str_or_none(raw.get("operatingSystem")),
+            "encrypted": raw.get("isEncrypted"),
+            "compliant": None
+            if compliance in (None, "unknown", "configManager")
+            else compliance == "compliant",
+            "usersLoggedOnIds": logged_on,
+            "managementCertificateExpirationOn": to_epoch_ms(raw.get("managementCertificateExpirationDate")),
+        }
+    )
+    out = Derived()
+    out.add_entity(make_entity(MANAGED_DEVICE, device_id, props, ctx))
+    user_id = str_or_none(raw.get("userId"))
+    if user_id and user_id != _NULL_GUID:
+        out.add_relationship(make_relationship(USER_OWNS_DEVICE, user_id, device_id))
+    category_id: str | None = None
+    category = raw.get("deviceCategory")
+    if isinstance(category, Mapping):
+        category_id = str_or_none(category.get("id"))
+    if category_id is None:
+        category_name = str_or_none(raw.get("deviceCategoryDisplayName"))
+        category_id = category_ids_by_name.get(category_name) if category_name else None
+    if category_id:
+        out.add_relationship(make_relationship(CATEGORY_HAS_DEVICE, category_id, device_id))
+    for app in embedded(raw, "detectedApps"):
+        app_id = str_or_none(app.get("id"))
+        if app_id is None:
+            continue
+        out.add_entity(_simple(DETECTED_APPLICATION, app, ctx, exclude=("managedDevices",)))
+        out.add_relationship(make_relationship(DEVICE_HAS_DETECTED_APP, device_id, app_id))
+    return out
+
+
+def convert_device_category(raw: Mapping[str, Any], ctx: ConvertContext) -> Derived:
+    """A ``device_category`` entity (its #7 edges come from the devices)."""
+    return Derived(entities=[_simple(DEVICE_CATEGORY, raw, ctx)])
+
+
+# --- compliance policies ----------------------------------------------------------------------
+def convert_compliance_policy(
+    raw: Mapping[str, Any], ctx: ConvertContext, user_ids_by_upn: Mapping[str, str] = _EMPTY
+) -> Derived:
+    """A compliance policy with action items (#18), assignments (#15), device statuses (#11, and
+    for problems a finding with #9/#19/#20) and user statuses (#14)."""
+    policy_id = str(raw["id"])
+    policy = _simple(
+        COMPLIANCE_POLICY,
+        raw,
+        ctx,
+        exclude=(
+            "assignments",
+            "deviceStatuses",
+            "userStatuses",
+            "scheduledActionsForRule",
+            "deviceStatusOverview",
+            "userStatusOverview",
+            "deviceSettingStateSummaries",
+        ),
+    )
+    out = Derived(entities=[policy])
+    action_keys: list[str] = []
+    for rule in embedded(raw, "scheduledActionsForRule"):
+        for config in embedded(rule, "scheduledActionConfigurations"):
+            config_id = str_or_none(config.get("id"))
+            if config_id is None:
+                continue
+            props = _config_properties(config, exclude=())
+            action = str_or_none(config.get("actionType")) or "action"
+            props.update(
+                {
+                    "ruleId": str_or_none(rule.get("id")),
+                    "ruleName": str_or_none(rule.get("ruleName")),
+                    "policyId": policy_id,
+                    "displayName": f"{policy['displayName']}: {action}",
+                }
+            )
+            out.add_entity(make_entity(COMPLIANCE_ACTION_ITEM, config_id, props, ctx))
+            out.add_relationship(make_relationship(POLICY_HAS_ACTION_ITEM, policy_id, config_id))
+            action_keys.append(config_id)
+    for group_id in _group_targets(raw):
+        out.add_relationship(make_relationship(GROUP_ASSIGNED_COMPLIANCE_POLICY, group_id, policy_id))
+    for status in embedded(raw, "deviceStatuses"):
+        device_id = status_device_id(status)
+        state = str_or_none(status.get("status")) or "unknown"
+        if device_id:
+            out.add_relationship(
+                make_relationship(DEVICE_ASSIGNED_COMPLIANCE_POLICY, device_id, policy_id, {"status": state})
+            )
+        if state in PROBLEM_STATES and str_or_none(status.get("id")):
+            finding = _finding(
+                status,
+                ctx,
+                state=state,
+                producer=policy,
+                producer_type=COMPLIANCE_POLICY,
+                device_id=device_id,
+            )
+            _add_finding(out, finding, device_id, POLICY_IDENTIFIED_FINDING, policy_id)
+            for action_key in action_keys:
+                out.add_relationship(
+                    make_relationship(ACTION_ITEM_MITIGATES_FINDING, action_key, finding["_key"])
+                )
+    for status in embedded(raw, "userStatuses"):
+        user_id = _lookup_user(status, user_ids_by_upn)
+        if user_id:
+            state = str_or_none(status.get("status")) or "unknown"
+            out.add_relationship(
+                make_relationship(USER_ASSIGNED_COMPLIANCE_POLICY, user_id, policy_id, {"status": state})
+            )
+    return out
+
+
+# --- device configurations --------------------------------------------------------------------
+def convert_device_configuration(raw: Mapping[str, Any], ctx: ConvertContext) -> Derived:
+    """A device configuration with #16 from group assignments and #10 from device statuses;
+    problem statuses become findings linked from the device (#9); the seed has no
+    configuration IDENTIFIED finding edge."""
+    config_id = str(raw["id"])
+    config = _simple(
+        DEVICE_CONFIGURATION,
+        raw,
+        ctx,
+        exclude=(
+            "assignments",
+            "groupAssignments",
+            "deviceStatuses",
+            "userStatuses",
+            "deviceStatusOverview",
+            "userStatusOverview",
+            "deviceSettingStateSummaries",
+        ),
+    )
+    out = Derived(entities=[config])
+    for group_id in _group_targets(raw):
+        out.add_relationship(make_relationship(GROUP_ASSIGNED_CONFIGURATION, group_id, config_id))
+    for status in embedded(raw, "deviceStatuses"):
+        device_id = status_device_id(status)
+        state = str_or_none(status.get("status")) or "unknown"
+        if device_id:
+            out.add_relationship(
+                make_relationship(DEVICE_USES_CONFIGURATION, device_id, config_id, {"status": state})
+            )
+        if state in PROBLEM_STATES and str_or_none(status.get("id")):
+            finding = _finding(
+                status,
+                ctx,
+                state=state,
+                producer=config,
+                producer_type=DEVICE_CONFIGURATION,
+                device_id=device_id,
+            )
+            _add_finding(out, finding, device_id, None, config_id)
+    return out
+
+
+# --- scripts ----------------------------------------------------------------------------------
+def _script_entity(etype: EntityType, raw: Mapping[str, Any], ctx: ConvertContext, main_field: str) -> Entity:
+    props = _config_properties(
+        raw, exclude=("assignments", "groupAssignments", "deviceRunStates", "userRunStates", "runSummary")
+    )
+    main = raw.get(main_field)
+    props["sha256"] = content_sha256(main) if isinstance(main, str) and main else None
+    remediation = raw.get("remediationScriptContent")
+    if isinstance(remediation, str) and remediation:
+        props["remediationSha256"] = content_sha256(remediation)
+    return make_entity(etype, str(raw["id"]), props, ctx)
+
+
+def convert_compliance_script(raw: Mapping[str, Any], ctx: ConvertContext) -> Derived:
+    """A compliance script (content hashed) with #21 per run state and, for failed detections,
+    a finding with #22 and #9."""
+    script_id = str(raw["id"])
+    script = _script_entity(COMPLIANCE_SCRIPT, raw, ctx, "detectionScriptContent")
+    out = Derived(entities=[script])
+    for run in embedded(raw, "deviceRunStates"):
+        device_id = status_device_id(run)
+        state = str_or_none(run.get("detectionState")) or "unknown"
+        if device_id:
+            out.add_relationship(
+                make_relationship(
+                    COMPLIANCE_SCRIPT_MONITORS_DEVICE, script_id, device_id, {"detectionState": state}
+                )
+            )
+        if state in SCRIPT_PROBLEM_STATES and str_or_none(run.get("id")):
+            finding = _finding(
+                run, ctx, state=state, producer=script, producer_type=COMPLIANCE_SCRIPT, device_id=device_id
+            )
+            _add_finding(out, finding, device_id, COMPLIANCE_SCRIPT_IDENTIFIED_FINDING, script_id)
+    return out
+
+
+def convert_management_script(raw: Mapping[str, Any], ctx: ConvertContext) -> Derived:
+    """A management script (content hashed) with #17 from group assignments and #23 per run state."""
+    script_id = str(raw["id"])
+    out = Derived(entities=[_script_entity(MANAGEMENT_SCRIPT, raw, ctx, "scriptContent")])
+    for group_id in _group_targets(raw):
+        out.add_relationship(make_relationship(GROUP_ASSIGNED_MANAGEMENT_SCRIPT, group_id, script_id))
+    for run in embedded(raw, "deviceRunStates"):
+        device_id = status_device_id(run)
+        if device_id:
+            state = str_or_none(run.get("runState")) or "unknown"
+            out.add_relationship(
+                make_relationship(MANAGEMENT_SCRIPT_MANAGES_DEVICE, script_id, device_id, {"runState": state})
+            )
+    return out
+
+
+# --- endpoint security (intents) --------------------------------------------------------------
+def referenced_app_ids(settings: list[Mapping[str, Any]], known_app_ids: Collection[str]) -> list[str]:
+    """Known mobileApp ids mentioned by intent settings (the #29 rule), in ``known_app_ids`` order."""
+    texts = []
+    for setting in settings:
+        for name in ("valueJson", "value"):
+            value = setting.get(name)
+            if isinstance(value, str) and value:
+                texts.append(value.lower())
+    if not texts:
+        return []
+    blob = "\n".join(texts)
+    return [app_id for app_id in known_app_ids if app_id and app_id.lower() in blob]
+
+
+def convert_intent(
+    raw: Mapping[str, Any], ctx: ConvertContext, known_app_ids: Collection[str] = ()
+) -> Derived:
+    """An endpoint security intent with #12 per device state, findings (#24, #9) for problem
+    states and #29 from settings referencing apps. Setting values are not copied (they may hold
+    secrets); only their count is."""
+    intent_id = str(raw["id"])
+    props = _config_properties(
+        raw,
+        exclude=(
+            "assignments",
+            "deviceStates",
+            "settings",
+            "userStates",
+            "categories",
+            "deviceSettingStateSummaries",
+            "deviceStateSummary",
+            "userStateSummary",
+        ),
+    )
+    settings = embedded(raw, "settings")
+    props["settingsCount"] = len(settings)
+    intent = make_entity(ENDPOINT_SECURITY_SETTING, intent_id, props, ctx)
+    out = Derived(entities=[intent])
+    for state_record in embedded(raw, "deviceStates"):
+        device_id = status_device_id(state_record)
+        state = str_or_none(state_record.get("state")) or "unknown"
+        if device_id:
+            out.add_relationship(
+                make_relationship(DEVICE_ASSIGNED_ENDPOINT_SETTING, device_id, intent_id, {"state": state})
+            )
+        if state in PROBLEM_STATES and str_or_none(state_record.get("id")):
+            finding = _finding(
+                state_record,
+                ctx,
+                state=state,
+                producer=intent,
+                producer_type=ENDPOINT_SECURITY_SETTING,
+                device_id=device_id,
+            )
+            _add_finding(out, finding, device_id, ENDPOINT_SETTING_IDENTIFIED_FINDING, intent_id)
+    for app_id in referenced_app_ids(settings, known_app_ids):
+        out.add_relationship(make_relationship(APPLICATION_HAS_ENDPOINT_SETTING, app_id, intent_id))
+    return out
+
+
+# --- applications -----------------------------------------------------------------------------
+def convert_mobile_app(raw: Mapping[str, Any], ctx: ConvertContext) -> Derived:
+    """A managed application with #26 from its categories and #13 from install statuses."""
+    app_id = str(raw["id"])
+    app = _simple(
+        MANAGED_APPLICATION,
+        raw,
+        ctx,
+        exclude=(
+            "categories",
+            "assignments",
+            "deviceStatuses",
+            "userStatuses",
+            "installSummary",
+            "largeIcon",
+            "contentVersions",
+            "relationships",
+            "assignmentsCount",
+        ),
+    )
+    out = Derived(entities=[app])
+    for category in embedded(raw, "categories"):
+        category_id = str_or_none(category.get("id"))
+        if category_id:
+            out.add_relationship(make_relationship(APP_CATEGORY_HAS_APPLICATION, category_id, app_id))
+    for status in embedded(raw, "deviceStatuses"):
+        device_id = status_device_id(status, id_prefix=app_id)
+        if device_id:
+            out.add_relationship(
+                make_relationship(
+                    DEVICE_ASSIGNED_APPLICATION,
+                    device_id,
+                    app_id,
+                    {
+                        "installState": str_or_none(status.get("installState")),
+                        "installStateDetail": str_or_none(status.get("installStateDetail")),
+                        "errorCode": status.get("errorCode"),
+                    },
+                )
+            )
+    return out
+
+
+def convert_mobile_app_category(raw: Mapping[str, Any], ctx: ConvertContext) -> Derived:
+    """An ``application_category`` entity (its #26 edges come from the apps)."""
+    return Derived(entities=[_simple(APPLICATION_CATEGORY, raw, ctx)])
+
+
+def convert_managed_app_policy(raw: Mapping[str, Any], ctx: ConvertContext) -> Derived:
+    """An application policy with #27 from every targeted app (``apps[].id`` = mobileApp id)."""
+    policy_id = str(raw["id"])
+    policy = _simple(APPLICATION_POLICY, raw, ctx, exclude=("apps", "assignments", "deploymentSummary"))
+    out = Derived(entities=[policy])
+    for app in embedded(raw, "apps"):
+        app_id = str_or_none(app.get("id"))
+        if app_id:
+            out.add_relationship(make_relationship(APPLICATION_ASSIGNED_POLICY, app_id, policy_id))
+    return out
+
+
+def convert_app_configuration(raw: Mapping[str, Any], ctx: ConvertContext) -> Derived:
+    """An application configuration with #28 from ``targetedMobileApps`` and findings (#25, #9)
+    from problem device statuses."""
+    config_id = str(raw["id"])
+    config = _simple(
+        APPLICATION_CONFIGURATION,
+        raw,
+        ctx,
+        exclude=(
+            "deviceStatuses",
+            "userStatuses",
+            "assignments",
+            "settings",
+            "deviceStatusSummary",
+            "userStatusSummary",
+        ),
+    )
+    out = Derived(entities=[config])
+    for app_id in raw.get("targetedMobileApps") or []:
+        if isinstance(app_id, str) and app_id:
+            out.add_relationship(make_relationship(APPLICATION_USES_CONFIGURATION, app_id, config_id))
+    for status in embedded(raw, "deviceStatuses"):
+        state = str_or_none(status.get("status")) or "unknown"
+        if state in PROBLEM_STATES and str_or_none(status.get("id")):
+            device_id = status_device_id(status)
+            finding = _finding(
+                status,
+                ctx,
+                state=state,
+                producer=config,
+                producer_type=APPLICATION_CONFIGURATION,
+                device_id=device_id,
+            )
+            _add_finding(out, finding, device_id, APP_CONFIGURATION_IDENTIFIED_FINDING, config_id)
+    return out
+
+
+# --- dispatch ---------------------------------------------------------------------------------
+_Converter = Callable[[Mapping[str, Any], ConvertContext, IntuneLookups], Derived]
+
+CONVERTERS: dict[str, _Converter] = {
+    MANAGED_DEVICES: lambda raw, ctx, lk: convert_managed_device(raw, ctx, lk.category_ids_by_name),
+    DEVICE_CATEGORIES: lambda raw, ctx, lk: convert_device_category(raw, ctx),
+    DEVICE_COMPLIANCE_POLICIES: lambda raw, ctx, lk: convert_compliance_policy(raw, ctx, lk.user_ids_by_upn),
+    DEVICE_CONFIGURATIONS: lambda raw, ctx, lk: convert_device_configuration(raw, ctx),
+    DEVICE_COMPLIANCE_SCRIPTS: lambda raw, ctx, lk: convert_compliance_script(raw, ctx),
+    DEVICE_MANAGEMENT_SCRIPTS: lambda raw, ctx, lk: convert_management_script(raw, ctx),
+    INTENTS: lambda raw, ctx, lk: convert_intent(raw, ctx, lk.known_app_ids),
+    MOBILE_APPS: lambda raw, ctx, lk: convert_mobile_app(raw, ctx),
+    MOBILE_APP_CATEGORIES: lambda raw, ctx, lk: convert_mobile_app_category(raw, ctx),
+    MANAGED_APP_POLICIES: lambda raw, ctx, lk: convert_managed_app_policy(raw, ctx),
+    MOBILE_APP_CONFIGURATIONS: lambda raw, ctx, lk: convert_app_configuration(raw, ctx),
+}
+"""Collection origin name -> converter with a uniform signature (for the Intune source)."""
+
+
+def convert_intune(
+    collection: str, raw: Mapping[str, Any], ctx: ConvertContext, lookups: IntuneLookups | None = None
+) -> Derived:
+    """Convert one object of an Intune collection; ``KeyError`` for an unknown collection."""
+    return CONVERTERS[collection](raw, ctx, lookups or IntuneLookups())

@@ -1,0 +1,131 @@
+"""Builds the long-lived objects from settings, once, for the daemon and the one-shot commands."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from syncd import metrics
+from syncd.config import Settings
+from syncd.engine import Engine, Source
+from syncd.graph.auth import MsalTokenProvider
+from syncd.graph.client import GraphClient
+from syncd.graph.subscriptions import SubscriptionsApi
+from syncd.j1.client import SyncApiClient
+from syncd.j1.writer import J1Writer
+from syncd.mirror import Mirror
+from syncd.model.convert.common import ConvertContext
+from syncd.sources.account import AccountSource
+from syncd.sources.base import SourceContext
+from syncd.sources.catalog import build_sources, origin_types
+
+
+def ssl_context(ca_file: str | None) -> ssl.SSLContext:
+    """System trust store plus the configured extra CA (simulators, TLS-inspecting proxies)."""
+    ctx = ssl.create_default_context()
+    if ca_file:
+        ctx.load_verify_locations(cafile=ca_file)
+    return ctx
+
+
+def convert_context(settings: Settings) -> ConvertContext:
+    return ConvertContext(
+        tenant_id=settings.graph.tenant_id,
+        account_name=settings.j1.account_name or None,
+        tag_with_account_name=settings.j1.tag_with_account_name,
+        map_users_to_persons=settings.j1.map_users_to_persons,
+        person_match_keys=tuple(settings.j1.person_match_keys),
+        person_skip_target_creation=settings.j1.person_skip_target_creation,
+    )
+
+
+def _on_graph_request(route: str, status: int) -> None:
+    label = metrics.route_template(route)
+    metrics.GRAPH_REQUESTS.labels(route=label, status=str(status)).inc()
+    if status == 429:
+        metrics.GRAPH_THROTTLED.labels(route=label).inc()
+
+
+@dataclass
+class Runtime:
+    """Everything a command needs; closed by `open_runtime`."""
+
+    settings: Settings
+    session: aiohttp.ClientSession
+    mirror: Mirror
+    graph: GraphClient
+    j1: SyncApiClient
+    engine: Engine
+    account: AccountSource
+
+    @property
+    def subscriptions_api(self) -> SubscriptionsApi:
+        return SubscriptionsApi(self.graph)
+
+
+def token_provider(settings: Settings) -> MsalTokenProvider:
+    g = settings.graph
+    return MsalTokenProvider(
+        tenant_id=g.tenant_id,
+        client_id=g.client_id,
+        client_secret=g.client_secret.get() if g.client_secret else None,
+        client_certificate_pem=Path(g.client_certificate).read_text() if g.client_certificate else None,
+        client_certificate_key_pem=g.client_certificate_key.get() if g.client_certificate_key else None,
+        authority_host=g.authority_host,
+        graph_base_url=g.base_url,
+        ca_file=settings.tls.ca_file,
+        timeout=g.request_timeout,
+    )
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings, *, mirror: Mirror | None = None) -> AsyncIterator[Runtime]:
+    """Open the mirror and one HTTP session; close both on exit."""
+    own_mirror = mirror is None
+    if mirror is None:
+        mirror = await Mirror.open(settings.mirror_path)
+    connector = aiohttp.TCPConnector(ssl=ssl_context(settings.tls.ca_file), limit=32)
+    session = aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=settings.graph.request_timeout),
+    )
+    try:
+        graph = GraphClient(
+            session,
+            token_provider(settings),
+            base_url=settings.graph.base_url,
+            request_timeout=settings.graph.request_timeout,
+            on_request=_on_graph_request,
+        )
+        j1 = SyncApiClient(
+            session,
+            base_url=settings.j1.base_url,
+            account_id=settings.j1.account_id,
+            api_key=settings.j1.api_key.get() if settings.j1.api_key else "",
+            request_timeout=settings.j1.request_timeout,
+        )
+        ctx = SourceContext(graph=graph, mirror=mirror, convert=convert_context(settings))
+        account = AccountSource()
+        sources: dict[str, Source] = {"account": account, **build_sources(settings, account)}
+        engine_ref: list[Engine] = []
+        writer = J1Writer(
+            j1,
+            mirror,
+            scope=settings.j1.scope,
+            incremental_mode=settings.j1.incremental_mode,
+            job_timeout=settings.j1.job_timeout,
+            partial_types=lambda: engine_ref[0].partial_types() if engine_ref else [],
+            on_job=lambda mode, status: metrics.J1_JOBS.labels(mode=mode, status=status).inc(),
+        )
+        engine = Engine(ctx, writer, sources, origin_types=origin_types())
+        engine_ref.append(engine)
+        yield Runtime(settings, session, mirror, graph, j1, engine, account)
+    finally:
+        await session.close()
+        if own_mirror:
+            await mirror.close()

@@ -1,0 +1,1 @@
+"""The Microsoft Graph simulator (directory, delta, subscriptions, notifications, auth, faults)."""

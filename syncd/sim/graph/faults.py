@@ -1,0 +1,134 @@
+"""Switchable faults and knobs, plus per-route request counters.
+
+Every fault is off by default and rate-controlled; decisions come from one seeded RNG so a test
+run with the same seed and request order sees the same faults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+DAY = 86400.0
+
+
+@dataclass
+class Faults:
+    """All runtime-switchable behaviour of the Graph simulator (`PUT /_sim/faults`)."""
+
+    seed: int = 0
+    # throttling: 429 with this Retry-After (fractional allowed) at this rate, or for the next N requests
+    throttle_rate: float = 0.0
+    retry_after: str = "1.5"
+    throttle_next: int = 0
+    # 5xx: random 503/504 (503 carries Retry-After when error_retry_after is set)
+    error_rate: float = 0.0
+    error_statuses: list[int] = field(default_factory=lambda: [503, 504])
+    error_retry_after: str | None = "2"
+    error_next: int = 0
+    # transport
+    latency_ms: float = 0.0
+    reset_rate: float = 0.0
+    reset_next: int = 0
+    # delta
+    delta_page_size: int = 200
+    members_slice: int = 100
+    empty_page_rate: float = 0.0
+    replay_rate: float = 0.0
+    delta_token_ttl_seconds: float = 7 * DAY
+    resync_410: bool = False
+    # auth
+    access_token_ttl: int = 3599
+    # subscriptions / notifications
+    allow_http_notification_url: bool = False
+    accept_created_change_type: bool = False
+    subscription_quota: int = 100
+    max_subscription_minutes: int = 41760
+    validation_timeout: float = 10.0
+    notify_drop_rate: float = 0.0
+    notify_delay_seconds: float = 0.0
+    lifecycle_variant: str = "documented"  # or "observed" (organizationId instead of tenantId)
+    lifecycle_lead_seconds: float = 600.0
+
+    def update(self, changes: dict[str, Any]) -> list[str]:
+        """Apply a partial update; returns unknown keys (rejected by the admin API)."""
+        names = {f.name: f for f in dataclasses.fields(self)}
+        unknown = [k for k in changes if k not in names]
+        if unknown:
+            return unknown
+        for k, v in changes.items():
+            current = getattr(self, k)
+            if isinstance(current, bool):
+                v = bool(v)
+            elif isinstance(current, float):
+                v = float(v)
+            elif isinstance(current, int):
+                v = int(v)
+            setattr(self, k, v)
+        return []
+
+    def to_json(self) -> dict[str, Any]:
+        """Current settings as JSON."""
+        return dataclasses.asdict(self)
+
+
+class FaultInjector:
+    """Decides per request whether to inject a fault (seeded, deterministic for a request order)."""
+
+    def __init__(self, faults: Faults) -> None:
+        self.faults = faults
+        self.rng = random.Random(faults.seed)
+
+    def reseed(self) -> None:
+        """Restart the decision sequence from the configured seed."""
+        self.rng = random.Random(self.faults.seed)
+
+    def chance(self, rate: float) -> bool:
+        """True with probability `rate` (no RNG draw when the rate is 0, keeping sequences stable)."""
+        return rate > 0 and self.rng.random() < rate
+
+    def take_next(self, name: str) -> bool:
+        """Consume one forced fault from a `*_next` counter."""
+        n = int(getattr(self.faults, name))
+        if n > 0:
+            setattr(self.faults, name, n - 1)
+            return True
+        return False
+
+    def decide(self) -> str | None:
+        """Which fault (reset, 429, 5xx) hits this request, if any."""
+        f = self.faults
+        if self.take_next("reset_next") or self.chance(f.reset_rate):
+            return "reset"
+        if self.take_next("throttle_next") or self.chance(f.throttle_rate):
+            return "429"
+        if self.take_next("error_next") or self.chance(f.error_rate):
+            statuses = f.error_statuses or [503]
+            return str(statuses[self.rng.randrange(len(statuses))])
+        return None
+
+
+class Counters:
+    """Request counts per route (method + route pattern) and per status."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, dict[str, int]] = {}
+
+    def count(self, route: str, status: int) -> None:
+        """Record one answered request."""
+        c = self.routes.setdefault(route, {"requests": 0, "throttled": 0})
+        c["requests"] += 1
+        if status == 429:
+            c["throttled"] += 1
+        key = str(status)
+        c[key] = c.get(key, 0) + 1
+
+    def total(self, key: str = "requests") -> int:
+        """Sum of one counter over all routes."""
+        return sum(c.get(key, 0) for c in self.routes.values())
+
+    def reset(self) -> None:
+        """Forget all counts."""
+        self.routes.clear()

@@ -1,0 +1,96 @@
+"""Simulators + a syncd configuration pointing at them: shared by the tests, the benches and the demo."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from syncd.config import Settings, load_settings
+from syncd.sim.runner import RunningSims, render_syncd_config, start_simulators
+from syncd.sim.tenant import Tenant
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago (the webhook needs its URL before it listens)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML form for {type(value).__name__}")
+
+
+@dataclass
+class SimHarness:
+    """Running simulators and everything needed to point syncd at them."""
+
+    sims: RunningSims
+    state_dir: Path
+    notifications: bool
+    webhook_port: int
+    client_state: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+
+    @property
+    def tenant(self) -> Tenant:
+        return self.sims.graph.tenant
+
+    @property
+    def scope(self) -> str:
+        return f"syncd-microsoft-365-{self.sims.tenant_id}"
+
+    def config_text(self, extra: dict[str, dict[str, Any]] | None = None) -> str:
+        """The TOML: the simulators' keys, the webhook, the state dir, plus `extra` sections."""
+        sections: dict[str, dict[str, Any]] = tomllib.loads(render_syncd_config(self.sims))
+        sections["webhook"]["listen"] = f"127.0.0.1:{self.webhook_port}"
+        if self.notifications:
+            sections["webhook"]["public_url"] = f"https://127.0.0.1:{self.webhook_port}"
+            sections["webhook"]["client_state"] = self.client_state
+        sections["state"] = {"dir": str(self.state_dir / "syncd")}
+        sections["sync"] = {"debounce": 0.5, "full_resync_interval": 0.0}
+        for name, values in (extra or {}).items():
+            sections.setdefault(name, {}).update(values)
+        lines: list[str] = []
+        for name, values in sections.items():
+            lines.append(f"[{name}]")
+            lines.extend(f"{k} = {_toml_value(v)}" for k, v in values.items())
+            lines.append("")
+        return "\n".join(lines)
+
+    def settings(self, extra: dict[str, dict[str, Any]] | None = None) -> Settings:
+        path = self.state_dir / "syncd.toml"
+        path.write_text(self.config_text(extra))
+        path.chmod(0o600)
+        return load_settings(path, environ={})
+
+    def config_path(self, extra: dict[str, dict[str, Any]] | None = None) -> Path:
+        self.settings(extra)
+        return self.state_dir / "syncd.toml"
+
+    def j1_graph(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """The J1 simulator's stored graph for syncd's scope: (entities by key, relationships by key)."""
+        found = self.sims.j1_state.query_graph(self.scope, None, None)
+        return ({e["_key"]: e for e in found["entities"]}, {r["_key"]: r for r in found["relationships"]})
+
+    async def stop(self) -> None:
+        await self.sims.stop()
+
+
+async def start_harness(
+    tenant: Tenant, state_dir: Path, *, notifications: bool = True, **sim_options: Any
+) -> SimHarness:
+    state_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before any loop work
+    sims = await start_simulators(tenant=tenant, state_dir=state_dir / "sim", **sim_options)
+    return SimHarness(sims=sims, state_dir=state_dir, notifications=notifications, webhook_port=free_port())

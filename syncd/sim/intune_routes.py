@@ -1,0 +1,580 @@
+"""HTTP face of the simulated Intune: Graph GET routes, the admin API, and Graph errors.
+
+Everything Intune lives under ``/{v1.0|beta}/deviceManagement`` and ``/deviceAppManagement``;
+one catch-all route per root parses the rest itself, so availability per Graph version
+(``syncd.sim.intune.COLLECTIONS``) answers exactly like Graph does ("Resource not found for the
+segment ..."). Auth, throttling, latency and request counting belong to the GraphSim middleware
+and apply to these routes unchanged.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from syncd.sim.intune import (
+    COLLECTIONS,
+    NESTED_SUBS,
+    RUN_STATE_SUBS,
+    CollectionSpec,
+    IntuneData,
+    IntuneError,
+)
+
+JSON = dict[str, Any]
+ODATA_CONTENT_TYPE = (
+    "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
+)
+DEFAULT_PAGE_SIZE = 1000
+NOT_APPLICABLE = "Request not applicable to target tenant."
+_VERSIONS = ("v1.0", "beta")
+_ORG_PATH = re.compile(r"/(v1\.0|beta)/organization/([^/]+)")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+# --- Graph error bodies ------------------------------------------------------------------------
+def graph_error(request: web.Request, status: int, code: str, message: str) -> web.Response:
+    """A Graph-shaped error: ``{"error": {"code", "message", "innerError": {...}}}``."""
+    request_id = str(uuid.uuid4())
+    body = {
+        "error": {
+            "code": code,
+            "message": message,
+            "innerError": {
+                "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+                "request-id": request_id,
+                "client-request-id": request.headers.get("client-request-id", request_id),
+            },
+        }
+    }
+    return web.Response(
+        status=status,
+        body=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "request-id": request_id},
+    )
+
+
+def graph_json(request: web.Request, body: JSON, status: int = 200) -> web.Response:
+    """A Graph success response with the OData content type the recordings show."""
+    headers = {"Content-Type": ODATA_CONTENT_TYPE, "request-id": str(uuid.uuid4())}
+    if "client-request-id" in request.headers:
+        headers["client-request-id"] = request.headers["client-request-id"]
+    return web.Response(status=status, body=json.dumps(body).encode(), headers=headers)
+
+
+def _segment_not_found(request: web.Request, segment: str) -> web.Response:
+    return graph_error(request, 400, "BadRequest", f"Resource not found for the segment '{segment}'.")
+
+
+def _not_found(request: web.Request, what: str) -> web.Response:
+    return graph_error(request, 404, "ResourceNotFound", f"Resource not found: {what}")
+
+
+# --- query options -----------------------------------------------------------------------------
+class _QueryError(Exception):
+    pass
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split ``a,b($select=x,y),c`` on the commas outside parentheses."""
+    parts: list[str] = []
+    depth = 0
+    cur: list[str] = []
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(ch)
+    if "".join(cur).strip():
+        parts.append("".join(cur).strip())
+    return [p for p in parts if p]
+
+
+def _parse_select(text: str | None) -> list[str] | None:
+    if not text:
+        return None
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def _parse_expand(text: str | None) -> dict[str, list[str] | None]:
+    """``$expand`` items -> nested ``$select`` (None = every property)."""
+    out: dict[str, list[str] | None] = {}
+    for item in _split_top_level(text or ""):
+        m = re.fullmatch(r"([A-Za-z]+)\s*(?:\((.*)\))?", item)
+        if not m:
+            raise _QueryError(f"Invalid $expand item '{item}'.")
+        nested_select: list[str] | None = None
+        for opt in (m.group(2) or "").split(";"):
+            opt = opt.strip()
+            if opt.startswith("$select="):
+                nested_select = _parse_select(opt[len("$select=") :])
+        out[m.group(1)] = nested_select
+    return out
+
+
+def _project(obj: JSON, select: list[str] | None) -> JSON:
+    """``$select``: the named properties, plus ``@odata.type`` and ``id`` like Graph keeps them."""
+    if select is None:
+        return obj
+    out: JSON = {}
+    if "@odata.type" in obj:
+        out["@odata.type"] = obj["@odata.type"]
+    if "id" in obj:
+        out["id"] = obj["id"]
+    for key in select:
+        if key in obj:
+            out[key] = obj[key]
+    return out
+
+
+def _decode_skiptoken(token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        offset = int(base64.urlsafe_b64decode(token.encode() + b"==").decode().removeprefix("o:"))
+    except (ValueError, binascii.Error) as exc:
+        raise _QueryError("The $skiptoken is not valid.") from exc
+    if offset < 0:
+        raise _QueryError("The $skiptoken is not valid.")
+    return offset
+
+
+def _encode_skiptoken(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode().rstrip("=")
+
+
+# --- the Graph handler -------------------------------------------------------------------------
+class IntuneGraphRoutes:
+    """Serves every Intune GET path of the contract table from ``sim.tenant.intune``."""
+
+    def __init__(self, sim: Any, page_size: int = DEFAULT_PAGE_SIZE) -> None:
+        self.sim = sim
+        self.page_size = page_size
+
+    @property
+    def intune(self) -> IntuneData | None:
+        tenant = getattr(self.sim, "tenant", None)
+        return getattr(tenant, "intune", None) if tenant is not None else None
+
+    def _page_size(self) -> int:
+        return int(getattr(self.sim, "intune_page_size", None) or self.page_size)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        intune = self.intune
+        if intune is None:
+            return graph_error(request, 400, "BadRequest", NOT_APPLICABLE)
+        parts = [p for p in request.path.split("/") if p]
+        ver, root, segs = parts[0], parts[1], parts[2:]
+        try:
+            return self._dispatch(request, intune, ver, root, segs)
+        except _QueryError as exc:
+            return graph_error(request, 400, "BadRequest", str(exc))
+
+    def _dispatch(
+        self, request: web.Request, intune: IntuneData, ver: str, root: str, segs: list[str]
+    ) -> web.StreamResponse:
+        if not segs:
+            return self._root_entity(request, intune, ver, root)
+        if root == "deviceManagement" and segs == ["subscriptionState"]:
+            if ver != "beta":
+                return _segment_not_found(request, segs[0])
+            return graph_json(
+                request,
+                {
+                    "@odata.context": f"{self._base(request, ver)}/$metadata"
+                    "#deviceManagement/subscriptionState",
+                    "value": intune.subscription_state,
+                },
+            )
+        spec = COLLECTIONS.get(segs[0])
+        if spec is None or spec.root != root or ver not in spec.versions:
+            return _segment_not_found(request, segs[0])
+        if len(segs) == 1:
+            return self._list(request, intune, ver, spec)
+        oid = segs[1]
+        if intune.get(spec.name, oid) is None:
+            return _not_found(request, f"{spec.name}('{oid}')")
+        if len(segs) == 2:
+            return self._entity(request, intune, ver, spec, oid)
+        sub = segs[2]
+        if sub not in spec.subs or ver not in spec.subs[sub]:
+            return _segment_not_found(request, sub)
+        if len(segs) == 3:
+            return self._sub_list(request, intune, ver, spec, oid, sub)
+        items = intune.sub(spec.name, oid, sub)
+        item = next((x for x in items if str(x.get("id")) == segs[3]), None)
+        if item is None:
+            return _not_found(request, f"{sub}('{segs[3]}')")
+        nested = NESTED_SUBS.get((spec.name, sub))
+        ctx = f"{self._base(request, ver)}/$metadata#{root}/{spec.name}('{oid}')/{sub}"
+        if len(segs) == 4:
+            expand = _parse_expand(request.query.get("$expand"))
+            shaped = self._shape_sub_item(intune, spec, sub, item, expand)
+            return graph_json(
+                request,
+                {
+                    "@odata.context": f"{ctx}/$entity",
+                    **_project(shaped, _parse_select(request.query.get("$select"))),
+                },
+            )
+        if len(segs) == 5 and nested is not None and segs[4] == nested:
+            values = list(item.get(nested) or [])
+            return self._paged(request, values, f"{ctx}('{segs[3]}')/{nested}", None)
+        return _segment_not_found(request, segs[4] if len(segs) > 4 else segs[-1])
+
+    # responses
+    def _base(self, request: web.Request, ver: str) -> str:
+        return f"{request.url.origin()}/{ver}"
+
+    def _root_entity(self, request: web.Request, intune: IntuneData, ver: str, root: str) -> web.Response:
+        select = _parse_select(request.query.get("$select"))
+        if root == "deviceManagement":
+            entity: JSON = {
+                "id": intune.intune_account_id,
+                "intuneAccountId": intune.intune_account_id,
+                "subscriptionState": intune.subscription_state,
+                "settings": {
+                    "deviceComplianceCheckinThresholdDays": 30,
+                    "isScheduledActionEnabled": True,
+                    "secureByDefault": False,
+                },
+            }
+        else:
+            entity = {
+                "id": intune.intune_account_id,
+                "microsoftStoreForBusinessLastSuccessfulSyncDateTime": None,
+            }
+        ctx = f"{self._base(request, ver)}/$metadata#{root}"
+        if select:
+            ctx += f"({','.join(select)})"
+            entity = {k: entity[k] for k in select if k in entity}
+        return graph_json(request, {"@odata.context": ctx, **entity})
+
+    def _expand_for(
+        self, spec: CollectionSpec, ver: str, request: web.Request
+    ) -> dict[str, list[str] | None]:
+        expand = _parse_expand(request.query.get("$expand"))
+        for name in expand:
+            if name not in spec.subs or ver not in spec.subs[name]:
+                raise _QueryError(f"Could not find a property named '{name}' on type '{spec.name}'.")
+        return expand
+
+    def _shape(
+        self,
+        intune: IntuneData,
+        spec: CollectionSpec,
+        obj: JSON,
+        expand: dict[str, list[str] | None],
+        select: list[str] | None,
+    ) -> JSON:
+        out = _project(obj, select)
+        if expand:
+            out = dict(out)
+            for name, nested_select in expand.items():
+                out[name] = [
+                    _project(self._shape_sub_item(intune, spec, name, x, {}), nested_select)
+                    for x in intune.sub(spec.name, obj["id"], name)
+                ]
+        return out
+
+    def _shape_sub_item(
+        self,
+        intune: IntuneData,
+        spec: CollectionSpec,
+        sub: str,
+        item: JSON,
+        expand: dict[str, list[str] | None],
+    ) -> JSON:
+        """Hide the embedded parts a real sub-resource item only shows under ``$expand``."""
+        nested = NESTED_SUBS.get((spec.name, sub))
+        if nested is not None:
+            if nested in expand:
+                return {**item, nested: [_project(x, expand[nested]) for x in item.get(nested) or []]}
+            return {k: v for k, v in item.items() if k != nested}
+        if (spec.name, sub) in RUN_STATE_SUBS:
+            base = {k: v for k, v in item.items() if k != "managedDevice"}
+            if "managedDevice" in expand:
+                ref = item.get("managedDevice") or {}
+                device = intune.get("managedDevices", str(ref.get("id")))
+                full = device if device is not None else ref
+                base["managedDevice"] = (
+                    _project(full, expand["managedDevice"]) if expand["managedDevice"] else full
+                )
+            return base
+        return item
+
+    def _list(self, request: web.Request, intune: IntuneData, ver: str, spec: CollectionSpec) -> web.Response:
+        select = _parse_select(request.query.get("$select"))
+        expand = self._expand_for(spec, ver, request)
+        ctx = f"{self._base(request, ver)}/$metadata#{spec.root}/{spec.name}{_ctx_suffix(select, expand)}"
+        objs = intune.list(spec.name)
+        return self._paged(request, objs, ctx, lambda o: self._shape(intune, spec, o, expand, select))
+
+    def _entity(
+        self, request: web.Request, intune: IntuneData, ver: str, spec: CollectionSpec, oid: str
+    ) -> web.Response:
+        select = _parse_select(request.query.get("$select"))
+        expand = self._expand_for(spec, ver, request)
+        obj = intune.get(spec.name, oid)
+        assert obj is not None
+        suffix = _ctx_suffix(select, expand)
+        ctx = f"{self._base(request, ver)}/$metadata#{spec.root}/{spec.name}{suffix}/$entity"
+        return graph_json(request, {"@odata.context": ctx, **self._shape(intune, spec, obj, expand, select)})
+
+    def _sub_list(
+        self, request: web.Request, intune: IntuneData, ver: str, spec: CollectionSpec, oid: str, sub: str
+    ) -> web.Response:
+        select = _parse_select(request.query.get("$select"))
+        expand = _parse_expand(request.query.get("$expand"))
+        nested = NESTED_SUBS.get((spec.name, sub))
+        allowed = {nested} if nested else ({"managedDevice"} if (spec.name, sub) in RUN_STATE_SUBS else set())
+        for name in expand:
+            if name not in allowed:
+                raise _QueryError(f"Could not find a property named '{name}' on type '{sub}'.")
+        ctx = f"{self._base(request, ver)}/$metadata#{spec.root}/{spec.name}('{oid}')/{sub}"
+        if select or expand:
+            ctx += _ctx_suffix(select, expand)
+        items = intune.sub(spec.name, oid, sub)
+        return self._paged(
+            request,
+            items,
+            ctx,
+            lambda x: _project(self._shape_sub_item(intune, spec, sub, x, expand), select),
+        )
+
+    def _paged(
+        self, request: web.Request, items: list[JSON], ctx: str, shape: Callable[[JSON], JSON] | None
+    ) -> web.Response:
+        """One page of ``items``; ``@odata.count`` on the first page, ``@odata.nextLink`` while more."""
+        offset = _decode_skiptoken(request.query.get("$skiptoken"))
+        top_raw = request.query.get("$top")
+        size = self._page_size()
+        if top_raw is not None:
+            try:
+                size = int(top_raw)
+            except ValueError as exc:
+                raise _QueryError(f"Invalid value '{top_raw}' for $top.") from exc
+            if size < 0:
+                raise _QueryError(f"Invalid value '{top_raw}' for $top.")
+        page = items[offset : offset + size]
+        body: JSON = {"@odata.context": ctx}
+        if offset == 0:
+            body["@odata.count"] = len(items)
+        if offset + size < len(items) and size > 0:
+            body["@odata.nextLink"] = str(
+                request.url.update_query({"$skiptoken": _encode_skiptoken(offset + size)})
+            )
+        body["value"] = [shape(x) for x in page] if shape is not None else list(page)
+        return graph_json(request, body)
+
+    # /organization/{id}?$select=mobileDeviceManagementAuthority
+    async def organization_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Answers the MDM-authority read of ``/organization/{id}`` (Intune-owned property).
+
+        A middleware rather than a route so it coexists with the directory simulator's own
+        ``/organization`` routes; it runs inside the GraphSim middlewares (auth, throttling).
+        """
+        m = _ORG_PATH.fullmatch(request.path)
+        select = _parse_select(request.query.get("$select")) or []
+        if request.method != "GET" or m is None or "mobileDeviceManagementAuthority" not in select:
+            return await handler(request)
+        tenant = getattr(self.sim, "tenant", None)
+        ver, org_id = m.group(1), m.group(2)
+        if tenant is None or org_id.lower() != str(getattr(tenant, "tenant_id", "")).lower():
+            return graph_error(
+                request,
+                404,
+                "Request_ResourceNotFound",
+                f"Resource '{org_id}' does not exist or one of its queried reference-property objects "
+                "are not present.",
+            )
+        intune = self.intune
+        if intune is None:
+            return graph_error(request, 400, "BadRequest", NOT_APPLICABLE)
+        org = dict(getattr(tenant, "organization", None) or {})
+        org["mobileDeviceManagementAuthority"] = intune.mdm_authority
+        body: JSON = {
+            "@odata.context": f"{self._base(request, ver)}/$metadata#organization({','.join(select)})/$entity"
+        }
+        body.update({k: org[k] for k in select if k in org})
+        return graph_json(request, body)
+
+
+def _ctx_suffix(select: list[str] | None, expand: dict[str, list[str] | None]) -> str:
+    parts = list(select or []) + [f"{name}()" for name in expand]
+    return f"({','.join(parts)})" if parts else ""
+
+
+def register_intune_routes(
+    app: web.Application, sim: Any, *, page_size: int = DEFAULT_PAGE_SIZE, batch: bool = True
+) -> IntuneGraphRoutes:
+    """Add the Intune GET routes (v1.0 + beta), the MDM-authority read and, by default, ``$batch``.
+
+    ``sim`` needs a ``tenant`` attribute (read on every request) whose ``intune`` is an
+    ``IntuneData`` or None; ``sim.intune_page_size`` overrides ``page_size`` when set.
+    """
+    routes = IntuneGraphRoutes(sim, page_size)
+    r = app.router
+    ver = r"{ver:v1\.0|beta}"
+    # One route per contract path (per-route request counters stay meaningful); the handler
+    # re-reads the path and applies per-version availability itself.
+    for root in ("deviceManagement", "deviceAppManagement"):
+        r.add_get(f"/{ver}/{root}", routes.handle)
+    r.add_get(f"/{ver}/deviceManagement/subscriptionState", routes.handle)
+    for spec in COLLECTIONS.values():
+        base = f"/{ver}/{spec.root}/{spec.name}"
+        r.add_get(base, routes.handle)
+        r.add_get(base + "/{id}", routes.handle)
+        for sub in spec.subs:
+            r.add_get(f"{base}/{{id}}/{sub}", routes.handle)
+            r.add_get(f"{base}/{{id}}/{sub}/{{item}}", routes.handle)
+            nested = NESTED_SUBS.get((spec.name, sub))
+            if nested:
+                r.add_get(f"{base}/{{id}}/{sub}/{{item}}/{nested}", routes.handle)
+    # Anything else under the Intune roots: Graph's "Resource not found for the segment".
+    r.add_get(f"/{ver}/{{root:deviceManagement|deviceAppManagement}}/{{tail:.+}}", routes.handle)
+
+    @web.middleware
+    async def mdm_authority(request: web.Request, handler: Handler) -> web.StreamResponse:
+        return await routes.organization_middleware(request, handler)
+
+    app.middlewares.append(mdm_authority)
+    if batch:
+        from syncd.sim.graph_batch import register_batch_routes
+
+        register_batch_routes(app)
+    return routes
+
+
+# --- admin API ---------------------------------------------------------------------------------
+def _admin_json(body: Any, status: int = 200) -> web.Response:
+    return web.json_response(body, status=status)
+
+
+def _admin_error(exc: IntuneError) -> web.Response:
+    return web.json_response({"error": exc.message}, status=exc.status)
+
+
+async def _read_json(request: web.Request) -> Any:
+    try:
+        return await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise IntuneError(400, f"body is not JSON: {exc}") from exc
+
+
+def register_intune_admin_routes(app: web.Application, sim: Any) -> None:
+    """``/_sim/intune/...``: inspect and mutate the simulated Intune data (no Graph auth)."""
+
+    def data() -> IntuneData:
+        intune = getattr(sim.tenant, "intune", None)
+        if intune is None:
+            raise IntuneError(409, "this tenant has no Intune (PUT /_sim/intune to add it)")
+        return intune  # type: ignore[no-any-return]
+
+    def guarded(fn: Callable[[web.Request], Awaitable[web.Response]]) -> Handler:
+        async def wrapper(request: web.Request) -> web.StreamResponse:
+            try:
+                return await fn(request)
+            except IntuneError as exc:
+                return _admin_error(exc)
+
+        return wrapper
+
+    async def summary(request: web.Request) -> web.Response:
+        intune = getattr(sim.tenant, "intune", None)
+        if intune is None:
+            return _admin_json({"enabled": False})
+        return _admin_json(
+            {"enabled": True, "intuneAccountId": intune.intune_account_id, "counts": intune.counts()}
+        )
+
+    async def replace(request: web.Request) -> web.Response:
+        body = await _read_json(request)
+        try:
+            sim.tenant.intune = IntuneData.from_json(body)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IntuneError(400, f"not an Intune section: {exc}") from exc
+        return await summary(request)
+
+    async def remove(request: web.Request) -> web.Response:
+        sim.tenant.intune = None
+        return web.Response(status=204)
+
+    async def list_ids(request: web.Request) -> web.Response:
+        coll = request.match_info["coll"]
+        ids = [o["id"] for o in data().list(coll)]
+        return _admin_json({"collection": coll, "count": len(ids), "ids": ids})
+
+    async def create(request: web.Request) -> web.Response:
+        body = await _read_json(request)
+        if not isinstance(body, dict):
+            raise IntuneError(400, "body must be a JSON object")
+        return _admin_json(data().create(request.match_info["coll"], body), 201)
+
+    async def get_one(request: web.Request) -> web.Response:
+        return _admin_json(data().embedded(request.match_info["coll"], request.match_info["id"]))
+
+    async def patch(request: web.Request) -> web.Response:
+        body = await _read_json(request)
+        if not isinstance(body, dict):
+            raise IntuneError(400, "body must be a JSON object")
+        return _admin_json(data().update(request.match_info["coll"], request.match_info["id"], body))
+
+    async def delete(request: web.Request) -> web.Response:
+        data().delete(request.match_info["coll"], request.match_info["id"])
+        return web.Response(status=204)
+
+    async def add_sub(request: web.Request) -> web.Response:
+        body = await _read_json(request)
+        if not isinstance(body, dict):
+            raise IntuneError(400, "body must be a JSON object")
+        m = request.match_info
+        return _admin_json(data().add_sub(m["coll"], m["id"], m["sub"], body), 201)
+
+    async def delete_sub(request: web.Request) -> web.Response:
+        m = request.match_info
+        data().delete_sub(m["coll"], m["id"], m["sub"], m["item"])
+        return web.Response(status=204)
+
+    async def compliance(request: web.Request) -> web.Response:
+        body = await _read_json(request)
+        if not isinstance(body, dict) or not isinstance(body.get("complianceState"), str):
+            raise IntuneError(400, 'body must be {"complianceState": "..."}')
+        intune = data()
+        device_id = request.match_info["id"]
+        policy_ids = body.get("policyIds")
+        device = intune.set_compliance(device_id, body["complianceState"], policy_ids)
+        entra_id = intune.entra_object_id(sim.tenant, device_id)
+        is_compliant = body["complianceState"] == "compliant"
+        if entra_id is not None:
+            sim.tenant.update("devices", entra_id, {"isCompliant": is_compliant})
+        return _admin_json(
+            {"managedDevice": device, "entraDeviceObjectId": entra_id, "isCompliant": is_compliant}
+        )
+
+    r = app.router
+    r.add_get("/_sim/intune", guarded(summary))
+    r.add_put("/_sim/intune", guarded(replace))
+    r.add_delete("/_sim/intune", guarded(remove))
+    r.add_post("/_sim/intune/managedDevices/{id}/compliance", guarded(compliance))
+    r.add_get("/_sim/intune/{coll}", guarded(list_ids))
+    r.add_post("/_sim/intune/{coll}", guarded(create))
+    r.add_get("/_sim/intune/{coll}/{id}", guarded(get_one))
+    r.add_patch("/_sim/intune/{coll}/{id}", guarded(patch))
+    r.add_delete("/_sim/intune/{coll}/{id}", guarded(delete))
+    r.add_post("/_sim/intune/{coll}/{id}/{sub}", guarded(add_sub))
+    r.add_delete("/_sim/intune/{coll}/{id}/{sub}/{item}", guarded(delete_sub))

@@ -1,0 +1,1 @@
+"""What to fetch from Graph, per source family: directory delta rounds, the account, Intune polls."""

@@ -1,0 +1,57 @@
+"""What every source round shares: its context and its report."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from syncd.graph.client import GraphClient
+    from syncd.mirror import Mirror
+    from syncd.model.convert.common import ConvertContext
+    from syncd.sources.alerting import AlertPipeline
+
+
+@dataclass
+class SourceContext:
+    """Everything a round needs, injected so rounds stay testable."""
+
+    graph: GraphClient
+    mirror: Mirror
+    convert: ConvertContext
+    alerts: AlertPipeline | None = None
+
+
+@dataclass
+class RoundReport:
+    """What one round did: logged as one structured event, fed to metrics and status."""
+
+    origin: str
+    kind: str
+    """"delta", "full" or "poll"."""
+    pages: int = 0
+    objects: int = 0
+    removed: int = 0
+    changes: int = 0
+    outbox_added: int = 0
+    alerts: int = 0
+    started: float = field(default_factory=time.time)
+    duration: float = 0.0
+    changed_ids: list[str] = field(default_factory=list)
+    """Ids of changed raw objects, for follow-ups (Entra device → managed device re-fetch)."""
+    baseline: bool = False
+
+    def as_log(self) -> dict[str, Any]:
+        return {
+            "origin": self.origin,
+            "kind": self.kind,
+            "pages": self.pages,
+            "objects": self.objects,
+            "removed": self.removed,
+            "changes": self.changes,
+            "outbox_added": self.outbox_added,
+            "alerts": self.alerts,
+            "baseline": self.baseline,
+            "duration_s": round(self.duration, 3),
+        }

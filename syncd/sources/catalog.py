@@ -1,0 +1,89 @@
+"""Which round units (origins) exist for the configured `[sync] sources`, and what types each produces."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from syncd.model import schema as m
+from syncd.sources.directory import DeltaSource, directory_sources
+
+if TYPE_CHECKING:
+    from syncd.config import Settings
+    from syncd.engine import Source
+    from syncd.sources.account import AccountSource
+
+PERSON_MAPPING_TYPE = m.generate_relationship_type(m.USER_IS_PERSON_CLASS, m.USER.type, "person")
+
+DIRECTORY_ORIGINS: dict[str, list[str]] = {
+    "account": [m.ACCOUNT.type],
+    "users": [m.USER.type, m.ACCOUNT_HAS_USER.type, PERSON_MAPPING_TYPE],
+    "groups": [
+        m.GROUP.type,
+        m.GROUP_MEMBER.type,
+        m.ACCOUNT_HAS_GROUP.type,
+        m.GROUP_HAS_USER.type,
+        m.GROUP_HAS_GROUP.type,
+        m.GROUP_HAS_MEMBER.type,
+    ],
+    "devices": [],
+}
+"""origin → the `_type`s its rounds produce (for `partialDatasets`)."""
+
+SOURCE_ORIGINS: dict[str, list[str]] = {
+    m.SOURCE_USERS: ["users"],
+    m.SOURCE_GROUPS: ["groups"],
+    m.SOURCE_DEVICES: ["devices"],
+    m.SOURCE_COMPLIANCE: [],
+    m.SOURCE_CONFIGURATIONS: [],
+    m.SOURCE_APPLICATIONS: [],
+    m.SOURCE_SCRIPTS: [],
+    m.SOURCE_ENDPOINT_SECURITY: [],
+}
+"""`[sync] sources` switch → origins it turns on."""
+
+
+def origin_types() -> dict[str, list[str]]:
+    types = dict(DIRECTORY_ORIGINS)
+    try:
+        from syncd.sources.intune import INTUNE_ORIGIN_TYPES
+    except ImportError:
+        return types
+    types.update(INTUNE_ORIGIN_TYPES)
+    return types
+
+
+def enabled_origins(settings: Settings) -> list[str]:
+    origins: list[str] = []
+    for source in settings.sync.sources:
+        origins.extend(source_origins(source))
+    return origins
+
+
+def source_origins(source: str) -> list[str]:
+    origins = list(SOURCE_ORIGINS.get(source, []))
+    try:
+        from syncd.sources.intune import INTUNE_SOURCE_ORIGINS
+    except ImportError:
+        return origins
+    return origins + list(INTUNE_SOURCE_ORIGINS.get(source, []))
+
+
+def disabled_origins(settings: Settings) -> list[str]:
+    enabled = set(enabled_origins(settings))
+    every = {o for s in m.ALL_SOURCES for o in source_origins(s)}
+    return sorted(every - enabled)
+
+
+def build_sources(settings: Settings, account: AccountSource) -> dict[str, Source]:
+    """The enabled round units, keyed by origin (the account is added by the caller)."""
+    sources: dict[str, Source] = {}
+    directory: dict[str, DeltaSource] = directory_sources()
+    for origin in enabled_origins(settings):
+        if origin in directory:
+            sources[origin] = directory[origin]
+    try:
+        from syncd.sources.intune import build_intune_sources
+    except ImportError:
+        return sources
+    sources.update(build_intune_sources(settings, account, set(enabled_origins(settings))))
+    return sources

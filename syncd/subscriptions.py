@@ -1,0 +1,194 @@
+"""Keeps Graph change-notification subscriptions for users and groups alive.
+
+Ids and expiry live in the mirror so a restart reuses them (no duplicates). A subscription is
+renewed at about half its lifetime, recreated when Graph says 404, and reauthorized when Graph
+sends `reauthorizationRequired`. The clientState itself is never stored, only its hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from syncd import metrics
+from syncd.graph.errors import GraphError, NotFound
+from syncd.graph.subscriptions import SubscriptionsApi, max_expiration
+from syncd.mirror import Mirror
+
+log = structlog.get_logger(__name__)
+
+CHANGE_TYPE = "updated,deleted"
+RESOURCES = ("users", "groups")
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.replace("Z", "+00:00")
+    if "." in text:
+        head, _, tail = text.partition(".")
+        frac = "".join(ch for ch in tail if ch.isdigit())
+        zone = tail[len(frac) :]
+        text = f"{head}.{frac[:6]}{zone}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class SubscriptionManager:
+    """Create, reuse, renew and reauthorize the daemon's subscriptions."""
+
+    def __init__(
+        self,
+        api: SubscriptionsApi,
+        mirror: Mirror,
+        *,
+        notification_url: str,
+        lifecycle_url: str,
+        client_state: str,
+        resources: Sequence[str] = RESOURCES,
+        lifetime: timedelta | None = None,
+        on_wake: Callable[[str], Awaitable[None]] | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.api = api
+        self.mirror = mirror
+        self.notification_url = notification_url
+        self.lifecycle_url = lifecycle_url
+        self._client_state = client_state
+        self.client_state_hash = hashlib.sha256(client_state.encode()).hexdigest()
+        self.resources = list(resources)
+        self.lifetime = lifetime
+        self.on_wake = on_wake
+        self.now = now
+
+    def _lifetime(self, resource: str) -> timedelta:
+        limit = max_expiration(resource) - timedelta(minutes=5)
+        return min(self.lifetime, limit) if self.lifetime else limit
+
+    async def ensure(self) -> dict[str, str]:
+        """One live subscription per resource: reuse the stored one if Graph still has it."""
+        stored = {s["resource"]: s for s in await self.mirror.list_subscriptions()}
+        result: dict[str, str] = {}
+        for resource in self.resources:
+            record = stored.get(resource)
+            sub_id = await self._reuse(record) if record else None
+            if sub_id is None:
+                sub_id = await self._create(resource)
+            result[resource] = sub_id
+        await self.update_metrics()
+        return result
+
+    async def _reuse(self, record: dict[str, Any]) -> str | None:
+        sub_id = str(record["id"])
+        expires = _parse_time(record.get("expiration"))
+        if (
+            record.get("client_state_hash") != self.client_state_hash
+            or expires is None
+            or expires <= self.now()
+        ):
+            await self._forget(sub_id, delete_remote=True)
+            return None
+        try:
+            remote = await self.api.get(sub_id)
+        except NotFound:
+            await self.mirror.delete_subscription(sub_id)
+            return None
+        if remote.get("notificationUrl") != self.notification_url:
+            await self._forget(sub_id, delete_remote=True)
+            return None
+        log.info("subscription reused", resource=record["resource"], subscription_id=sub_id)
+        return sub_id
+
+    async def _create(self, resource: str) -> str:
+        expiration = self.now() + self._lifetime(resource)
+        created = await self.api.create(
+            resource, CHANGE_TYPE, self.notification_url, self.lifecycle_url, self._client_state, expiration
+        )
+        sub_id = str(created["id"])
+        actual = _parse_time(created.get("expirationDateTime")) or expiration
+        await self.mirror.save_subscription(sub_id, resource, actual, self.client_state_hash)
+        log.info(
+            "subscription created", resource=resource, subscription_id=sub_id, expires=actual.isoformat()
+        )
+        return sub_id
+
+    async def _forget(self, sub_id: str, *, delete_remote: bool) -> None:
+        if delete_remote:
+            try:
+                await self.api.delete(sub_id)
+            except GraphError as exc:
+                log.debug("subscription delete failed", subscription_id=sub_id, status=exc.status)
+        await self.mirror.delete_subscription(sub_id)
+
+    async def renew_due(self) -> int:
+        """Renew subscriptions past half of their lifetime; recreate the ones Graph lost."""
+        renewed = 0
+        for record in await self.mirror.list_subscriptions():
+            resource = str(record["resource"])
+            expires = _parse_time(record.get("expiration"))
+            if expires is not None and expires - self.now() > self._lifetime(resource) / 2:
+                continue
+            renewed += 1
+            await self.renew(str(record["id"]), resource)
+        await self.update_metrics()
+        return renewed
+
+    async def renew(self, sub_id: str, resource: str) -> str:
+        expiration = self.now() + self._lifetime(resource)
+        try:
+            updated = await self.api.renew(sub_id, expiration)
+        except NotFound:
+            log.warning("subscription vanished, recreating", resource=resource, subscription_id=sub_id)
+            await self.mirror.delete_subscription(sub_id)
+            return await self._create(resource)
+        actual = _parse_time(updated.get("expirationDateTime")) or expiration
+        await self.mirror.save_subscription(sub_id, resource, actual, self.client_state_hash)
+        log.info("subscription renewed", resource=resource, subscription_id=sub_id)
+        return sub_id
+
+    async def handle_lifecycle(self, sub_id: str, event: str) -> None:
+        """`reauthorizationRequired`: reauthorize (or renew); `subscriptionRemoved`: recreate; always wake."""
+        records = {str(r["id"]): r for r in await self.mirror.list_subscriptions()}
+        record = records.get(sub_id)
+        if record is None:
+            log.warning(
+                "lifecycle event for an unknown subscription", subscription_id=sub_id[:64], event=event
+            )
+            return
+        resource = str(record["resource"])
+        if event == "reauthorizationRequired":
+            try:
+                await self.api.reauthorize(sub_id)
+                log.info("subscription reauthorized", resource=resource, subscription_id=sub_id)
+            except NotFound:
+                await self.mirror.delete_subscription(sub_id)
+                await self._create(resource)
+            except GraphError:
+                await self.renew(sub_id, resource)
+        elif event == "subscriptionRemoved":
+            await self.mirror.delete_subscription(sub_id)
+            await self._create(resource)
+        if self.on_wake:
+            await self.on_wake(resource)
+
+    async def delete_all(self) -> int:
+        count = 0
+        for record in await self.mirror.list_subscriptions():
+            await self._forget(str(record["id"]), delete_remote=True)
+            count += 1
+        return count
+
+    async def update_metrics(self) -> None:
+        for record in await self.mirror.list_subscriptions():
+            expires = _parse_time(record.get("expiration"))
+            if expires is not None:
+                metrics.set_subscription_expiry(str(record["resource"]), expires.timestamp())

@@ -1,0 +1,13 @@
+"""Fixtures of the model tests."""
+
+from __future__ import annotations
+
+import pytest
+from tests.model.model_helpers import TENANT_ID
+
+from syncd.model.convert.common import ConvertContext
+
+
+@pytest.fixture
+def ctx() -> ConvertContext:
+    return ConvertContext(tenant_id=TENANT_ID)

@@ -1,0 +1,168 @@
+"""Configuration: every problem reported once, clearly, without secrets; overrides and credentials."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from syncd.config import ConfigError, Secret, load_settings
+
+SECRET = "s3cr3t-VALUE-never-shown"
+BASE = {
+    "SYNCD_GRAPH_TENANT_ID": "11111111-2222-3333-4444-555555555555",
+    "SYNCD_GRAPH_CLIENT_ID": "app",
+    "SYNCD_GRAPH_CLIENT_SECRET": SECRET,
+    "SYNCD_J1_ACCOUNT_ID": "acct",
+    "SYNCD_J1_API_KEY": SECRET + "-j1",
+}
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "syncd.toml"
+    path.write_text(text)
+    return path
+
+
+def test_minimal_environment_config_and_defaults() -> None:
+    s = load_settings(None, environ=BASE)
+    assert s.graph.authority_host == "https://login.microsoftonline.com"
+    assert s.graph.base_url == "https://graph.microsoft.com"
+    assert s.j1.base_url == "https://api.us.jupiterone.io"
+    assert s.j1.scope == "syncd-microsoft-365-11111111-2222-3333-4444-555555555555"
+    assert isinstance(s.graph.client_secret, Secret) and s.graph.client_secret.get() == SECRET
+    assert SECRET not in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("cloud", "authority", "graph"),
+    [
+        ("usgov", "https://login.microsoftonline.us", "https://graph.microsoft.us"),
+        ("usgov-dod", "https://login.microsoftonline.us", "https://dod-graph.microsoft.us"),
+        ("china", "https://login.chinacloudapi.cn", "https://microsoftgraph.chinacloudapi.cn"),
+    ],
+)
+def test_national_cloud_presets_urls(cloud: str, authority: str, graph: str) -> None:
+    s = load_settings(None, environ={**BASE, "SYNCD_GRAPH_CLOUD": cloud})
+    assert (s.graph.authority_host, s.graph.base_url) == (authority, graph)
+
+
+def test_every_problem_is_listed_once_and_secret_free(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        f"""
+[graph]
+tenant_id = "t"
+client_id = "c"
+client_secret = "{SECRET}"
+colour = "blue"
+request_timeout = "soon"
+cloud = "mars"
+[j1]
+account_id = "a"
+api_key = "{SECRET}"
+base_url = "ftp://nope"
+[webhook]
+listen = "nowhere"
+public_url = "https://example.com/hook"
+[sync]
+sources = ["users", "printers"]
+""",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={})
+    problems = info.value.problems
+    text = str(info.value)
+    assert SECRET not in text
+    expected = [
+        "[graph] colour: unknown key",
+        "[graph] request_timeout: expected a number",
+        "[graph] cloud: must be one of",
+        "[j1] base_url: not a valid http(s) URL",
+        "[webhook] listen: expected host:port",
+        "[webhook] client_state: required",
+        "[sync] sources: unknown printers",
+    ]
+    for fragment in expected:
+        assert sum(fragment in p for p in problems) == 1, (fragment, problems)
+
+
+def test_wrong_type_of_secret_is_reported_without_value(tmp_path: Path) -> None:
+    path = _write(tmp_path, "[graph]\nclient_secret = 12345\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={})
+    assert any("[graph] client_secret: must be a string" in p for p in info.value.problems)
+    assert "12345" not in str(info.value)
+
+
+def test_environment_overrides_file_and_unknown_variables_are_errors(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[j1]\naccount_id = "from-file"\n')
+    s = load_settings(path, environ={**BASE, "SYNCD_J1_ACCOUNT_ID": "from-env"})
+    assert s.j1.account_id == "from-env"
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={**BASE, "SYNCD_J1_ACOUNT_ID": "typo"})
+    assert info.value.problems == ["SYNCD_J1_ACOUNT_ID: unknown setting"]
+
+
+def test_credentials_directory_supplies_secrets(tmp_path: Path) -> None:
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "client_secret").write_text(SECRET + "\n")
+    (creds / "j1_api_key").write_text("j1key")
+    (creds / "client_state").write_text("state-123")
+    env = {k: v for k, v in BASE.items() if "SECRET" not in k and "API_KEY" not in k}
+    env["CREDENTIALS_DIRECTORY"] = str(creds)
+    s = load_settings(None, environ=env)
+    assert s.graph.client_secret is not None and s.graph.client_secret.get() == SECRET
+    assert s.j1.api_key is not None and s.j1.api_key.get() == "j1key"
+    assert s.webhook.client_state is not None and s.webhook.client_state.get() == "state-123"
+    assert sorted(s.secrets()) == sorted([SECRET, "j1key", "state-123"])
+
+
+def test_state_directory_from_systemd(tmp_path: Path) -> None:
+    s = load_settings(None, environ={**BASE, "STATE_DIRECTORY": str(tmp_path)})
+    assert s.mirror_path == tmp_path / "mirror.sqlite"
+
+
+def test_corrupt_toml_is_a_clear_error(tmp_path: Path) -> None:
+    path = _write(tmp_path, "[graph\ntenant_id = ")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={})
+    assert "not valid TOML" in info.value.problems[0]
+
+
+def test_common_tenant_is_refused() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, environ={**BASE, "SYNCD_GRAPH_TENANT_ID": "common"})
+    assert "business tenant" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["[graph]\nnope = 1\n", "[graph]\nrequest_timeout = 'x'\n", "[j1]\nbase_url = 'not a url'\n", "][\n"],
+)
+def test_cli_exits_non_zero_with_message(tmp_path: Path, content: str) -> None:
+    path = _write(tmp_path, content)
+    proc = subprocess.run(
+        [sys.executable, "-m", "syncd", "-c", str(path), "status"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 78
+    assert "invalid configuration" in proc.stderr or "not valid TOML" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_cli_missing_config_file(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "syncd", "-c", str(tmp_path / "missing.toml"), "status"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 78 and "config file not found" in proc.stderr
