@@ -92,6 +92,8 @@ class J1Settings:
     person_skip_target_creation: bool = True
     job_timeout: float = 600.0
     request_timeout: float = 60.0
+    mapping_interval: float = 300.0
+    """At most this often (seconds) the user → Person mapping scope is re-sent after a change."""
 
 
 @dataclass
@@ -118,6 +120,9 @@ class TlsSettings:
 class SyncSettings:
     sources: list[str] = field(default_factory=lambda: list(ALL_SOURCES))
     safety_net_interval: float = 300.0
+    devices_delta_interval: float = 30.0
+    """Entra devices have no change notifications: their (cheap) delta is polled this often, and a
+    changed device triggers an early re-fetch of its Intune managed device."""
     full_resync_interval: float = 86400.0
     debounce: float = 1.0
     drain_interval: float = 5.0

@@ -66,6 +66,8 @@ class Daemon:
         self.webhook_runner: web.AppRunner | None = None
         self.webhook_url: str | None = None
         self._on_ready: list[Callable[[], None]] = []
+        self.alert_wake = asyncio.Event()
+        self._alert_task: asyncio.Task[None] | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
     async def run(self) -> int:
@@ -79,6 +81,7 @@ class Daemon:
             watchdog = sdnotify.watchdog_interval()
             watchdog_task = asyncio.create_task(sdnotify.watchdog_loop(watchdog)) if watchdog else None
             try:
+                self._start_alert_dispatcher(rt)
                 await self._start_webhook()
                 await self._initial_sync(rt)
                 await self._start_subscriptions(rt)
@@ -123,6 +126,9 @@ class Daemon:
             await self.wakeups.close(timeout=STOP_TIMEOUT)
         if watchdog_task is not None:
             watchdog_task.cancel()
+        if self._alert_task is not None:
+            self._alert_task.cancel()
+            await asyncio.gather(self._alert_task, return_exceptions=True)
 
     async def reload(self) -> None:
         """SIGHUP: reopen logs; take the new log level and intervals when the file still validates."""
@@ -141,6 +147,17 @@ class Daemon:
         log.info("configuration reloaded", level=fresh.log.level)
 
     # --- start-up -------------------------------------------------------------------------
+    def _start_alert_dispatcher(self, rt: Runtime) -> None:
+        """Alert delivery runs on its own task: a receiver that is down never blocks the J1 push."""
+        pipeline = rt.engine.ctx.alerts
+        if pipeline is None or not pipeline.targets:
+            return
+        from syncd.alerts.delivery import AlertDispatcher
+        from syncd.sources.alerting import MirrorAlertStore
+
+        dispatcher = AlertDispatcher(MirrorAlertStore(rt.mirror), pipeline.targets, rt.session)
+        self._alert_task = asyncio.create_task(dispatcher.run_forever(self.alert_wake), name="alerts")
+
     async def _initial_sync(self, rt: Runtime) -> None:
         """First run: a full resync (silent baseline). Later runs: catch up by delta, then drain."""
         if await rt.mirror.get_cursor("full_push") is None:
@@ -228,7 +245,7 @@ class Daemon:
                 id=f"round:{origin}",
                 coalesce=True,
                 max_instances=1,
-                misfire_grace_time=interval,
+                misfire_grace_time=max(1, int(interval)),
             )
         sched.add_job(
             self._retry_push,
@@ -255,7 +272,9 @@ class Daemon:
 
     def _interval(self, origin: str) -> float:
         sync = self.settings.sync
-        if origin in ("users", "groups", "devices"):
+        if origin == "devices":
+            return sync.devices_delta_interval
+        if origin in ("users", "groups"):
             return sync.safety_net_interval
         if origin == "account":
             return max(sync.intune_policies_interval, sync.safety_net_interval)
@@ -279,6 +298,8 @@ class Daemon:
             await self._push()
             return
         report = await self.rt.engine.run_round(key)
+        if report.alerts:
+            self.alert_wake.set()
         if key == "devices" and report.changed_ids and not report.baseline:
             refetch = getattr(
                 self.rt.engine.sources.get("intune:managedDevices"), "refetch_for_entra_devices", None

@@ -21,6 +21,7 @@ from syncd.j1.writer import J1Writer
 from syncd.mirror import Mirror
 from syncd.model.convert.common import ConvertContext
 from syncd.sources.account import AccountSource
+from syncd.sources.alerting import build_alert_pipeline
 from syncd.sources.base import SourceContext
 from syncd.sources.catalog import build_sources, origin_types
 
@@ -109,7 +110,8 @@ async def open_runtime(settings: Settings, *, mirror: Mirror | None = None) -> A
             api_key=settings.j1.api_key.get() if settings.j1.api_key else "",
             request_timeout=settings.j1.request_timeout,
         )
-        ctx = SourceContext(graph=graph, mirror=mirror, convert=convert_context(settings))
+        ctx = SourceContext(graph=graph, mirror=mirror, convert=convert_context(settings),
+                            alerts=build_alert_pipeline(settings))
         account = AccountSource()
         sources: dict[str, Source] = {"account": account, **build_sources(settings, account)}
         engine_ref: list[Engine] = []
@@ -119,6 +121,7 @@ async def open_runtime(settings: Settings, *, mirror: Mirror | None = None) -> A
             scope=settings.j1.scope,
             incremental_mode=settings.j1.incremental_mode,
             job_timeout=settings.j1.job_timeout,
+            mapping_interval=settings.j1.mapping_interval,
             partial_types=lambda: engine_ref[0].partial_types() if engine_ref else [],
             on_job=lambda mode, status: metrics.J1_JOBS.labels(mode=mode, status=status).inc(),
         )

@@ -9,9 +9,11 @@ import structlog
 
 from syncd.config import Settings
 from syncd.runtime import open_runtime
-from syncd.sources.catalog import disabled_origins
+from syncd.sources.catalog import disabled_origins, mark_disabled
 
 log = structlog.get_logger(__name__)
+
+PRUNED_REASON = "source switched off; its data was removed from J1 (resync --prune-disabled)"
 
 
 async def resync_command(settings: Settings, *, prune_disabled: bool = False) -> int:
@@ -19,13 +21,15 @@ async def resync_command(settings: Settings, *, prune_disabled: bool = False) ->
         async with open_runtime(settings) as rt:
             disabled = disabled_origins(settings)
             if prune_disabled:
+                # An empty full round sweeps the origin's rows out of the mirror; the DIFF below
+                # then omits them (and does not list their types as partial): J1 deletes them.
                 for origin in disabled:
                     round_ = await rt.mirror.begin_round(origin, full=True)
                     await round_.commit()
+                    await rt.mirror.set_origin_flag(origin, False, PRUNED_REASON, disabled=True)
                 log.info("pruning the data of switched-off sources", origins=disabled)
             else:
-                for origin in disabled:
-                    rt.engine.partial[origin] = "source switched off in [sync] sources"
+                await mark_disabled(rt.engine, settings)
             report = await rt.engine.resync()
             await rt.mirror.set_cursor("full_push", str(time.time()))
     except Exception as exc:
@@ -37,6 +41,9 @@ async def resync_command(settings: Settings, *, prune_disabled: bool = False) ->
         f"pushed {push.entity_upserts if push else 0} entities and "
         f"{push.relationship_upserts if push else 0} relationships in one DIFF job"
     )
+    if disabled:
+        verb = "removed from J1" if prune_disabled else "kept in J1 as partial (--prune-disabled removes it)"
+        print(f"  switched off: {', '.join(disabled)}: data {verb}")
     for origin, reason in sorted(report.failed.items()):
         print(
             f"  FAILED {origin}: {reason} (its types were sent as partialDatasets: nothing deleted)",

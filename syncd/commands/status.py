@@ -49,15 +49,16 @@ async def status_command(settings: Settings, *, as_json: bool) -> int:
     if as_json:
         print(json.dumps(data, indent=2, default=str, sort_keys=True))
         return 0
-    print(f"{'origin':32} {'state':8} {'last success':>14} {'cursor age':>12}  last error")
+    print(f"{'origin':32} {'state':8} {'last success':>14} {'cursor age':>12}  last error / reason")
     for o in data["origins"]:
-        state = "partial" if o.get("partial") else "ok"
+        state = "partial" if o.get("partial") else "off" if o.get("disabled") else "ok"
+        note = (o.get("reason") if o.get("partial") or o.get("disabled") else None) or o.get("last_error")
         age = o.get("last_success_age_s")
         cursor_age = o.get("cursor_updated_at_age_s")
         print(
             f"{o.get('origin', '?'):32} {state:8} "
             f"{(f'{age:.0f}s ago' if age is not None else 'never'):>14} "
-            f"{(f'{cursor_age:.0f}s' if cursor_age is not None else '-'):>12}  {o.get('last_error') or ''}"
+            f"{(f'{cursor_age:.0f}s' if cursor_age is not None else '-'):>12}  {note or ''}"
         )
     print(f"outbox depth: {data['outbox_depth']}   alert outbox depth: {data['alert_outbox_depth']}")
     for s in data["subscriptions"]:

@@ -1,4 +1,9 @@
-"""`syncd uninstall [--purge-j1]`: subscriptions, optionally the J1 data, then the local state."""
+"""`syncd uninstall [--purge-j1] [--yes]`: subscriptions, optionally the J1 data, then the local state.
+
+Order matters: subscriptions first (Graph stops calling a webhook that is going away), then J1
+(an empty ``DIFF`` job per scope syncd writes: the main scope and ``<scope>-person-mapping``),
+and the local state last, only when every earlier step worked (so a failed run can be repeated).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,9 @@ import shutil
 import sys
 
 from syncd.config import Settings
-from syncd.graph.errors import GraphError
+from syncd.graph.errors import GraphAuthError, GraphError
+from syncd.j1.errors import J1Error
+from syncd.mirror import MirrorError
 from syncd.runtime import open_runtime
 
 
@@ -16,38 +23,56 @@ def _confirm(question: str) -> bool:
     return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
+def j1_scopes(settings: Settings) -> list[str]:
+    """Every J1 scope syncd writes to (see `syncd.j1.writer.J1Writer`): mapping scope first."""
+    return [f"{settings.j1.scope}-person-mapping", settings.j1.scope]
+
+
 async def uninstall_command(settings: Settings, *, purge_j1: bool, assume_yes: bool) -> int:
     failed = False
-    async with open_runtime(settings) as rt:
-        deleted = 0
-        for record in await rt.mirror.list_subscriptions():
-            try:
-                await rt.subscriptions_api.delete(str(record["id"]))
-                deleted += 1
-            except GraphError as exc:
-                if exc.status == 404:
-                    deleted += 1
-                else:
+    try:
+        async with open_runtime(settings) as rt:
+            deleted = 0
+            for record in await rt.mirror.list_subscriptions():
+                try:
+                    await rt.subscriptions_api.delete(str(record["id"]))
+                except GraphAuthError as exc:
                     failed = True
                     print(f"FAIL deleting subscription {record['id']}: {exc}")
-                    continue
-            await rt.mirror.delete_subscription(str(record["id"]))
-        print(f"deleted {deleted} Graph subscription(s)")
-        if purge_j1:
-            job = await rt.j1.run_job(settings.j1.scope, "DIFF", timeout=settings.j1.job_timeout)
-            print(
-                f"removed syncd's data from J1: DIFF job {job.get('id')} with an empty upload on scope "
-                f"{settings.j1.scope!r} ({job.get('numEntitiesDeleted', 0)} entities, "
-                f"{job.get('numRelationshipsDeleted', 0)} relationships deleted)"
-            )
+                    break
+                except GraphError as exc:
+                    if exc.status != 404:  # already gone (expired or deleted by hand): fine
+                        failed = True
+                        print(f"FAIL deleting subscription {record['id']}: {exc}")
+                        continue
+                deleted += 1
+                await rt.mirror.delete_subscription(str(record["id"]))
+            print(f"deleted {deleted} Graph subscription(s)")
+            if purge_j1:
+                for scope in j1_scopes(settings):
+                    try:
+                        job = await rt.j1.run_job(scope, "DIFF", timeout=settings.j1.job_timeout)
+                    except J1Error as exc:
+                        failed = True
+                        print(f"FAIL removing syncd's data from J1 scope {scope!r}: {exc}")
+                        continue
+                    print(
+                        f"removed syncd's data from J1 scope {scope!r}: DIFF job {job.get('id')} with an "
+                        f"empty upload ({job.get('numEntitiesDeleted', 0)} entities, "
+                        f"{job.get('numRelationshipsDeleted', 0)} relationships, "
+                        f"{job.get('numMappedRelationshipsDeleted', 0)} mapped relationships deleted)"
+                    )
+    except MirrorError as exc:
+        print(f"syncd uninstall: {exc} (stop the daemon first: systemctl stop syncd)")
+        return 1
     if failed:
-        print("local state kept because a step failed")
+        print("local state kept because a step failed; fix it and run `syncd uninstall` again")
         return 1
     state = settings.state_dir
     if state.exists():
         if assume_yes or _confirm(f"Remove the local state in {state}?"):
             shutil.rmtree(state)
-            print(f"removed {state}")
+            print(f"removed the local state in {state}")
         else:
             print(f"kept the local state in {state} (pass --yes to remove it)")
     return 0

@@ -33,6 +33,16 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"no TOML form for {type(value).__name__}")
 
 
+def _emit_table(lines: list[str], name: str, values: dict[str, Any]) -> None:
+    """One TOML table, its plain keys first, then its sub-tables (`[alerts.targets.x]`)."""
+    lines.append(f"[{name}]")
+    lines.extend(f"{k} = {_toml_value(v)}" for k, v in values.items() if not isinstance(v, dict))
+    lines.append("")
+    for key, value in values.items():
+        if isinstance(value, dict):
+            _emit_table(lines, f"{name}.{key}", value)
+
+
 @dataclass
 class SimHarness:
     """Running simulators and everything needed to point syncd at them."""
@@ -64,9 +74,7 @@ class SimHarness:
             sections.setdefault(name, {}).update(values)
         lines: list[str] = []
         for name, values in sections.items():
-            lines.append(f"[{name}]")
-            lines.extend(f"{k} = {_toml_value(v)}" for k, v in values.items())
-            lines.append("")
+            _emit_table(lines, name, values)
         return "\n".join(lines)
 
     def settings(self, extra: dict[str, dict[str, Any]] | None = None) -> Settings:

@@ -363,6 +363,65 @@ class IntuneData:
 
 
 # ================================================================================================
+# Recordings
+# ================================================================================================
+
+
+def intune_from_recordings(paths: Sequence[str | Any]) -> IntuneData:
+    """Intune data served back verbatim from recorded exchange files (``shared/fixtures/graph-recorded``).
+
+    Every 200 answer of ``/{ver}/{deviceManagement|deviceAppManagement}/{collection}`` adds its
+    ``value`` objects; ``.../{collection}/{id}/{sub}`` answers become that object's sub-resource.
+    Objects seen in several files are merged (later properties win). The Intune account id is the
+    first segment of a recorded ``{account}_{policy}_{device}`` status id (zero GUID if none).
+    """
+    from pathlib import Path
+    from urllib.parse import urlsplit
+
+    objects: dict[str, dict[str, JSON]] = {name: {} for name in COLLECTIONS}
+    subs: dict[tuple[str, str, str], JSONList] = {}
+    for path in paths:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        for ex in doc.get("exchanges") or []:
+            body = ex.get("body")
+            if (
+                ex.get("status") != 200
+                or not isinstance(body, dict)
+                or not isinstance(body.get("value"), list)
+            ):
+                continue
+            parts = [p for p in urlsplit(str(ex.get("url", ""))).path.split("/") if p]
+            if len(parts) < 3 or parts[0] not in ("v1.0", "beta"):
+                continue
+            spec = COLLECTIONS.get(parts[2])
+            if spec is None or spec.root != parts[1]:
+                continue
+            values = [dict(v) for v in body["value"] if isinstance(v, dict)]
+            if len(parts) == 3:
+                for v in values:
+                    if v.get("id"):
+                        objects[spec.name].setdefault(str(v["id"]), {}).update(v)
+            elif len(parts) == 5 and parts[4] in spec.subs:
+                subs[(spec.name, parts[3], parts[4])] = values
+    account = ZERO_GUID
+    for (coll, _oid, sub), values in subs.items():
+        if sub == "deviceStatuses" and coll != "mobileApps":
+            ids = [str(v.get("id") or "") for v in values if str(v.get("id") or "").count("_") == 2]
+            if ids:
+                account = ids[0].split("_", 1)[0]
+                break
+    data = IntuneData(account)
+    for name, objs in objects.items():
+        for oid, obj in objs.items():
+            embedded = dict(obj)
+            for sub in COLLECTIONS[name].subs:
+                if (name, oid, sub) in subs:
+                    embedded[sub] = subs[(name, oid, sub)]
+            data.create(name, embedded)
+    return data
+
+
+# ================================================================================================
 # Generator
 # ================================================================================================
 

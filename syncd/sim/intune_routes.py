@@ -179,6 +179,9 @@ class IntuneGraphRoutes:
             return graph_error(request, 400, "BadRequest", NOT_APPLICABLE)
         parts = [p for p in request.path.split("/") if p]
         ver, root, segs = parts[0], parts[1], parts[2:]
+        fault = collection_fault(self.sim, segs[0] if segs else "")
+        if fault is not None:
+            return fault(request)
         try:
             return self._dispatch(request, intune, ver, root, segs)
         except _QueryError as exc:
@@ -460,6 +463,43 @@ def register_intune_routes(
     return routes
 
 
+# --- per-collection faults ---------------------------------------------------------------------
+FAULT_KINDS = ("forbidden", "unavailable")
+"""``forbidden``: Graph's 403 ``Authorization_RequestDenied`` (a permission not consented);
+``unavailable``: 503 ``serviceNotAvailable`` on every attempt (a 5xx that outlasts the retries)."""
+
+
+def intune_faults(sim: Any) -> dict[str, set[str]]:
+    """The per-collection faults of ``sim`` (kept on the simulator object, created on first use)."""
+    faults: dict[str, set[str]] | None = getattr(sim, "intune_faults", None)
+    if faults is None:
+        faults = {kind: set() for kind in FAULT_KINDS}
+        sim.intune_faults = faults
+    return faults
+
+
+def collection_fault(sim: Any, collection: str) -> Callable[[web.Request], web.Response] | None:
+    """The error every request under ``collection`` (list, object, sub-resources) gets, if any."""
+    faults: dict[str, set[str]] | None = getattr(sim, "intune_faults", None)
+    if not faults or not collection:
+        return None
+    if collection in faults.get("forbidden", ()):
+        return lambda request: graph_error(
+            request,
+            403,
+            "Authorization_RequestDenied",
+            "Insufficient privileges to complete the operation.",
+        )
+    if collection in faults.get("unavailable", ()):
+        return lambda request: graph_error(
+            request,
+            503,
+            "serviceNotAvailable",
+            "The service is temporarily unavailable. Please retry later.",
+        )
+    return None
+
+
 # --- admin API ---------------------------------------------------------------------------------
 def _admin_json(body: Any, status: int = 200) -> web.Response:
     return web.json_response(body, status=status)
@@ -566,7 +606,30 @@ def register_intune_admin_routes(app: web.Application, sim: Any) -> None:
             {"managedDevice": device, "entraDeviceObjectId": entra_id, "isCompliant": is_compliant}
         )
 
+    async def get_faults(request: web.Request) -> web.Response:
+        return _admin_json({k: sorted(v) for k, v in intune_faults(sim).items()})
+
+    async def put_faults(request: web.Request) -> web.Response:
+        """Replace the listed fault kinds: ``{"forbidden": ["deviceConfigurations"]}``; ``[]`` clears."""
+        body = await _read_json(request)
+        if not isinstance(body, dict):
+            raise IntuneError(400, "body must be a JSON object")
+        for kind, names in body.items():
+            if kind not in FAULT_KINDS:
+                raise IntuneError(400, f"unknown fault {kind!r} (known: {', '.join(FAULT_KINDS)})")
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise IntuneError(400, f"{kind} must be a list of collection names")
+            unknown = [n for n in names if n not in COLLECTIONS]
+            if unknown:
+                raise IntuneError(400, f"unknown Intune collections {unknown}")
+        faults = intune_faults(sim)
+        for kind, names in body.items():
+            faults[kind] = set(names)
+        return await get_faults(request)
+
     r = app.router
+    r.add_get("/_sim/intune/faults", guarded(get_faults))
+    r.add_put("/_sim/intune/faults", guarded(put_faults))
     r.add_get("/_sim/intune", guarded(summary))
     r.add_put("/_sim/intune", guarded(replace))
     r.add_delete("/_sim/intune", guarded(remove))

@@ -87,3 +87,19 @@ def build_sources(settings: Settings, account: AccountSource) -> dict[str, Sourc
         return sources
     sources.update(build_intune_sources(settings, account, set(enabled_origins(settings))))
     return sources
+
+
+DISABLED_REASON = "source switched off in [sync] sources (J1 data kept until `syncd resync --prune-disabled`)"
+
+
+async def mark_disabled(engine: Engine, settings: Settings) -> list[str]:
+    """Sources switched off: their types are partial in every DIFF (J1 keeps their data) and
+    `syncd status` lists them as partial, until `syncd resync --prune-disabled` removes the data.
+
+    The daemon and `syncd resync` call this after opening the runtime. Returns the origins.
+    """
+    origins = disabled_origins(settings)
+    for origin in origins:
+        engine.partial[origin] = DISABLED_REASON
+        await engine.mirror.set_origin_flag(origin, True, DISABLED_REASON, disabled=True)
+    return origins

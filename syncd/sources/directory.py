@@ -77,7 +77,7 @@ class DeltaSource:
         )
         report.changes = len(result.changes)
         report.outbox_added = result.outbox_added
-        report.alerts = getattr(result, "alerts_added", 0)
+        report.alerts = result.counts.get("alerts_added", 0)
         report.duration = time.monotonic() - started
         return report
 

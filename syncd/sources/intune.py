@@ -1,15 +1,30 @@
 """Intune collections: no delta and no notifications, so they are polled and diffed locally.
 
-A poll lists a collection (cheap), then fetches sub-resources (statuses, assignments, detected
-apps ...) through `$batch` only for objects whose `lastModifiedDateTime`/`lastSyncDateTime`
-changed since the mirror last saw them; every `intune_full_pass_every`-th poll re-fetches all to
-catch what those stamps miss. A poll is a *full* round: objects gone from the list are swept.
-Any failed request fails the whole round, so a failure never turns into deletions.
+A poll lists a collection (cheap: one request per page), then fetches sub-resources (statuses,
+assignments, detected apps ...) through `$batch` (20 per call, `intune_concurrency` calls in
+flight, every request paid from a token bucket below the Intune limits) only for objects that
+may have changed since the last poll:
+
+- the listed object itself changed (a hash of its top-level JSON: covers `lastModifiedDateTime`
+  and `lastSyncDateTime` and anything else the list shows);
+- or, for collections whose sub-resources name managed devices (statuses, run states, install
+  states), a managed device they named changed (its `lastSyncDateTime`/`complianceState`, as
+  seen by the last managed-devices round or early re-fetch): Graph does not bump a policy's
+  `lastModifiedDateTime` when one of its device statuses changes.
+
+Every `intune_full_pass_every`-th poll (and the first one of a process, and `force_full`)
+re-fetches everything to catch what those signals miss (a device newly reported by a policy,
+lookups that changed). A poll is a *full* round: objects gone from the list are swept, skipped
+objects are kept. Any failed request fails the whole round before anything is staged, so a
+failure never turns into deletions (the engine marks the origin partial). A tenant without
+Intune (400 "Request not applicable to target tenant.") makes the rounds *skipped*, logged once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,9 +33,10 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from syncd.graph.client import GraphClient
-from syncd.graph.errors import GraphError, NotApplicableTenant, make_error
+from syncd.graph.errors import GraphError, NotApplicableTenant, NotFound, make_error
 from syncd.model import schema as m
 from syncd.model.convert import intune as conv
+from syncd.model.convert.common import SCRIPT_CONTENT_FIELDS
 from syncd.sources.base import RoundReport, SourceContext
 
 if TYPE_CHECKING:
@@ -71,6 +87,10 @@ def _types(*items: m.EntityType | m.RelationshipType) -> tuple[str, ...]:
 DM = "/deviceManagement"
 DAM = "/deviceAppManagement"
 RUN_STATE_EXPAND = "$expand=managedDevice($select=id)"
+BATCH_SIZE = 20
+NULL_GUID = "00000000-0000-0000-0000-000000000000"
+"""`azureADDeviceId` of a device that is not Entra-registered."""
+"""Graph's `$batch` limit."""
 
 COLLECTIONS: tuple[Collection, ...] = (
     Collection(
@@ -80,6 +100,22 @@ COLLECTIONS: tuple[Collection, ...] = (
         f"{DM}/deviceCategories",
         stamp=None,
         types=_types(m.DEVICE_CATEGORY),
+        cadence="devices",
+    ),
+    Collection(
+        conv.MANAGED_DEVICES,
+        m.SOURCE_DEVICES,
+        "beta",
+        f"{DM}/managedDevices",
+        subs=(SubResource("detectedApps", "detectedApps", "beta", needs_source=m.SOURCE_APPLICATIONS),),
+        stamp="lastSyncDateTime",
+        types=_types(
+            m.MANAGED_DEVICE,
+            m.DETECTED_APPLICATION,
+            m.USER_OWNS_DEVICE,
+            m.CATEGORY_HAS_DEVICE,
+            m.DEVICE_HAS_DETECTED_APP,
+        ),
         cadence="devices",
     ),
     Collection(
@@ -100,22 +136,6 @@ COLLECTIONS: tuple[Collection, ...] = (
             SubResource("deviceStatuses", "deviceStatuses", "beta"),
         ),
         types=_types(m.MANAGED_APPLICATION, m.APP_CATEGORY_HAS_APPLICATION, m.DEVICE_ASSIGNED_APPLICATION),
-    ),
-    Collection(
-        conv.MANAGED_DEVICES,
-        m.SOURCE_DEVICES,
-        "beta",
-        f"{DM}/managedDevices",
-        subs=(SubResource("detectedApps", "detectedApps", "beta", needs_source=m.SOURCE_APPLICATIONS),),
-        stamp="lastSyncDateTime",
-        types=_types(
-            m.MANAGED_DEVICE,
-            m.DETECTED_APPLICATION,
-            m.USER_OWNS_DEVICE,
-            m.CATEGORY_HAS_DEVICE,
-            m.DEVICE_HAS_DETECTED_APP,
-        ),
-        cadence="devices",
     ),
     Collection(
         conv.DEVICE_COMPLIANCE_POLICIES,
@@ -228,7 +248,11 @@ COLLECTIONS: tuple[Collection, ...] = (
         ),
     ),
 )
-"""Polled in this order on a first sync, so lookups (categories, apps) exist before their users."""
+"""Polled in this order on a first sync, so lookups (categories, apps) exist before their users,
+and managed devices (whose stamps drive the status re-fetches) before every status collection."""
+
+DEVICE_LINKED_SUBS: tuple[str, ...] = ("deviceStatuses", "deviceRunStates", "deviceStates")
+"""Embedded sub-resources whose items name a managed device."""
 
 COLLECTION_BY_ORIGIN = {c.origin: c for c in COLLECTIONS}
 INTUNE_ORIGIN_TYPES: dict[str, list[str]] = {c.origin: list(c.types) for c in COLLECTIONS}
@@ -275,12 +299,15 @@ class IntuneShared:
     account: AccountSource | None = None
     unavailable: str | None = None
     polls: dict[str, int] = field(default_factory=dict)
+    device_stamps: dict[str, str] = field(default_factory=dict)
+    """Managed device id -> `lastSyncDateTime|complianceState`, as of the last committed devices
+    round or early re-fetch; status collections compare it with what they saw last time."""
 
 
 def _inner_error(resp: Mapping[str, Any], url: str) -> GraphError:
     status = int(resp.get("status") or 0)
     body = resp.get("body")
-    raw = body if isinstance(body, (str, bytes)) else __import__("json").dumps(body or {})
+    raw = body if isinstance(body, (str, bytes)) else json.dumps(body or {})
     headers = {str(k).lower(): str(v) for k, v in (resp.get("headers") or {}).items()}
     return make_error(status, raw, headers, path=url)
 
@@ -290,6 +317,16 @@ def _segment_missing(err: GraphError) -> bool:
     return err.status == 404 or (err.status == 400 and "segment" in err.message.lower())
 
 
+def _device_stamp(device: Mapping[str, Any]) -> str:
+    return f"{device.get('lastSyncDateTime')}|{device.get('complianceState')}"
+
+
+def _top_hash(obj: Mapping[str, Any]) -> str:
+    """Hash of a listed object's own properties (what the list shows; sub-resources excluded)."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 class IntuneCollectionSource:
     """Polls one Intune collection."""
 
@@ -297,6 +334,14 @@ class IntuneCollectionSource:
         self.collection = collection
         self.shared = shared
         self.origin = collection.origin
+        self.device_linked = any(s.key in DEVICE_LINKED_SUBS for s in collection.subs)
+        # What the last committed rounds saw (in memory: a new process starts with a full pass).
+        self._hashes: dict[str, str] = {}
+        self._object_devices: dict[str, set[str]] = {}
+        self._device_objects: dict[str, set[str]] = {}
+        self._devices_seen: dict[str, str] | None = None
+        self.last_fetched = 0
+        """Objects whose sub-resources the last round fetched (for tests and benches)."""
 
     def _subs(self) -> list[SubResource]:
         return [
@@ -310,25 +355,38 @@ class IntuneCollectionSource:
         started = time.monotonic()
         report = RoundReport(origin=self.origin, kind="poll")
         account = self.shared.account
-        if account is not None and account.intune_available is False:
+        if account is not None and account.intune_available is True:
+            self.shared.unavailable = None  # the account round saw Intune (again)
+        if (account is not None and account.intune_available is False) or self.shared.unavailable:
             report.kind = "skipped"
             return report
         if only_ids is not None:
             return await self._refetch(ctx, list(only_ids), report, started)
         polls = self.shared.polls.get(self.origin, 0)
-        full_pass = force_full or polls % max(1, self.shared.full_pass_every) == 0
-        stamps = await self._previous_stamps(ctx) if self.collection.stamp and not full_pass else {}
-        objects = await self._list(ctx.graph)
+        full_pass = (
+            force_full
+            or polls % max(1, self.shared.full_pass_every) == 0
+            or (self.device_linked and self._devices_seen is None)
+        )
+        devices_now = dict(self.shared.device_stamps) if self.device_linked else {}
+        try:
+            objects = await self._list(ctx.graph)
+        except NotApplicableTenant:
+            report.kind = "skipped"
+            return report
         report.pages = 1
-        fetch = [
-            o
-            for o in objects
-            if full_pass
-            or not self.collection.stamp
-            or stamps.get(str(o["id"])) is None
-            or stamps.get(str(o["id"])) != o.get(self.collection.stamp)
-        ]
-        keep = [str(o["id"]) for o in objects if o not in fetch]
+        hashes = {str(o["id"]): _top_hash(_strip_subs(o, self.collection)) for o in objects}
+        if full_pass:
+            fetch = objects
+        else:
+            linked = self._objects_of_changed_devices(devices_now)
+            fetch = [
+                o
+                for o in objects
+                if self._hashes.get(str(o["id"])) != hashes[str(o["id"])] or str(o["id"]) in linked
+            ]
+        fetched_ids = {str(o["id"]) for o in fetch}
+        keep = [oid for oid in hashes if oid not in fetched_ids]
         await self._embed(ctx.graph, fetch)
         lookups = await self._lookups(ctx)
         baseline = await ctx.mirror.get_cursor(f"poll:{self.origin}") is None
@@ -349,13 +407,63 @@ class IntuneCollectionSource:
             cursors={f"poll:{self.origin}": str(time.time())},
             change_hook=None if baseline else change_hook_for(ctx),
         )
+        # Committed: remember what this round saw.
         self.shared.polls[self.origin] = polls + 1
+        for gone in set(self._hashes) - set(hashes):
+            self._forget(gone)
+        for obj in fetch:
+            self._remember(obj, hashes[str(obj["id"])])
+        if self.device_linked:
+            self._devices_seen = devices_now
+        if self.collection.name == conv.MANAGED_DEVICES:
+            self.shared.device_stamps = {str(o["id"]): _device_stamp(o) for o in objects}
+        self.last_fetched = len(fetch)
         report.objects = len(objects)
         report.changes = len(result.changes)
         report.outbox_added = result.outbox_added
         report.baseline = baseline
         report.duration = time.monotonic() - started
+        log.debug(
+            "intune poll", origin=self.origin, full_pass=full_pass, listed=len(objects), fetched=len(fetch)
+        )
         return report
+
+    def _objects_of_changed_devices(self, devices_now: Mapping[str, str]) -> set[str]:
+        """Objects whose sub-resources named a device that changed (or went) since the last round."""
+        if not self.device_linked or self._devices_seen is None:
+            return set()
+        seen = self._devices_seen
+        changed = {d for d, stamp in devices_now.items() if seen.get(d) != stamp}
+        changed.update(d for d in seen if d not in devices_now)
+        out: set[str] = set()
+        for device in changed:
+            out.update(self._device_objects.get(device, ()))
+        return out
+
+    def _remember(self, obj: Mapping[str, Any], top_hash: str) -> None:
+        oid = str(obj["id"])
+        self._hashes[oid] = top_hash
+        if not self.device_linked:
+            return
+        devices = set(_named_devices(obj, self.collection.name))
+        for device in self._object_devices.get(oid, set()) - devices:
+            objs = self._device_objects.get(device)
+            if objs is not None:
+                objs.discard(oid)
+                if not objs:
+                    del self._device_objects[device]
+        for device in devices:
+            self._device_objects.setdefault(device, set()).add(oid)
+        self._object_devices[oid] = devices
+
+    def _forget(self, oid: str) -> None:
+        self._hashes.pop(oid, None)
+        for device in self._object_devices.pop(oid, set()):
+            objs = self._device_objects.get(device)
+            if objs is not None:
+                objs.discard(oid)
+                if not objs:
+                    del self._device_objects[device]
 
     async def _refetch(
         self, ctx: SourceContext, ids: list[str], report: RoundReport, started: float
@@ -366,11 +474,15 @@ class IntuneCollectionSource:
             await self.shared.budget.take()
             try:
                 obj = await ctx.graph.get(f"{self.collection.path}/{obj_id}", version=self.collection.version)
-            except GraphError as exc:
-                if exc.status == 404:
-                    continue
-                raise
-            objects.append(obj)
+            except NotFound:
+                continue
+            except NotApplicableTenant:
+                self._no_intune()
+                report.kind = "skipped"
+                return report
+            if isinstance(obj, dict) and obj.get("id"):
+                obj = {k: v for k, v in obj.items() if not k.startswith("@odata.context")}
+                objects.append(obj)
         await self._embed(ctx.graph, objects)
         lookups = await self._lookups(ctx)
         round_ = await ctx.mirror.begin_round(self.origin, full=False)
@@ -385,6 +497,11 @@ class IntuneCollectionSource:
         from syncd.sources.alerting import change_hook_for
 
         result = await round_.commit(change_hook=change_hook_for(ctx))
+        for obj in objects:
+            self._remember(obj, _top_hash(_strip_subs(obj, self.collection)))
+            if self.collection.name == conv.MANAGED_DEVICES:
+                self.shared.device_stamps[str(obj["id"])] = _device_stamp(obj)
+        self.last_fetched = len(objects)
         report.kind = "refetch"
         report.objects = len(objects)
         report.changes = len(result.changes)
@@ -395,9 +512,11 @@ class IntuneCollectionSource:
     async def _list(self, graph: GraphClient) -> list[dict[str, Any]]:
         objects: list[dict[str, Any]] = []
         try:
+            await self.shared.budget.take()
             async for page in graph.iter_pages(self.collection.path, version=self.collection.version):
-                await self.shared.budget.take()
                 objects.extend(o for o in page.get("value") or [] if isinstance(o, dict) and o.get("id"))
+                if page.get("@odata.nextLink"):
+                    await self.shared.budget.take()
         except NotApplicableTenant:
             self._no_intune()
             raise
@@ -408,13 +527,17 @@ class IntuneCollectionSource:
             self.shared.account.intune_available = False
         if self.shared.unavailable is None:
             self.shared.unavailable = "tenant has no Intune (Request not applicable to target tenant)"
-            log.warning("Intune types disabled: the tenant has no Intune")
+            log.warning(
+                "Intune types disabled: the tenant has no Intune (Request not applicable to target tenant)"
+            )
 
     async def _embed(self, graph: GraphClient, objects: list[dict[str, Any]]) -> None:
-        """Fetch every sub-resource of `objects` through `$batch` (≤ 20 per call), following paging."""
+        """Fetch every sub-resource of `objects` through `$batch` (≤ 20 per call, following paging);
+        `intune_concurrency` batches are in flight at once, each paid from the request budget."""
         subs = self._subs()
         if not subs or not objects:
             return
+        chunks: list[tuple[str, list[tuple[dict[str, Any], SubResource, str]]]] = []
         for version in ("v1.0", "beta"):
             requests: list[tuple[dict[str, Any], SubResource, str]] = []
             for obj in objects:
@@ -425,19 +548,28 @@ class IntuneCollectionSource:
                         f"?{sub.params}" if sub.params else ""
                     )
                     requests.append((obj, sub, url))
-            for start in range(0, len(requests), 20):
-                chunk = requests[start : start + 20]
-                async with self.shared.concurrency:
-                    await self.shared.budget.take(len(chunk))
-                    responses = await graph.batch(
-                        [
-                            {"id": str(i), "method": "GET", "url": url}
-                            for i, (_o, _s, url) in enumerate(chunk)
-                        ],
-                        version=version,
-                    )
+            chunks.extend(
+                (version, requests[i : i + BATCH_SIZE]) for i in range(0, len(requests), BATCH_SIZE)
+            )
+
+        async def one(version: str, chunk: list[tuple[dict[str, Any], SubResource, str]]) -> None:
+            async with self.shared.concurrency:
+                await self.shared.budget.take(len(chunk))
+                responses = await graph.batch(
+                    [{"id": str(i), "method": "GET", "url": url} for i, (_o, _s, url) in enumerate(chunk)],
+                    version=version,
+                )
                 for (obj, sub, url), resp in zip(chunk, responses, strict=True):
                     await self._absorb(graph, obj, sub, url, resp, version)
+
+        tasks = [asyncio.ensure_future(one(version, chunk)) for version, chunk in chunks]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
 
     async def _absorb(
         self,
@@ -468,11 +600,6 @@ class IntuneCollectionSource:
             next_link = page.get("@odata.nextLink")
         obj[sub.key] = items
 
-    async def _previous_stamps(self, ctx: SourceContext) -> dict[str, Any]:
-        stamp = self.collection.stamp
-        assert stamp is not None
-        return dict(await ctx.mirror.raw_field_values(self.origin, stamp))
-
     async def _lookups(self, ctx: SourceContext) -> conv.IntuneLookups:
         name = self.collection.name
         if name == conv.MANAGED_DEVICES:
@@ -489,25 +616,47 @@ class IntuneCollectionSource:
         return conv.IntuneLookups()
 
     async def refetch_for_entra_devices(self, engine: Engine, entra_device_ids: Sequence[str]) -> None:
-        """An Entra device changed (seen by /devices/delta): re-fetch its managed device now."""
+        """An Entra device changed (seen by /devices/delta): re-fetch its managed device now.
+
+        `entra_device_ids` are Entra `deviceId`s (= `managedDevice.azureADDeviceId`). Failures are
+        logged, not raised: the next scheduled poll covers the device anyway.
+        """
+        wanted = {d.lower() for d in entra_device_ids if d and d != NULL_GUID}
+        if not wanted:
+            return
         by_entra = await engine.mirror.raw_field_values(self.origin, "azureADDeviceId")
-        wanted = {d.lower() for d in entra_device_ids}
-        ids = [
+        ids = sorted(
             managed_id
             for managed_id, entra in by_entra.items()
             if isinstance(entra, str) and entra.lower() in wanted
-        ]
-        if ids:
+        )
+        if not ids:
+            return
+        try:
             await engine.run_round(self.origin, only_ids=ids)
+        except Exception as exc:
+            log.warning("early managed device re-fetch failed", error=str(exc)[:300], devices=len(ids))
+
+
+def _named_devices(obj: Mapping[str, Any], collection: str) -> set[str]:
+    """Managed device ids named by an object's embedded statuses / run states / install states."""
+    out: set[str] = set()
+    prefix = str(obj["id"]) if collection == conv.MOBILE_APPS else None
+    for key in DEVICE_LINKED_SUBS:
+        items = obj.get(key)
+        if not isinstance(items, list):
+            continue
+        for item in items:
+            if isinstance(item, Mapping):
+                device = conv.status_device_id(item, id_prefix=prefix)
+                if device:
+                    out.add(device)
+    return out
 
 
 def _strip_subs(obj: Mapping[str, Any], collection: Collection) -> dict[str, Any]:
     """The raw object without embedded sub-resources (those can be large) nor script bodies."""
-    drop = {s.key for s in collection.subs} | {
-        "scriptContent",
-        "detectionScriptContent",
-        "remediationScriptContent",
-    }
+    drop = {s.key for s in collection.subs} | set(SCRIPT_CONTENT_FIELDS)
     return {k: v for k, v in obj.items() if k not in drop}
 
 

@@ -20,7 +20,7 @@ from syncd.sim.graph.notifications import DeliveryConfig
 from syncd.sim.tenant import Tenant
 from syncd.sim.tls import TlsFiles, ensure_tls
 
-FIXTURES = Path("/work/shared/fixtures/graph-recorded")
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "graph-recorded"
 TIMEOUT = aiohttp.ClientTimeout(total=15)
 
 

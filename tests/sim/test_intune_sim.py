@@ -21,7 +21,7 @@ from syncd.sim.intune import COLLECTIONS, ZERO_GUID, IntuneData, generate_intune
 from syncd.sim.intune_routes import register_intune_admin_routes, register_intune_routes
 from syncd.sim.tenant import Tenant, ensure_app
 
-FIXTURES = Path("/work/shared/fixtures/graph-recorded")
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "graph-recorded"
 HEX64 = re.compile(r"[0-9a-f]{64}")
 GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 PROBLEM = {"nonCompliant", "error", "conflict"}

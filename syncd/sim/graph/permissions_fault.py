@@ -1,0 +1,110 @@
+"""Deny application permissions in the Graph simulator, to exercise `syncd check` and partial rounds.
+
+``PUT /_sim/permissions {"denied_permissions": ["Device.Read.All", ...]}`` makes every Graph read
+that needs one of those permissions answer what Graph answers an app without the consent:
+``403 Authorization_RequestDenied`` "Insufficient privileges to complete the operation.".
+A path that several permissions can read (``/groups``: ``GroupMember.Read.All`` or
+``Group.Read.All``) is denied only when all of them are. ``GET /_sim/permissions`` shows the
+setting; ``PUT`` with an empty list grants everything again.
+
+Registered by ``register_permission_faults(app)`` from ``GraphSim.create_app`` (after the
+routes, so this middleware runs inside the simulator's auth/fault/counting middleware and the
+403 is counted per route like any answer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from syncd.sim.graph.odata import graph_error
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+PATH_PERMISSIONS: tuple[tuple[str, frozenset[str]], ...] = (
+    ("/users", frozenset({"User.Read.All"})),
+    ("/groups", frozenset({"GroupMember.Read.All", "Group.Read.All"})),
+    ("/devices", frozenset({"Device.Read.All"})),
+    ("/organization", frozenset({"Organization.Read.All"})),
+    ("/subscriptions", frozenset()),
+    ("/deviceManagement/managedDevices", frozenset({"DeviceManagementManagedDevices.Read.All"})),
+    ("/deviceManagement/deviceManagementScripts", frozenset({"DeviceManagementManagedDevices.Read.All"})),
+    ("/deviceManagement/deviceComplianceScripts", frozenset({"DeviceManagementManagedDevices.Read.All"})),
+    ("/deviceManagement/deviceCategories", frozenset({"DeviceManagementManagedDevices.Read.All"})),
+    ("/deviceManagement/deviceCompliancePolicies", frozenset({"DeviceManagementConfiguration.Read.All"})),
+    ("/deviceManagement/deviceConfigurations", frozenset({"DeviceManagementConfiguration.Read.All"})),
+    ("/deviceManagement/intents", frozenset({"DeviceManagementConfiguration.Read.All"})),
+    ("/deviceAppManagement", frozenset({"DeviceManagementApps.Read.All"})),
+    ("/deviceManagement", frozenset({"DeviceManagementServiceConfig.Read.All"})),
+)
+"""Graph path prefix (after the version) → the application permissions that can read it (the
+least-privileged ones syncd asks for; broader ones such as Directory.Read.All are not modelled).
+First match wins, so longer prefixes come first. An empty set means "never denied here"."""
+
+DENIED_MESSAGE = "Insufficient privileges to complete the operation."
+
+
+@dataclass
+class PermissionFaults:
+    """The permissions the simulated app is currently missing."""
+
+    denied: set[str] = field(default_factory=set)
+
+    def needed_for(self, path: str) -> frozenset[str] | None:
+        """The permissions that can read `path` (``/v1.0/...`` or ``/beta/...``), None if unknown."""
+        rest = path.split("/", 2)[2] if path.count("/") >= 2 else ""
+        rest = "/" + rest
+        for prefix, perms in PATH_PERMISSIONS:
+            if rest == prefix or rest.startswith(prefix + "/") or rest.startswith(prefix + "?"):
+                return perms
+        return None
+
+    def denies(self, path: str) -> bool:
+        """Whether every permission that could read `path` is denied."""
+        perms = self.needed_for(path)
+        return bool(perms) and perms is not None and perms <= self.denied  # empty/unknown: never
+
+
+PERMISSION_FAULTS: web.AppKey[PermissionFaults] = web.AppKey("syncd_graph_permission_faults", PermissionFaults)
+
+
+def _is_graph_path(path: str) -> bool:
+    return path.startswith(("/v1.0/", "/beta/"))
+
+
+async def get_permissions(request: web.Request) -> web.Response:
+    """GET /_sim/permissions."""
+    return web.json_response({"denied_permissions": sorted(request.app[PERMISSION_FAULTS].denied)})
+
+
+async def put_permissions(request: web.Request) -> web.Response:
+    """PUT /_sim/permissions {"denied_permissions": [...]}: replaces the denied set."""
+    try:
+        body = await request.json()
+    except ValueError:
+        return web.json_response({"error": "body must be JSON"}, status=400)
+    denied = body.get("denied_permissions") if isinstance(body, dict) else None
+    if not isinstance(denied, list) or not all(isinstance(p, str) for p in denied):
+        return web.json_response({"error": "denied_permissions: a list of strings"}, status=400)
+    state = request.app[PERMISSION_FAULTS]
+    state.denied = set(denied)
+    return web.json_response({"denied_permissions": sorted(state.denied)})
+
+
+def register_permission_faults(app: web.Application) -> PermissionFaults:
+    """Add the admin routes and the middleware; returns the state (tests may set it directly)."""
+    state = PermissionFaults()
+    app[PERMISSION_FAULTS] = state
+
+    @web.middleware
+    async def deny_permissions(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if state.denied and _is_graph_path(request.path) and state.denies(request.path):
+            return graph_error(request, 403, "Authorization_RequestDenied", DENIED_MESSAGE)
+        return await handler(request)
+
+    app.middlewares.append(deny_permissions)
+    app.router.add_get("/_sim/permissions", get_permissions)
+    app.router.add_put("/_sim/permissions", put_permissions)
+    return state

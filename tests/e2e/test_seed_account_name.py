@@ -1,0 +1,46 @@
+"""Account name and tagging: `tag.AccountName` on every entity, the account's displayName, and a
+settings change reaching every entity on the next full sync."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from syncd.model import schema as m
+from syncd.runtime import open_runtime
+from tests.e2e.seed_helpers import running_harness
+
+
+async def test_account_name_tags_every_entity_and_follows_changes(tmp_path: Path) -> None:
+    async with running_harness(tmp_path) as h:
+        on = h.settings({"j1": {"account_name": "Acme M365", "tag_with_account_name": True}})
+        async with open_runtime(on) as rt:
+            first = await rt.engine.resync()
+        assert not first.failed
+        entities, _ = h.j1_graph()
+        assert len(entities) > 50
+        assert {e.get("tag.AccountName") for e in entities.values()} == {"Acme M365"}
+        account = [e for e in entities.values() if e["_type"] == m.ACCOUNT.type]
+        assert len(account) == 1 and account[0]["displayName"] == "Acme M365"
+        assert account[0]["organizationName"]  # the tenant's own name is kept
+
+        renamed = h.settings({"j1": {"account_name": "Acme Corp", "tag_with_account_name": True}})
+        async with open_runtime(renamed) as rt:
+            second = await rt.engine.resync()
+        assert not second.failed
+        # the mirror's hash diff sees every entity changed (and nothing else: relationships are untouched)
+        assert sum(r.changes for r in second.rounds) == len(entities)
+        jobs = [j for j in h.sims.j1_state.jobs_view() if j["scope"] == h.scope]
+        assert jobs[-1]["mode"] == "DIFF" and jobs[-1]["status"] == "FINISHED"
+        assert jobs[-1]["counters"]["numEntitiesUpdated"] == len(entities)
+        entities, _ = h.j1_graph()
+        assert {e.get("tag.AccountName") for e in entities.values()} == {"Acme Corp"}
+        account = [e for e in entities.values() if e["_type"] == m.ACCOUNT.type]
+        assert account[0]["displayName"] == "Acme Corp"
+
+        off = h.settings({"j1": {"account_name": "Acme Corp", "tag_with_account_name": False}})
+        async with open_runtime(off) as rt:
+            await rt.engine.resync()
+        entities, _ = h.j1_graph()
+        assert not [e for e in entities.values() if "tag.AccountName" in e]
+        account = [e for e in entities.values() if e["_type"] == m.ACCOUNT.type]
+        assert account[0]["displayName"] == "Acme Corp"  # the name still names the account

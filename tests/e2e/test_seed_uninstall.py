@@ -1,0 +1,89 @@
+"""`syncd uninstall [--purge-j1] [--yes]` against the simulators."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from syncd.commands.resync import resync_command
+from syncd.mirror import Mirror
+from syncd.sim.graph.subscriptions import Subscription
+from tests.e2e.seed_helpers import run_cli, running_harness
+
+
+async def _add_subscription(h: object, mirror_path: Path, sub_id: str) -> None:
+    """A subscription as `syncd run` leaves it: known to Graph and recorded in the mirror."""
+    sims = h.sims  # type: ignore[attr-defined]
+    sims.graph.subscriptions.add(
+        Subscription(
+            id=sub_id,
+            resource="users",
+            resource_key="users",
+            resource_id=None,
+            change_types={"updated", "deleted"},
+            change_type_raw="updated,deleted",
+            notification_url="https://syncd.example.com/graph",
+            lifecycle_url="https://syncd.example.com/graph/lifecycle",
+            client_state="x",
+            expires_at=time.time() + 3600,
+            app_id=sims.client_id,
+            tls_version="v1_2",
+        )
+    )
+    from datetime import UTC, datetime, timedelta
+
+    mirror = await Mirror.open(mirror_path)
+    try:
+        await mirror.save_subscription(sub_id, "users", datetime.now(UTC) + timedelta(hours=1), "hash")
+    finally:
+        await mirror.close()
+
+
+async def test_uninstall_purges_subscriptions_j1_and_state(tmp_path: Path) -> None:
+    async with running_harness(tmp_path) as h:
+        settings = h.settings()
+        assert await resync_command(settings) == 0
+        entities, rels = h.j1_graph()
+        assert entities and rels
+        await _add_subscription(h, settings.mirror_path, "sub-0001")
+        other = "sub-not-syncd"
+        await _add_subscription(h, tmp_path / "elsewhere.sqlite", other)  # Graph knows it, syncd does not
+        cfg = h.config_path()
+
+        # without --yes and without a terminal: everything but the local state
+        res = await run_cli("-c", str(cfg), "uninstall")
+        assert res.code == 0, res.out + res.err
+        assert "deleted 1 Graph subscription(s)" in res.out
+        assert h.sims.graph.subscriptions.get("sub-0001") is None
+        assert h.sims.graph.subscriptions.get(other) is not None  # not ours: untouched
+        assert "kept the local state" in res.out and settings.state_dir.exists()
+        assert h.j1_graph()[0]  # J1 untouched without --purge-j1
+
+        res = await run_cli("-c", str(cfg), "uninstall", "--purge-j1", "--yes")
+        assert res.code == 0, res.out + res.err
+        assert "Traceback" not in res.out + res.err
+        assert h.j1_graph() == ({}, {})
+        jobs = h.sims.j1_state.jobs_view()
+        purges = jobs[-2:]
+        assert [j["scope"] for j in purges] == [f"{h.scope}-person-mapping", h.scope]
+        assert all(j["mode"] == "DIFF" and j["status"] == "FINISHED" for j in purges)
+        assert all(sum(j["uploads"]["objects"].values()) == 0 for j in purges)
+        assert purges[1]["counters"]["numEntitiesDeleted"] == len(entities)
+        mapping_left = h.sims.j1_state.query_graph(f"{h.scope}-person-mapping", None, None)
+        assert mapping_left == {"entities": [], "relationships": []}
+        assert not settings.state_dir.exists()
+        assert f"removed the local state in {settings.state_dir}" in res.out
+
+
+async def test_uninstall_refuses_while_the_daemon_holds_the_mirror(tmp_path: Path) -> None:
+    async with running_harness(tmp_path) as h:
+        settings = h.settings()
+        mirror = await Mirror.open(settings.mirror_path)  # what a running daemon holds
+        try:
+            res = await run_cli("-c", str(h.config_path()), "uninstall", "--purge-j1", "--yes")
+        finally:
+            await mirror.close()
+        assert res.code == 1
+        assert "stop the daemon first" in res.out
+        assert "Traceback" not in res.out + res.err
+        assert settings.state_dir.exists()
