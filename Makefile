@@ -31,8 +31,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check syncd tests bench
 	$(BIN)/mypy
 
+## quick benchmarks (see bench/README.md for the long ones)
 bench: $(STAMP)
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/sim_bench.py --runs 3
+	$(BIN)/python bench/mirror_bench.py --runs 2
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -400,5 +400,14 @@ def _finish(s: Settings, env: Mapping[str, str], problems: list[str], require_cr
             targets_from_config(s.alerts.targets)
         except TargetError as exc:
             problems.append(f"[alerts] targets: {exc}")
-    if s.alerts.rules_file and not Path(s.alerts.rules_file).is_file():
-        problems.append(f"[alerts] rules_file: no such file {s.alerts.rules_file!r}")
+    if s.alerts.rules_file:
+        if not Path(s.alerts.rules_file).is_file():
+            problems.append(f"[alerts] rules_file: no such file {s.alerts.rules_file!r}")
+        else:
+            from syncd.alerts.loader import RuleError
+            from syncd.alerts.rules import RuleSet
+
+            try:
+                RuleSet.load(Path(s.alerts.rules_file))
+            except RuleError as exc:
+                problems.append(f"[alerts] rules_file: {exc}")

@@ -15,7 +15,6 @@ from typing import Any, Protocol
 import structlog
 
 from syncd import metrics
-from syncd.graph.errors import GraphError, NotApplicableTenant, PermissionDenied
 from syncd.j1.writer import J1Writer, PushReport
 from syncd.mirror import Mirror
 from syncd.sources.base import RoundReport, SourceContext
@@ -78,13 +77,8 @@ class Engine:
             started = time.time()
             try:
                 report = await source.run(self.ctx, force_full=force_full, **options)
-            except (NotApplicableTenant, PermissionDenied) as exc:
-                await self._failed(origin, started, exc, partial=True)
-                raise
-            except GraphError as exc:
-                await self._failed(origin, started, exc, partial=True)
-                raise
             except Exception as exc:
+                # A failed round commits nothing: its types keep their last state and are partial.
                 await self._failed(origin, started, exc, partial=True)
                 raise
             self.partial.pop(origin, None)
@@ -150,10 +144,3 @@ def _describe(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:500]
 
-
-def describe_error(exc: BaseException) -> str:
-    return _describe(exc)
-
-
-def noop(*_: Any) -> None:
-    """Placeholder callback."""

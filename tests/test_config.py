@@ -166,3 +166,20 @@ def test_cli_missing_config_file(tmp_path: Path) -> None:
         env={"PATH": "/usr/bin:/bin"},
     )
     assert proc.returncode == 78 and "config file not found" in proc.stderr
+
+
+def test_invalid_alert_rules_are_rejected_with_line(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - id: broken\n    severity: apocalyptic\n    when: {type: microsoft_365_user}\n"
+                     "    message: x\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, environ={**BASE, "SYNCD_ALERTS_RULES_FILE": str(rules)})
+    problem = info.value.problems[0]
+    assert problem.startswith("[alerts] rules_file: ") and f"{rules}:" in problem
+
+
+def test_alert_target_errors_are_config_problems(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[alerts.targets.ops]\nkind = "carrier-pigeon"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ=BASE)
+    assert any("[alerts] targets:" in p and "ops" in p for p in info.value.problems)

@@ -58,9 +58,9 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-async def _until(check: Callable[[], bool], timeout: float = WAIT) -> float | None:
+async def _until(check: Callable[[], bool], limit: float = WAIT) -> float | None:
     started = time.monotonic()
-    while time.monotonic() - started < timeout:
+    while time.monotonic() - started < limit:
         if check():
             return time.monotonic() - started
         await asyncio.sleep(0.02)
@@ -78,7 +78,7 @@ async def _step(
     seen = len(receiver.alerts)
     await act()
     latency = await _until(lambda: reached(*h.j1_graph()))
-    await _until(lambda: len(receiver.alerts) > seen, timeout=5.0)
+    await _until(lambda: len(receiver.alerts) > seen, limit=5.0)
     fired = [str(a.get("message") or a.get("rule_id")) for a in receiver.alerts[seen:]]
     shown = f"{latency:.2f} s" if latency is not None else "NOT within 20 s"
     _say(f"  - {title}: in J1 after {shown}" + "".join(f"\n      alert: {f}" for f in fired))
@@ -97,8 +97,7 @@ async def run_demo(*, users: int = 200, keep_running: bool = False) -> int:
 
 
 async def _demo(users: int, keep_running: bool, receiver: AlertReceiver, harness: list[SimHarness]) -> int:
-    if DEMO_DIR.exists():
-        shutil.rmtree(DEMO_DIR)
+    await asyncio.to_thread(shutil.rmtree, DEMO_DIR, True)
     _say(f"Generating a simulated tenant ({users} users) and starting the Graph and J1 simulators ...")
     tenant = generate_tenant(seed=42, users=users, groups=max(10, users // 10), devices=max(10, users // 5))
     admins = {

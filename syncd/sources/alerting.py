@@ -71,7 +71,6 @@ def build_alert_pipeline(settings: Settings) -> AlertPipeline | None:
         return None
     from syncd.alerts.delivery import targets_from_config
     from syncd.alerts.rules import RuleSet
-    from syncd.config import Settings
 
     params: dict[str, Any] = {}
     privileged: dict[str, Any] = {}

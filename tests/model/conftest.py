@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from tests.model.model_helpers import TENANT_ID
 
 from syncd.model.convert.common import ConvertContext
+from tests.model.model_helpers import TENANT_ID
 
 
 @pytest.fixture

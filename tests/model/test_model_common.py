@@ -9,7 +9,6 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.model.model_helpers import assert_j1_entity, assert_j1_relationship
 
 from syncd.model.convert.common import (
     ConvertContext,
@@ -23,6 +22,7 @@ from syncd.model.convert.common import (
     to_epoch_ms,
 )
 from syncd.model.schema import ACCOUNT_HAS_USER, GROUP_HAS_USER, MANAGED_DEVICE, USER
+from tests.model.model_helpers import assert_j1_entity, assert_j1_relationship
 
 
 def _ms(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> int:

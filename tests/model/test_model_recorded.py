@@ -7,7 +7,6 @@ import re
 from typing import Any
 
 import pytest
-from tests.model.model_helpers import FIXTURES, TENANT_ID, assert_j1_objects, body_values, load_exchanges
 
 from syncd.model.convert.common import ConvertContext, Derived, account_key, to_epoch_ms
 from syncd.model.convert.directory import convert_account, convert_membership, convert_user
@@ -28,6 +27,7 @@ from syncd.model.schema import (
     USER,
     USER_OWNS_DEVICE,
 )
+from tests.model.model_helpers import FIXTURES, TENANT_ID, assert_j1_objects, body_values, load_exchanges
 
 _GRAPH = re.compile(r"^https://graph\.microsoft\.com/(?:v1\.0|beta)(?P<path>/[^?]*)")
 _SUB = re.compile(

@@ -9,7 +9,6 @@ import json
 from typing import Any
 
 import pytest
-from tests.model.model_helpers import assert_j1_objects
 
 from syncd.model.convert.common import ConvertContext, Derived
 from syncd.model.convert.directory import (
@@ -51,6 +50,7 @@ from syncd.model.schema import (
     RELATIONSHIP_TYPES,
     USER_ASSIGNED_COMPLIANCE_POLICY,
 )
+from tests.model.model_helpers import assert_j1_objects
 
 TENANT = "tenant-0000-0000-0001"
 USER_ID = "u0000000-0000-0000-0000-000000000001"

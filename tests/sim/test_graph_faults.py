@@ -6,9 +6,9 @@ import time
 
 import aiohttp
 import pytest
-from tests.sim.conftest import SimHarness, small_tenant, start_harness
 
 from syncd.sim.graph.faults import Faults
+from tests.sim.conftest import SimHarness, small_tenant, start_harness
 
 
 async def test_429_with_fractional_retry_after_and_counters(harness: SimHarness) -> None:

@@ -6,10 +6,9 @@ import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
-from tests.sim.conftest import Receiver, SimHarness, small_tenant, start_harness
-
 from syncd.sim.graph.faults import Faults
 from syncd.sim.graph.notifications import DeliveryConfig
+from tests.sim.conftest import Receiver, SimHarness, small_tenant, start_harness
 
 
 def _exp(minutes: float = 60) -> str:

@@ -9,9 +9,9 @@ from pathlib import Path
 import aiohttp
 import msal
 import requests
-from tests.sim.conftest import small_tenant
 
 from syncd.sim.runner import render_syncd_config, start_simulators
+from tests.sim.conftest import small_tenant
 
 
 async def test_msal_over_https_and_config(tmp_path: Path) -> None:

@@ -6,10 +6,10 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
-from tests.sim.conftest import Receiver, SimHarness, small_tenant, start_harness
 
 from syncd.sim.graph.faults import Faults
 from syncd.sim.tls import TlsFiles
+from tests.sim.conftest import Receiver, SimHarness, small_tenant, start_harness
 
 
 def _exp(minutes: float = 60) -> str:

@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.sim.conftest import FIXTURES
 
 from syncd.sim.generator import generate_tenant
 from syncd.sim.tenant import Tenant, load_tenant, save_tenant, tenant_from_recording
+from tests.sim.conftest import FIXTURES
 
 
 def test_mutations_log_and_listeners() -> None:
