@@ -92,8 +92,9 @@ class J1Settings:
     person_skip_target_creation: bool = True
     job_timeout: float = 600.0
     request_timeout: float = 60.0
-    mapping_interval: float = 300.0
-    """At most this often (seconds) the user → Person mapping scope is re-sent after a change."""
+    mapping_interval: float = 3600.0
+    """User → Person mappings only travel in a full DIFF: after one changes, a DIFF from the mirror
+    follows at most this often (seconds)."""
 
 
 @dataclass

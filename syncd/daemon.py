@@ -25,7 +25,7 @@ from syncd import log as syncd_log
 from syncd import metrics, sdnotify
 from syncd.config import Settings, load_settings
 from syncd.runtime import Runtime, open_runtime
-from syncd.sources.catalog import disabled_origins
+from syncd.sources.catalog import mark_disabled
 from syncd.subscriptions import SubscriptionManager
 from syncd.wakeup import WakeUps
 from syncd.webhook import WebhookHooks, create_webhook_app
@@ -33,8 +33,16 @@ from syncd.webhook import WebhookHooks, create_webhook_app
 log = structlog.get_logger(__name__)
 
 PUSH = "push"
+FULL = "full"
 NOTIFIED_ORIGINS = ("users", "groups")
-STOP_TIMEOUT = 20.0
+STOP_TIMEOUT = 12.0
+"""How long an in-flight round or push may take to finish after SIGTERM before it is cancelled (the
+outbox keeps whatever was committed). With the cancel grace and the rest of the shutdown this
+stays well inside the unit's TimeoutStopSec=30."""
+CANCEL_GRACE = 5.0
+START_EXTEND = 120.0
+"""EXTEND_TIMEOUT_USEC sent while the first sync runs, so a big tenant's initial resync is not
+killed by TimeoutStartSec (refreshed every START_EXTEND / 3 seconds)."""
 
 
 @dataclass
@@ -68,42 +76,75 @@ class Daemon:
         self._on_ready: list[Callable[[], None]] = []
         self.alert_wake = asyncio.Event()
         self._alert_task: asyncio.Task[None] | None = None
+        self._full_push_pending = False
+        """The last full DIFF push failed: the next push retries it (not an incremental drain)."""
 
     # --- lifecycle ------------------------------------------------------------------------
     async def run(self) -> int:
         async with open_runtime(self.settings) as rt:
             self.rt = rt
-            for origin in disabled_origins(self.settings):
-                rt.engine.partial[origin] = "source switched off in [sync] sources"
+            await mark_disabled(rt.engine, self.settings)
             self.wakeups = WakeUps(self._work, cooldown=self.settings.sync.debounce)
             if self.install_signals:
                 self._install_signals()
             watchdog = sdnotify.watchdog_interval()
             watchdog_task = asyncio.create_task(sdnotify.watchdog_loop(watchdog)) if watchdog else None
             try:
-                self._start_alert_dispatcher(rt)
-                await self._start_webhook()
-                await self._initial_sync(rt)
-                await self._start_subscriptions(rt)
-                self._start_scheduler()
-                self.state.ready = True
-                sdnotify.ready()
-                self._status()
-                log.info(
-                    "syncd ready",
-                    origins=sorted(rt.engine.sources),
-                    notifications=bool(self.subs),
-                    webhook=self.webhook_url,
-                )
-                for callback in self._on_ready:
-                    callback()
-                await self.stop_event.wait()
+                sdnotify.status("starting: first sync")
+                if await self._start_up(rt):
+                    self.state.ready = True
+                    await self._status()
+                    sdnotify.ready()
+                    log.info(
+                        "syncd ready",
+                        origins=sorted(rt.engine.sources),
+                        notifications=bool(self.subs),
+                        webhook=self.webhook_url,
+                    )
+                    for callback in self._on_ready:
+                        callback()
+                    await self.stop_event.wait()
             finally:
-                sdnotify.stopping()
+                sdnotify.stopping("stopping: finishing the in-flight work")
                 log.info("syncd stopping")
                 await self._shutdown(watchdog_task)
+                log.info("syncd stopped")
         return 0
 
+    async def _start_up(self, rt: Runtime) -> bool:
+        """Webhook, first sync, subscriptions, scheduler; False when a stop request came first.
+
+        A SIGTERM during a long first sync must not wait for it: the start-up task is cancelled
+        (a J1 job in flight is aborted, committed rounds stay in the outbox for the next start).
+        """
+
+        async def steps() -> None:
+            self._start_alert_dispatcher(rt)
+            await self._start_webhook()
+            await self._initial_sync(rt)
+            await self._start_subscriptions(rt)
+            self._start_scheduler()
+
+        task = asyncio.create_task(steps(), name="start-up")
+        stop = asyncio.create_task(self.stop_event.wait(), name="stop-wait")
+        try:
+            while True:
+                sdnotify.extend_timeout(START_EXTEND)
+                done, _ = await asyncio.wait(
+                    {task, stop}, timeout=START_EXTEND / 3, return_when=asyncio.FIRST_COMPLETED
+                )
+                if task in done:
+                    task.result()  # start-up errors (mirror, config) end the daemon
+                    return True
+                if stop in done:
+                    log.info("stop requested during start-up: cancelling the first sync")
+                    task.cancel()
+                    await asyncio.wait({task}, timeout=STOP_TIMEOUT)
+                    return False
+        finally:
+            stop.cancel()
+            if not task.done():
+                task.cancel()
     def request_stop(self) -> None:
         self.stop_event.set()
 
@@ -123,28 +164,39 @@ class Daemon:
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         if self.wakeups is not None:
-            await self.wakeups.close(timeout=STOP_TIMEOUT)
-        if watchdog_task is not None:
-            watchdog_task.cancel()
+            await self.wakeups.close(timeout=STOP_TIMEOUT, cancel_grace=CANCEL_GRACE)
         if self._alert_task is not None:
             self._alert_task.cancel()
-            await asyncio.gather(self._alert_task, return_exceptions=True)
+            await asyncio.wait({self._alert_task}, timeout=CANCEL_GRACE)
+        if watchdog_task is not None:  # last: keep pinging while the in-flight work finishes
+            watchdog_task.cancel()
+            await asyncio.gather(watchdog_task, return_exceptions=True)
 
     async def reload(self) -> None:
-        """SIGHUP: reopen logs; take the new log level and intervals when the file still validates."""
-        syncd_log.reopen()
-        if self.config_path is None:
-            return
+        """SIGHUP: reopen logs; take the new log level and debounce when the file still validates.
+
+        Only what is safe to change under a running daemon is applied; credentials, URLs, the
+        state directory and the listener need a restart.
+        """
+        sdnotify.reloading()
         try:
-            fresh = load_settings(self.config_path)
-        except Exception as exc:
-            log.error("reload refused: configuration invalid", error=str(exc))
-            return
-        self.settings.log.level = fresh.log.level
-        syncd_log.configure_logging(fresh.log.level, self.settings.log.format)
-        if self.wakeups is not None:
-            self.wakeups.cooldown = fresh.sync.debounce
-        log.info("configuration reloaded", level=fresh.log.level)
+            syncd_log.reopen()
+            if self.config_path is None:
+                return
+            try:
+                fresh = await asyncio.to_thread(load_settings, self.config_path)
+            except Exception as exc:
+                log.error("reload refused: configuration invalid; keeping the running one", error=str(exc))
+                return
+            self.settings.log.level = fresh.log.level
+            syncd_log.configure_logging(fresh.log.level, self.settings.log.format)
+            syncd_log.register_secrets(fresh.secrets())
+            if self.wakeups is not None:
+                self.wakeups.cooldown = fresh.sync.debounce
+            self.settings.health = fresh.health
+            log.info("configuration reloaded", log_level=fresh.log.level)
+        finally:
+            sdnotify.ready()
 
     # --- start-up -------------------------------------------------------------------------
     def _start_alert_dispatcher(self, rt: Runtime) -> None:
@@ -159,14 +211,21 @@ class Daemon:
         self._alert_task = asyncio.create_task(dispatcher.run_forever(self.alert_wake), name="alerts")
 
     async def _initial_sync(self, rt: Runtime) -> None:
-        """First run: a full resync (silent baseline). Later runs: catch up by delta, then drain."""
+        """First run: a full resync (silent baseline). Later runs: catch up by delta, then drain.
+
+        A J1 push that fails here does not stop the daemon: the rounds are committed, the outbox
+        keeps them and the push is retried by the scheduler (as a full DIFF until one succeeds).
+        """
         if await rt.mirror.get_cursor("full_push") is None:
             log.info("no previous full sync: running the initial full resync (baseline, no alerts)")
-            report = await rt.engine.resync()
-            await rt.mirror.set_cursor("full_push", str(time.time()))
-            for origin, reason in report.failed.items():
-                log.warning("initial round failed; its types are partial", origin=origin, error=reason)
-            self.state.last_push_ok = time.time()
+            for origin in list(rt.engine.sources):
+                try:
+                    await rt.engine.run_round(origin, force_full=True)
+                except Exception as exc:
+                    log.warning(
+                        "initial round failed; its types are partial", origin=origin, error=_short(exc)
+                    )
+            await self._push_full()
             return
         for origin in list(rt.engine.sources):
             try:
@@ -174,6 +233,25 @@ class Daemon:
             except Exception as exc:
                 log.debug("catch-up round failed", origin=origin, error=type(exc).__name__)
         await self._push()
+
+    async def _push_full(self) -> None:
+        """The DIFF push of a (first or periodic) full resync; on failure it is retried later."""
+        assert self.rt is not None
+        try:
+            await self.rt.engine.push_full()
+        except Exception as exc:
+            self._full_push_pending = True
+            self._push_failed(exc)
+            return
+        await self.rt.mirror.set_cursor("full_push", str(time.time()))
+        self._full_push_pending = False
+        self.state.last_push_ok = time.time()
+        self.state.last_push_error = None
+
+    def _push_failed(self, exc: BaseException) -> None:
+        self.state.last_push_error = _short(exc)
+        metrics.J1_ERRORS.labels(code=str(getattr(exc, "code", None) or type(exc).__name__)).inc()
+        log.warning("push to J1 failed; the outbox keeps the changes", error=self.state.last_push_error)
 
     async def _start_webhook(self) -> None:
         assert self.rt is not None
@@ -294,8 +372,12 @@ class Daemon:
 
     async def _work(self, key: str) -> None:
         assert self.rt is not None and self.wakeups is not None
+        log.debug("wake-up", key=key, run=self.wakeups.runs.get(key, 0))
         if key == PUSH:
             await self._push()
+            return
+        if key == FULL:
+            await self._run_full_resync()
             return
         report = await self.rt.engine.run_round(key)
         if report.alerts:
@@ -306,24 +388,29 @@ class Daemon:
             )
             if refetch is not None:
                 await refetch(self.rt.engine, report.changed_ids)
-        if report.outbox_added or await self.rt.mirror.outbox_depth():
+        depth = await self.rt.mirror.outbox_depth()
+        metrics.OUTBOX_DEPTH.set(depth)
+        if report.outbox_added or depth:
             self.wakeups.request(PUSH)
 
     async def _push(self) -> None:
         assert self.rt is not None
+        if self._full_push_pending:
+            await self._push_full()
+            return
         try:
             await self.rt.engine.drain()
         except Exception as exc:
-            self.state.last_push_error = f"{type(exc).__name__}: {str(exc)[:200]}"
-            metrics.J1_ERRORS.labels(code=getattr(exc, "code", None) or type(exc).__name__).inc()
-            log.warning("push to J1 failed; the outbox keeps the changes", error=self.state.last_push_error)
+            self._push_failed(exc)
             return
         self.state.last_push_ok = time.time()
         self.state.last_push_error = None
 
     async def _retry_push(self) -> None:
         assert self.rt is not None and self.wakeups is not None
-        if await self.rt.mirror.outbox_depth() and not self.wakeups.busy(PUSH):
+        if self.wakeups.busy(PUSH):
+            return
+        if self._full_push_pending or await self.rt.mirror.outbox_depth():
             self.wakeups.request(PUSH)
 
     async def _renew(self) -> None:
@@ -347,11 +434,17 @@ class Daemon:
             log.warning("lifecycle handling failed", event=event, error=str(exc)[:300])
 
     async def _full_resync(self) -> None:
+        assert self.wakeups is not None
+        self.wakeups.request(FULL)
+
+    async def _run_full_resync(self) -> None:
         assert self.rt is not None
-        try:
-            await self.rt.engine.resync()
-        except Exception as exc:
-            log.warning("periodic full resync failed", error=str(exc)[:300])
+        for origin in list(self.rt.engine.sources):
+            try:
+                await self.rt.engine.run_round(origin, force_full=True)
+            except Exception as exc:
+                log.warning("full round failed; its types are partial", origin=origin, error=_short(exc))
+        await self._push_full()
 
     # --- health and status -----------------------------------------------------------------
     async def health(self) -> tuple[bool, dict[str, Any]]:
@@ -383,9 +476,10 @@ class Daemon:
         }
 
     async def _status_job(self) -> None:
-        self._status()
+        await self._status()
 
-    def _status(self) -> None:
+    async def _status(self) -> None:
+        """One STATUS= line for `systemctl status`: lag per notified resource, outbox, push state."""
         if self.rt is None:
             return
         now = time.time()
@@ -394,4 +488,16 @@ class Daemon:
             last = self.rt.engine.last_success.get(origin)
             if last is not None:
                 parts.append(f"{origin}={now - last:.0f}s")
-        sdnotify.status("lag " + " ".join(parts) if parts else "starting")
+        text = "lag " + " ".join(parts) if parts else "lag unknown (no round yet)"
+        try:
+            text += f"; outbox {await self.rt.mirror.outbox_depth()}"
+        except Exception as exc:
+            text += f"; mirror unreadable ({type(exc).__name__})"
+        if self.state.last_push_error:
+            text += "; J1 push failing"
+        sdnotify.status(text)
+
+
+def _short(exc: BaseException) -> str:
+    """One line naming the error (our errors carry no secrets; the log redacts anyway)."""
+    return f"{type(exc).__name__}: {str(exc)[:200]}"

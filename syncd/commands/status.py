@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
+import sys
 import time
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from syncd.config import Settings
 from syncd.mirror import Mirror, MirrorError
+from syncd.mirror.mirror import DEFAULT_BUSY_TIMEOUT, _origin_status, describe_error
+
+IN_USE = "in use by another process"
 
 
 async def collect_status(mirror: Mirror) -> dict[str, Any]:
@@ -33,19 +41,65 @@ async def collect_status(mirror: Mirror) -> dict[str, Any]:
     }
 
 
-async def status_command(settings: Settings, *, as_json: bool) -> int:
-    if not settings.mirror_path.exists():
-        print(f"no mirror at {settings.mirror_path}: syncd has not run yet")
-        return 1
+def _read_only_status(path: Path) -> dict[str, Any]:
+    """The same figures through a read-only connection: used while the daemon holds the mirror.
+
+    WAL lets this read a consistent snapshot next to the daemon's writer; nothing is written.
+    """
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    doing = "reading the status (read-only, the daemon is running)"
     try:
-        mirror = await Mirror.open(settings.mirror_path)
+        conn = sqlite3.connect(uri, uri=True, timeout=DEFAULT_BUSY_TIMEOUT, isolation_level=None)
+        try:
+            now = time.time()
+            origins = _origin_status(conn, now)
+            for entry in origins:
+                for key in ("last_success", "cursor_updated_at"):
+                    value = entry.get(key)
+                    if isinstance(value, (int, float)):
+                        entry[f"{key}_age_s"] = round(now - value, 1)
+            subs = conn.execute(
+                "SELECT id, resource, expiration FROM subscriptions ORDER BY expiration"
+            ).fetchall()
+            return {
+                "origins": origins,
+                "outbox_depth": int(conn.execute("SELECT count(*) FROM outbox").fetchone()[0]),
+                "alert_outbox_depth": int(
+                    conn.execute("SELECT count(*) FROM alerts WHERE delivered_at IS NULL").fetchone()[0]
+                ),
+                "subscriptions": [
+                    {"id": i, "resource": r, "expiration": datetime.fromisoformat(e).isoformat()}
+                    for i, r, e in subs
+                ],
+            }
+        finally:
+            conn.close()
+    except (sqlite3.Error, OSError) as exc:
+        raise describe_error(exc, path, doing, DEFAULT_BUSY_TIMEOUT) from exc
+
+
+async def _gather(path: Path) -> dict[str, Any]:
+    try:
+        mirror = await Mirror.open(path)
     except MirrorError as exc:
-        print(f"syncd status: {exc}")
-        return 1
+        if IN_USE not in str(exc):
+            raise
+        return await asyncio.to_thread(_read_only_status, path)
     try:
-        data = await collect_status(mirror)
+        return await collect_status(mirror)
     finally:
         await mirror.close()
+
+
+async def status_command(settings: Settings, *, as_json: bool) -> int:
+    if not settings.mirror_path.exists():
+        print(f"syncd status: no mirror at {settings.mirror_path}: syncd has not run yet", file=sys.stderr)
+        return 1
+    try:
+        data = await _gather(settings.mirror_path)
+    except MirrorError as exc:
+        print(f"syncd status: {exc}", file=sys.stderr)
+        return 1
     if as_json:
         print(json.dumps(data, indent=2, default=str, sort_keys=True))
         return 0

@@ -1,7 +1,7 @@
 """`syncd uninstall [--purge-j1] [--yes]`: subscriptions, optionally the J1 data, then the local state.
 
 Order matters: subscriptions first (Graph stops calling a webhook that is going away), then J1
-(an empty ``DIFF`` job per scope syncd writes: the main scope and ``<scope>-person-mapping``),
+(an empty ``DIFF`` job for each scope syncd writes: ``[j1] scope``),
 and the local state last, only when every earlier step worked (so a failed run can be repeated).
 """
 
@@ -24,8 +24,8 @@ def _confirm(question: str) -> bool:
 
 
 def j1_scopes(settings: Settings) -> list[str]:
-    """Every J1 scope syncd writes to (see `syncd.j1.writer.J1Writer`): mapping scope first."""
-    return [f"{settings.j1.scope}-person-mapping", settings.j1.scope]
+    """Every J1 scope syncd writes to (see `syncd.j1.writer.J1Writer`)."""
+    return [settings.j1.scope]
 
 
 async def uninstall_command(settings: Settings, *, purge_j1: bool, assume_yes: bool) -> int:

@@ -9,7 +9,7 @@ from syncd.sources.directory import DeltaSource, directory_sources
 
 if TYPE_CHECKING:
     from syncd.config import Settings
-    from syncd.engine import Source
+    from syncd.engine import Engine, Source
     from syncd.sources.account import AccountSource
 
 PERSON_MAPPING_TYPE = m.generate_relationship_type(m.USER_IS_PERSON_CLASS, m.USER.type, "person")

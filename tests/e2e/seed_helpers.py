@@ -5,17 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from syncd.sim.generator import generate_tenant
-from syncd.sim.graph import app as graph_app
-from syncd.sim.graph.permissions_fault import PERMISSION_FAULTS, PermissionFaults, register_permission_faults
+from syncd.sim.graph.permissions_fault import PERMISSION_FAULTS, PermissionFaults
 from syncd.sim.harness import SimHarness, start_harness
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,29 +24,9 @@ def small_tenant(**kw: Any) -> Any:
     return generate_tenant(**args)
 
 
-@contextmanager
-def permission_faults_registered() -> Iterator[None]:
-    """Until app.py registers `permissions_fault` itself: wrap `GraphSim.create_app` to add it."""
-    original = graph_app.GraphSim.create_app
-
-    def create_app(self: graph_app.GraphSim, *, intune_routes: bool = True) -> Any:
-        app = original(self, intune_routes=intune_routes)
-        if PERMISSION_FAULTS not in app:
-            register_permission_faults(app)
-        return app
-
-    mp = pytest.MonkeyPatch()
-    mp.setattr(graph_app.GraphSim, "create_app", create_app)
-    try:
-        yield
-    finally:
-        mp.undo()
-
-
 @asynccontextmanager
 async def running_harness(tmp_path: Path, **tenant_kw: Any) -> AsyncIterator[SimHarness]:
-    with permission_faults_registered():
-        h = await start_harness(small_tenant(**tenant_kw), tmp_path, notifications=False)
+    h = await start_harness(small_tenant(**tenant_kw), tmp_path, notifications=False)
     try:
         yield h
     finally:

@@ -6,19 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from syncd.commands.resync import resync_command
 from syncd.model import schema as m
 from syncd.sources.catalog import PERSON_MAPPING_TYPE
 from tests.e2e.seed_helpers import running_harness
-
-WRITER_SCOPE_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="J1Writer sends mapped relationships in <scope>-person-mapping, where their sourceEntityKey "
-    "(a user of the main scope) is not found: the J1 sim (and the sync API doc, 'an entity in this "
-    "upload or scope') counts numMappedRelationshipCreateErrors. Remove once writer.py is fixed.",
-)
 
 
 def _seed_persons(h: Any, users: list[dict[str, Any]], **extra: Any) -> dict[str, str]:
@@ -44,9 +35,8 @@ def _mapped(h: Any) -> list[dict[str, Any]]:
     return list(found["relationships"])
 
 
-@WRITER_SCOPE_BUG
 async def test_users_map_to_existing_persons(tmp_path: Path) -> None:
-    async with running_harness(tmp_path) as h:
+    async with running_harness(tmp_path, with_intune=False) as h:
         users = [u for u in h.tenant.list("users") if u.get("mail")]
         persons = _seed_persons(h, users[:10])
         assert await resync_command(h.settings()) == 0
@@ -64,9 +54,8 @@ async def test_users_map_to_existing_persons(tmp_path: Path) -> None:
         assert len([e for e in person_entities if e["_class"] == "Person"]) == 10
 
 
-@WRITER_SCOPE_BUG
 async def test_mapping_can_be_switched_off_and_match_keys_configured(tmp_path: Path) -> None:
-    async with running_harness(tmp_path) as h:
+    async with running_harness(tmp_path, with_intune=False) as h:
         users = [u for u in h.tenant.list("users") if u.get("mail") and u.get("employeeId")]
         _seed_persons(h, users[:5], employeeId=lambda u: u["employeeId"])
         # a Person with the right email but another employeeId must not match on both keys
@@ -74,8 +63,13 @@ async def test_mapping_can_be_switched_off_and_match_keys_configured(tmp_path: P
             h.sims.j1_account_id,
             "hr-persons",
             "api",
-            {"_key": "employee-x", "_type": "bamboohr_employee", "_class": "Person",
-             "email": str(users[5]["mail"]).lower(), "employeeId": "NOPE"},
+            {
+                "_key": "employee-x",
+                "_type": "bamboohr_employee",
+                "_class": "Person",
+                "email": str(users[5]["mail"]).lower(),
+                "employeeId": "NOPE",
+            },
         )
         both = h.settings({"j1": {"person_match_keys": ["email", "employeeId"]}})
         assert await resync_command(both) == 0

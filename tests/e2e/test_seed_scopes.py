@@ -4,6 +4,7 @@ data as partial until `syncd resync --prune-disabled`."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,14 +12,15 @@ from syncd.commands.resync import resync_command
 from syncd.commands.status import status_command
 from syncd.model import schema as m
 from syncd.runtime import open_runtime
+from syncd.sim.harness import SimHarness
 from syncd.sources.catalog import disabled_origins, origin_types
 from tests.e2e.seed_helpers import graph_routes, permission_faults, running_harness
 
 DEVICE_ROUTE_WORDS = ("/devices", "deviceManagement", "deviceAppManagement", "$batch")
 
 
-def _main_jobs(h: object, scope: str) -> list[dict[str, object]]:
-    return [j for j in h.sims.j1_state.jobs_view() if j["scope"] == scope]  # type: ignore[attr-defined]
+def _main_jobs(h: SimHarness, scope: str) -> list[dict[str, Any]]:
+    return [j for j in h.sims.j1_state.jobs_view() if j["scope"] == scope]
 
 
 async def test_switched_off_sources_are_never_fetched(tmp_path: Path) -> None:
@@ -34,10 +36,15 @@ async def test_switched_off_sources_are_never_fetched(tmp_path: Path) -> None:
         # only the account's Intune id read (GET /deviceManagement) may touch device management
         assert all(r.endswith("/deviceManagement") for r in fetched), fetched
         entities, _ = h.j1_graph()
-        assert {e["_type"] for e in entities.values()} == {m.ACCOUNT.type, m.USER.type, m.GROUP.type, m.GROUP_MEMBER.type}
+        assert {e["_type"] for e in entities.values()} == {
+            m.ACCOUNT.type,
+            m.USER.type,
+            m.GROUP.type,
+            m.GROUP_MEMBER.type,
+        }
         job = _main_jobs(h, h.scope)[-1]
-        assert m.MANAGED_DEVICE.type in job["partialTypes"]  # type: ignore[operator]
-        assert m.USER.type not in job["partialTypes"]  # type: ignore[operator]
+        assert m.MANAGED_DEVICE.type in job["partialTypes"]
+        assert m.USER.type not in job["partialTypes"]
 
 
 async def test_turning_a_source_off_keeps_its_data_until_pruned(
@@ -58,7 +65,7 @@ async def test_turning_a_source_off_keeps_its_data_until_pruned(
         job = _main_jobs(h, h.scope)[-1]
         disabled_types = {t for o in disabled_origins(off) for t in origin_types().get(o, [])}
         assert m.MANAGED_DEVICE.type in disabled_types
-        assert disabled_types <= set(job["partialTypes"])  # type: ignore[arg-type]
+        assert disabled_types <= set(job["partialTypes"])
         capsys.readouterr()
         assert await status_command(off, as_json=False) == 0
         status = capsys.readouterr().out
@@ -70,8 +77,8 @@ async def test_turning_a_source_off_keeps_its_data_until_pruned(
         assert not [e for e in entities.values() if e["_type"] == m.MANAGED_DEVICE.type]
         assert [e for e in entities.values() if e["_type"] == m.USER.type]  # the rest is untouched
         job = _main_jobs(h, h.scope)[-1]
-        assert m.MANAGED_DEVICE.type not in job["partialTypes"]  # type: ignore[operator]
-        assert job["counters"]["numEntitiesDeleted"] >= len(devices)  # type: ignore[index]
+        assert m.MANAGED_DEVICE.type not in job["partialTypes"]
+        assert job["counters"]["numEntitiesDeleted"] >= len(devices)
 
         # switching it back on brings the data back
         assert await resync_command(h.settings()) == 0

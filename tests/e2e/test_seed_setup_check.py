@@ -37,7 +37,11 @@ def test_setup_prints_permissions_consent_url_and_config(cloud: str, consent_roo
     for perm in ("User.Read.All", "GroupMember.Read.All", "Organization.Read.All"):
         assert perm in text
     # switched-off sources need nothing
-    for perm in ("Device.Read.All", "DeviceManagementManagedDevices.Read.All", "DeviceManagementApps.Read.All"):
+    for perm in (
+        "Device.Read.All",
+        "DeviceManagementManagedDevices.Read.All",
+        "DeviceManagementApps.Read.All",
+    ):
         assert perm not in text
     assert f'cloud = "{cloud}"' in text
     assert 'tenant_id = "contoso.onmicrosoft.com"' in text
@@ -53,7 +57,7 @@ async def test_setup_cli_without_credentials(tmp_path: Path) -> None:
 
 
 async def test_check_all_ok_then_names_denied_permission(tmp_path: Path) -> None:
-    async with running_harness(tmp_path) as h:
+    async with running_harness(tmp_path, with_intune=False) as h:
         cfg = h.config_path()
         ok = await run_cli("-c", str(cfg), "check")
         assert ok.code == 0, ok.out + ok.err
@@ -71,7 +75,7 @@ async def test_check_all_ok_then_names_denied_permission(tmp_path: Path) -> None
 
 
 async def test_check_does_not_probe_disabled_sources(tmp_path: Path) -> None:
-    async with running_harness(tmp_path) as h:
+    async with running_harness(tmp_path, with_intune=False) as h:
         # devices is denied, but switched off: not probed, not needed, check passes
         permission_faults(h).denied = {"Device.Read.All", "DeviceManagementManagedDevices.Read.All"}
         cfg = h.config_path({"sync": {"sources": ["users", "groups"]}})
@@ -85,7 +89,7 @@ async def test_check_does_not_probe_disabled_sources(tmp_path: Path) -> None:
 
 
 async def test_check_unknown_tenant_gives_hint_not_traceback(tmp_path: Path) -> None:
-    async with running_harness(tmp_path) as h:
+    async with running_harness(tmp_path, with_intune=False) as h:
         cfg = h.config_path({"graph": {"tenant_id": "00000000-0000-0000-0000-00000000dead"}})
         res = await run_cli("-c", str(cfg), "check")
         assert res.code == 1

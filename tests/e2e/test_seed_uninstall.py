@@ -40,7 +40,7 @@ async def _add_subscription(h: object, mirror_path: Path, sub_id: str) -> None:
 
 
 async def test_uninstall_purges_subscriptions_j1_and_state(tmp_path: Path) -> None:
-    async with running_harness(tmp_path) as h:
+    async with running_harness(tmp_path, with_intune=False) as h:
         settings = h.settings()
         assert await resync_command(settings) == 0
         entities, rels = h.j1_graph()
@@ -64,19 +64,18 @@ async def test_uninstall_purges_subscriptions_j1_and_state(tmp_path: Path) -> No
         assert "Traceback" not in res.out + res.err
         assert h.j1_graph() == ({}, {})
         jobs = h.sims.j1_state.jobs_view()
-        purges = jobs[-2:]
-        assert [j["scope"] for j in purges] == [f"{h.scope}-person-mapping", h.scope]
+        purges = jobs[-1:]
+        assert [j["scope"] for j in purges] == [h.scope]
         assert all(j["mode"] == "DIFF" and j["status"] == "FINISHED" for j in purges)
         assert all(sum(j["uploads"]["objects"].values()) == 0 for j in purges)
-        assert purges[1]["counters"]["numEntitiesDeleted"] == len(entities)
-        mapping_left = h.sims.j1_state.query_graph(f"{h.scope}-person-mapping", None, None)
-        assert mapping_left == {"entities": [], "relationships": []}
+        assert purges[0]["counters"]["numEntitiesDeleted"] == len(entities)
+        assert h.sims.j1_state.query_graph(None, None, None) == {"entities": [], "relationships": []}
         assert not settings.state_dir.exists()
         assert f"removed the local state in {settings.state_dir}" in res.out
 
 
 async def test_uninstall_refuses_while_the_daemon_holds_the_mirror(tmp_path: Path) -> None:
-    async with running_harness(tmp_path) as h:
+    async with running_harness(tmp_path, with_intune=False) as h:
         settings = h.settings()
         mirror = await Mirror.open(settings.mirror_path)  # what a running daemon holds
         try:

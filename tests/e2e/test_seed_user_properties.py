@@ -15,7 +15,7 @@ def _ms(iso: str) -> int:
 
 
 async def test_user_properties_for_alerts(tmp_path: Path) -> None:
-    async with running_harness(tmp_path, users=40) as h:
+    async with running_harness(tmp_path, users=40, with_intune=False) as h:
         raw = {u["id"]: u for u in h.tenant.list("users")}
         disabled = next(u for u in raw.values() if u["accountEnabled"] is False)
         guest = next(u for u in raw.values() if u["userType"] == "Guest")

@@ -27,6 +27,7 @@ from syncd.sim.graph.faults import Counters, FaultInjector, Faults
 from syncd.sim.graph.keys import APP_ID, CLIENT_REQUEST_ID, GRAPH_SIM, REQUEST_ID
 from syncd.sim.graph.notifications import DeliveryConfig, Notifier
 from syncd.sim.graph.odata import base_url, graph_error
+from syncd.sim.graph.permissions_fault import register_permission_faults
 from syncd.sim.graph.subscriptions import SubscriptionStore, register_subscription_routes
 from syncd.sim.tenant import Tenant
 
@@ -225,6 +226,7 @@ class GraphSim:
         if intune_routes:
             _register_intune(app, self)
         register_auth_routes(app)
+        register_permission_faults(app)
         app.cleanup_ctx.append(_notifier_ctx)
         return app
 

@@ -67,7 +67,9 @@ class PermissionFaults:
         return bool(perms) and perms is not None and perms <= self.denied  # empty/unknown: never
 
 
-PERMISSION_FAULTS: web.AppKey[PermissionFaults] = web.AppKey("syncd_graph_permission_faults", PermissionFaults)
+PERMISSION_FAULTS: web.AppKey[PermissionFaults] = web.AppKey(
+    "syncd_graph_permission_faults", PermissionFaults
+)
 
 
 def _is_graph_path(path: str) -> bool:
