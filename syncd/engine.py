@@ -16,7 +16,7 @@ import structlog
 
 from syncd import metrics
 from syncd.j1.writer import J1Writer, PushReport
-from syncd.mirror import Mirror
+from syncd.mirror import Mirror, MirrorError
 from syncd.sources.base import RoundReport, SourceContext
 
 log = structlog.get_logger(__name__)
@@ -81,6 +81,13 @@ class Engine:
                 # A failed round commits nothing: its types keep their last state and are partial.
                 await self._failed(origin, started, exc, partial=True)
                 raise
+            if report.kind == "skipped":
+                # Not an error loop: the origin is off (e.g. no Intune); its types stay partial.
+                reason = report.skip_reason or "skipped"
+                self.partial[origin] = reason
+                self.last_success[origin] = time.time()
+                await self.mirror.set_origin_flag(origin, True, reason, disabled=True)
+                return report
             self.partial.pop(origin, None)
             self.last_success[origin] = time.time()
             self.last_error.pop(origin, None)
@@ -93,12 +100,21 @@ class Engine:
     async def _failed(self, origin: str, started: float, exc: BaseException, *, partial: bool) -> None:
         reason = _describe(exc)
         self.last_error[origin] = reason
+        metrics.observe_round(origin, "any", "failed", time.time() - started)
+        # Logged before touching the mirror: the mirror may be what failed (disk full, unwritable).
+        if isinstance(exc, MirrorError):
+            log.error("round failed: the mirror cannot be written", origin=origin, error=reason)
+        else:
+            log.warning("round failed", origin=origin, error=reason)
         if partial:
             self.partial[origin] = reason
-            await self.mirror.set_origin_flag(origin, True, reason)
-        await self.mirror.record_run(origin, started, time.time(), "failed", {}, reason)
-        metrics.observe_round(origin, "any", "failed", time.time() - started)
-        log.warning("round failed", origin=origin, error=reason)
+        try:
+            if partial:
+                await self.mirror.set_origin_flag(origin, True, reason)
+            await self.mirror.record_run(origin, started, time.time(), "failed", {}, reason)
+        except Exception as mirror_exc:
+            log.error("could not record the failed round in the mirror", origin=origin,
+                      error=_describe(mirror_exc))
 
     async def drain(self) -> PushReport:
         """Push what the outbox holds (incremental); rows stay on failure."""

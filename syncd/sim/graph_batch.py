@@ -181,38 +181,62 @@ async def handle_batch(request: web.Request) -> web.StreamResponse:
     base = _loopback_base(request)
     tasks: dict[str, asyncio.Task[JSON]] = {}
     by_id = {str(i["id"]).lower(): i for i in items}
+    session = _session(request.app)
+    # One kept-alive session per app: no connection (TLS handshake) per inner request.
 
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=INNER_TIMEOUT_S)) as session:
+    async def run(item: JSON) -> JSON:
+        deps = [d.lower() for d in item.get("dependsOn") or []]
+        if deps:
+            results = [await tasks[d] for d in deps]
+            bad = [r["id"] for r in results if _failed(int(r["status"]))]
+            if bad:
+                return _inner_error(
+                    str(item["id"]),
+                    424,
+                    "FailedDependency",
+                    f"The dependent request(s) {', '.join(bad)} failed.",
+                )
+        return await _run_one(session, base, ver, request, item)
 
-        async def run(item: JSON) -> JSON:
-            deps = [d.lower() for d in item.get("dependsOn") or []]
-            if deps:
-                results = [await tasks[d] for d in deps]
-                bad = [r["id"] for r in results if _failed(int(r["status"]))]
-                if bad:
-                    return _inner_error(
-                        str(item["id"]),
-                        424,
-                        "FailedDependency",
-                        f"The dependent request(s) {', '.join(bad)} failed.",
-                    )
-            return await _run_one(session, base, ver, request, item)
+    def schedule(key: str) -> None:
+        if key in tasks:
+            return
+        for dep in by_id[key].get("dependsOn") or []:
+            schedule(dep.lower())
+        tasks[key] = asyncio.create_task(run(by_id[key]))
 
-        def schedule(key: str) -> None:
-            if key in tasks:
-                return
-            for dep in by_id[key].get("dependsOn") or []:
-                schedule(dep.lower())
-            tasks[key] = asyncio.create_task(run(by_id[key]))
-
-        for key in by_id:
-            schedule(key)
-        responses = list(await asyncio.gather(*tasks.values()))
+    for key in by_id:
+        schedule(key)
+    responses = list(await asyncio.gather(*tasks.values()))
 
     _shuffle.shuffle(responses)
     return graph_json(request, {"responses": responses})
 
 
+_SESSION: web.AppKey[list[aiohttp.ClientSession]] = web.AppKey("syncd_sim_batch_session", list)
+
+
+def _session(app: web.Application) -> aiohttp.ClientSession:
+    """The app's replay session (created on first use, closed with the app)."""
+    holder = app[_SESSION]
+    if not holder or holder[0].closed:
+        holder[:] = [
+            aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=INNER_TIMEOUT_S),
+                connector=aiohttp.TCPConnector(limit=64, ssl=False),
+            )
+        ]
+    return holder[0]
+
+
+async def _close_session(app: web.Application) -> None:
+    for session in app[_SESSION]:
+        await session.close()
+    app[_SESSION].clear()
+
+
 def register_batch_routes(app: web.Application) -> None:
     """Add ``POST /v1.0/$batch`` and ``POST /beta/$batch``."""
+    app[_SESSION] = []
+    app.on_cleanup.append(_close_session)
     app.router.add_post(r"/{ver:v1\.0|beta}/$batch", handle_batch)

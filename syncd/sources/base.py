@@ -41,6 +41,8 @@ class RoundReport:
     changed_ids: list[str] = field(default_factory=list)
     """Ids of changed raw objects, for follow-ups (Entra device → managed device re-fetch)."""
     baseline: bool = False
+    skip_reason: str | None = None
+    """Set on a "skipped" round: why the origin is switched off (e.g. the tenant has no Intune)."""
 
     def as_log(self) -> dict[str, Any]:
         return {

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 ORIGIN_PREFIX = "intune:"
+NO_INTUNE_REASON = "tenant has no Intune (Request not applicable to target tenant)"
 
 
 @dataclass(frozen=True)
@@ -359,6 +360,7 @@ class IntuneCollectionSource:
             self.shared.unavailable = None  # the account round saw Intune (again)
         if (account is not None and account.intune_available is False) or self.shared.unavailable:
             report.kind = "skipped"
+            report.skip_reason = self.shared.unavailable or NO_INTUNE_REASON
             return report
         if only_ids is not None:
             return await self._refetch(ctx, list(only_ids), report, started)
@@ -373,6 +375,7 @@ class IntuneCollectionSource:
             objects = await self._list(ctx.graph)
         except NotApplicableTenant:
             report.kind = "skipped"
+            report.skip_reason = self.shared.unavailable or NO_INTUNE_REASON
             return report
         report.pages = 1
         hashes = {str(o["id"]): _top_hash(_strip_subs(o, self.collection)) for o in objects}
@@ -479,6 +482,7 @@ class IntuneCollectionSource:
             except NotApplicableTenant:
                 self._no_intune()
                 report.kind = "skipped"
+                report.skip_reason = self.shared.unavailable or NO_INTUNE_REASON
                 return report
             if isinstance(obj, dict) and obj.get("id"):
                 obj = {k: v for k, v in obj.items() if not k.startswith("@odata.context")}
@@ -526,7 +530,7 @@ class IntuneCollectionSource:
         if self.shared.account is not None:
             self.shared.account.intune_available = False
         if self.shared.unavailable is None:
-            self.shared.unavailable = "tenant has no Intune (Request not applicable to target tenant)"
+            self.shared.unavailable = NO_INTUNE_REASON
             log.warning(
                 "Intune types disabled: the tenant has no Intune (Request not applicable to target tenant)"
             )

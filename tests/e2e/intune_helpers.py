@@ -164,7 +164,9 @@ def expected_graph(tenant: Tenant) -> Expected:
     for p in embedded("deviceCompliancePolicies"):
         pid = str(p["id"])
         exp.entity(m.COMPLIANCE_POLICY, pid)
-        actions = [str(c["id"]) for r in p["scheduledActionsForRule"] for c in r["scheduledActionConfigurations"]]
+        actions = [
+            str(c["id"]) for r in p["scheduledActionsForRule"] for c in r["scheduledActionConfigurations"]
+        ]
         for a in actions:
             exp.entity(m.COMPLIANCE_ACTION_ITEM, a)
             exp.rel(m.POLICY_HAS_ACTION_ITEM, pid, a)
@@ -249,7 +251,9 @@ def by_type(objs: Mapping[str, Mapping[str, Any]]) -> dict[str, set[str]]:
     return out
 
 
-def assert_same_keys(expected: Mapping[str, set[str]], actual: Mapping[str, set[str]], types: Iterable[str]) -> None:
+def assert_same_keys(
+    expected: Mapping[str, set[str]], actual: Mapping[str, set[str]], types: Iterable[str]
+) -> None:
     """Per type: the exact key sets, with a readable diff on failure."""
     problems = []
     for t in types:
@@ -267,7 +271,10 @@ def no_script_content(text: str, intune: Any) -> list[str]:
     import base64
 
     found = []
-    for coll, fld in (("deviceComplianceScripts", "detectionScriptContent"), ("deviceManagementScripts", "scriptContent")):
+    for coll, fld in (
+        ("deviceComplianceScripts", "detectionScriptContent"),
+        ("deviceManagementScripts", "scriptContent"),
+    ):
         for s in intune.list(coll):
             body = s.get(fld)
             if not body:

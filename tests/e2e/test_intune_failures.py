@@ -1,0 +1,156 @@
+"""Intune failure semantics: a failing collection (403, 5xx after retries) never turns into
+deletions, is partial in the status and in the next DIFF's partialDatasets; a tenant without
+Intune disables the Intune types quietly (one log line) while the account still syncs."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import aiohttp
+import pytest
+import structlog
+
+from syncd.commands.status import status_command
+from syncd.graph.errors import GraphError, PermissionDenied
+from syncd.model import schema as m
+from syncd.sim.generator import generate_tenant
+from syncd.sim.harness import SimHarness
+from syncd.sources.intune import INTUNE_ORIGIN_TYPES
+from tests.e2e.intune_helpers import INTUNE_ORIGINS, by_type, harness, intune_tenant, runtime
+
+CONFIGS = "intune:deviceConfigurations"
+
+
+async def put_faults(h: SimHarness, body: dict[str, list[str]]) -> dict[str, list[str]]:
+    url = f"{h.sims.graph_http_url}/_sim/intune/faults"
+    async with aiohttp.ClientSession() as session, session.put(url, json=body) as resp:
+        assert resp.status == 200, await resp.text()
+        answer: dict[str, list[str]] = await resp.json()
+        return answer
+
+
+async def test_forbidden_collection_keeps_its_data_and_is_partial(tmp_path: Path) -> None:
+    tenant = intune_tenant()
+    intune = tenant.intune
+    async with harness(tenant, tmp_path) as h:
+        settings = h.settings({"sync": {"intune_requests_per_20s": 100_000}})
+        async with runtime(h) as rt:
+            assert (await rt.engine.resync()).failed == {}
+            before_entities, before_rels = h.j1_graph()
+            configs = {c["id"] for c in intune.list("deviceConfigurations")}
+            assert configs <= set(before_entities)
+
+            # The app loses the configuration permission, and a configuration goes away meanwhile:
+            # neither may read as "every configuration was deleted".
+            assert await put_faults(h, {"forbidden": ["deviceConfigurations"]}) == {
+                "forbidden": ["deviceConfigurations"],
+                "unavailable": [],
+            }
+            gone = next(iter(configs))
+            intune.delete("deviceConfigurations", gone)
+            with pytest.raises(PermissionDenied):
+                await rt.engine.run_round(CONFIGS)
+            await rt.engine.run_round("intune:deviceCompliancePolicies")  # others carry on
+            await rt.engine.drain()
+            entities, relationships = h.j1_graph()
+            assert entities == before_entities and relationships == before_rels
+
+            status = {o["origin"]: o for o in await rt.mirror.origin_status()}
+            assert status[CONFIGS]["partial"] is True
+            assert "PermissionDenied" in (status[CONFIGS]["reason"] or status[CONFIGS]["last_error"])
+            assert status["intune:deviceCompliancePolicies"]["partial"] is False
+
+            # The next full DIFF: the configuration types are partial datasets, nothing of them deleted.
+            jobs_before = len(h.sims.j1_state.jobs_view())
+            report = await rt.engine.resync()
+            assert set(report.failed) == {CONFIGS}
+            diff_jobs = [
+                j
+                for j in h.sims.j1_state.jobs_view()[jobs_before:]
+                if j["mode"] == "DIFF" and j["scope"] == h.scope
+            ]
+            assert len(diff_jobs) == 1
+            assert set(INTUNE_ORIGIN_TYPES[CONFIGS]) <= set(diff_jobs[0]["partialTypes"])
+            assert m.COMPLIANCE_POLICY.type not in diff_jobs[0]["partialTypes"]
+            entities, _ = h.j1_graph()
+            assert gone in entities  # kept: its collection could not be read
+            assert by_type(entities)[m.DEVICE_CONFIGURATION.type] == configs
+
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert await status_command(settings, as_json=False) == 0
+        line = next(x for x in out.getvalue().splitlines() if x.startswith(CONFIGS))
+        assert "partial" in line and "PermissionDenied" in line
+
+        # Permission granted again: the next round reconciles (the deleted configuration goes).
+        await put_faults(h, {"forbidden": []})
+        async with runtime(h) as rt:
+            report = await rt.engine.resync()
+            assert report.failed == {}
+            status = {o["origin"]: o for o in await rt.mirror.origin_status()}
+            assert status[CONFIGS]["partial"] is False
+        entities, _ = h.j1_graph()
+        assert gone not in entities
+        assert by_type(entities)[m.DEVICE_CONFIGURATION.type] == configs - {gone}
+
+
+async def test_collection_failing_with_5xx_after_retries_keeps_its_data(tmp_path: Path) -> None:
+    tenant = intune_tenant()
+    async with harness(tenant, tmp_path) as h, runtime(h) as rt:
+        assert (await rt.engine.resync()).failed == {}
+        before = h.j1_graph()
+        rt.graph.backoff_base = 0.001  # keep the retries, not their waits
+        await put_faults(h, {"unavailable": ["managedDevices"]})
+        tenant.intune.delete("managedDevices", next(iter(tenant.intune.items["managedDevices"])))
+        with pytest.raises(GraphError):
+            await rt.engine.run_round("intune:managedDevices", force_full=True)
+        requests = h.sims.graph.counters.routes["GET /{ver}/deviceManagement/managedDevices"]
+        assert requests["503"] == rt.graph.max_attempts  # retried, then given up
+        await rt.engine.drain()
+        assert h.j1_graph() == before
+        assert rt.engine.partial_types() == sorted(INTUNE_ORIGIN_TYPES["intune:managedDevices"])
+
+
+async def test_tenant_without_intune_disables_intune_quietly(tmp_path: Path) -> None:
+    tenant = generate_tenant(seed=3, users=20, groups=3, devices=4, with_intune=False)
+    async with harness(tenant, tmp_path) as h:
+        with structlog.testing.capture_logs() as logs:
+            async with runtime(h) as rt:
+                # Intune rounds before the account round (daemon start-up order is not fixed).
+                for origin in INTUNE_ORIGINS:
+                    report = await rt.engine.run_round(origin)
+                    assert report.kind == "skipped"
+                first = await rt.engine.resync()
+                second = await rt.engine.resync()
+                for origin in INTUNE_ORIGINS:  # scheduled polls later on
+                    assert (await rt.engine.run_round(origin)).kind == "skipped"
+                status = {o["origin"]: o for o in await rt.mirror.origin_status()}
+        assert first.failed == {} and second.failed == {}
+        diff = [j for j in h.sims.j1_state.jobs_view() if j["mode"] == "DIFF"][-1]
+        every_intune_type = {t for o in INTUNE_ORIGINS for t in INTUNE_ORIGIN_TYPES[o]}
+        assert every_intune_type <= set(diff["partialTypes"])  # nothing Intune is deleted in J1
+        assert [e for e in logs if e.get("log_level") in ("warning", "error")] == [
+            next(e for e in logs if "no Intune" in e["event"])
+        ]
+        assert len([e for e in logs if "Intune" in e["event"]]) == 1
+        for origin in INTUNE_ORIGINS:  # switched off with one clear status line, not failing
+            assert status[origin]["disabled"] and status[origin]["partial"]
+            assert "no Intune" in str(status[origin]["reason"])
+            assert status[origin]["last_status"] != "failed"
+        # Graph was asked once per collection at most, not on every round.
+        counts = h.sims.graph.counters.routes
+        listed = {
+            r: c["requests"]
+            for r, c in counts.items()
+            if any(r.endswith("/" + o.split(":")[1]) for o in INTUNE_ORIGINS)
+        }
+        assert sum(listed.values()) == 1, listed
+        entities, _ = h.j1_graph()
+        types = by_type(entities)
+        assert types[m.ACCOUNT.type] == {f"{m.ACCOUNT.type}:{tenant.tenant_id}"}
+        assert len(types[m.USER.type]) == 20
+        assert not any(t in types for t in (m.MANAGED_DEVICE.type, m.COMPLIANCE_POLICY.type))
+        assert json.dumps(logs).count("not applicable") <= 1

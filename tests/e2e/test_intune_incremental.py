@@ -1,0 +1,182 @@
+"""Incremental Intune polls: a no-change poll costs list requests only and pushes nothing; one
+device's compliance change pushes exactly that device's changed entities and relationships; the
+early re-fetch (an Entra device changed in /devices/delta) updates the managed device alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from syncd.model import schema as m
+from syncd.sim.harness import SimHarness
+from syncd.sources.intune import IntuneCollectionSource
+from tests.e2e.intune_helpers import (
+    INTUNE_ORIGINS,
+    NULL_GUID,
+    assert_same_keys,
+    by_type,
+    expected_graph,
+    graph_requests,
+    harness,
+    intune_tenant,
+    runtime,
+)
+
+
+async def set_compliance(h: SimHarness, device_id: str, state: str) -> dict[str, Any]:
+    url = f"{h.sims.graph_http_url}/_sim/intune/managedDevices/{device_id}/compliance"
+    async with aiohttp.ClientSession() as session, session.post(url, json={"complianceState": state}) as resp:
+        assert resp.status == 200, await resp.text()
+        body: dict[str, Any] = await resp.json()
+        return body
+
+
+def policy_statuses_of(tenant: Any, device_id: str) -> dict[tuple[str, str], str]:
+    """(policy id, status id) -> status, for the compliance statuses naming the device."""
+    out = {}
+    for pid in [p["id"] for p in tenant.intune.list("deviceCompliancePolicies")]:
+        for st in tenant.intune.sub("deviceCompliancePolicies", pid, "deviceStatuses"):
+            if st["id"].rsplit("_", 1)[-1] == device_id:
+                out[(pid, st["id"])] = st["status"]
+    return out
+
+
+def uploads(h: SimHarness, since: int) -> tuple[int, dict[str, int]]:
+    """Jobs started after the first `since` ones, and what they uploaded, summed."""
+    jobs = h.sims.j1_state.jobs_view()[since:]
+    total: dict[str, int] = {}
+    for job in jobs:
+        for name, n in job["uploads"]["objects"].items():
+            total[name] = total.get(name, 0) + n
+    return len(jobs), total
+
+
+def sub_resource_requests(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """New requests below an Intune object (`.../{id}/...`) and `$batch` calls."""
+    out = {}
+    for route, n in after.items():
+        delta = n - before.get(route, 0)
+        if delta and ("{id}" in route or "$batch" in route):
+            out[route] = delta
+    return out
+
+
+async def test_no_change_poll_then_one_compliance_change(tmp_path: Path) -> None:
+    tenant = intune_tenant()
+    intune = tenant.intune
+    async with harness(tenant, tmp_path) as h, runtime(h, intune_full_pass_every=100) as rt:
+        assert (await rt.engine.resync()).failed == {}
+
+        # 1. Nothing changed: list requests only, nothing pushed.
+        jobs_before = len(h.sims.j1_state.jobs_view())
+        before = graph_requests(h)
+        for origin in INTUNE_ORIGINS:
+            await rt.engine.run_round(origin)
+        after = graph_requests(h)
+        assert sub_resource_requests(before, after) == {}
+        listed = sum(after[r] - before.get(r, 0) for r in after)
+        assert listed == len(INTUNE_ORIGINS)  # one page each at this size
+        for origin in INTUNE_ORIGINS:
+            source = rt.engine.sources[origin]
+            assert isinstance(source, IntuneCollectionSource) and source.last_fetched == 0
+        push = await rt.engine.drain()
+        assert push.objects == 0
+        assert uploads(h, jobs_before) == (0, {})
+
+        # 2. One device turns noncompliant: a device whose policy statuses are all compliant.
+        device = next(
+            d
+            for d in intune.list("managedDevices")
+            if d["complianceState"] == "compliant"
+            and policy_statuses_of(tenant, d["id"])
+            and set(policy_statuses_of(tenant, d["id"]).values()) == {"compliant"}
+        )
+        did = device["id"]
+        old_graph = expected_graph(tenant)
+        old_statuses = policy_statuses_of(tenant, did)
+        await set_compliance(h, did, "noncompliant")
+        new_graph = expected_graph(tenant)
+        changed = {k for k, v in policy_statuses_of(tenant, did).items() if old_statuses.get(k) != v}
+        assert changed and all(policy_statuses_of(tenant, did)[k] == "nonCompliant" for k in changed)
+
+        j1_before_entities, j1_before_rels = h.j1_graph()
+        jobs_before = len(h.sims.j1_state.jobs_view())
+        req_before = graph_requests(h)
+        for origin in INTUNE_ORIGINS:  # every collection polls; only the affected ones fetch
+            await rt.engine.run_round(origin)
+        req_after = graph_requests(h)
+        fetched = {o: rt.engine.sources[o].last_fetched for o in INTUNE_ORIGINS}  # type: ignore[attr-defined]
+        assert fetched["intune:managedDevices"] == 1
+        # Policies naming the device are re-fetched (their lastModifiedDateTime did not move).
+        assert fetched["intune:deviceCompliancePolicies"] == len({p for p, _ in old_statuses})
+        assert fetched["intune:mobileAppCategories"] == fetched["intune:deviceCategories"] == 0
+        assert sum(sub_resource_requests(req_before, req_after).values()) < 60
+        await rt.engine.drain()
+
+        # What was pushed: exactly the changed entities and relationships, computed independently.
+        new_entities = {t: keys - old_graph.entities.get(t, set()) for t, keys in new_graph.entities.items()}
+        new_rels = {
+            t: keys - old_graph.relationships.get(t, set()) for t, keys in new_graph.relationships.items()
+        }
+        assert sum(map(len, new_entities.values())) == len(changed)  # one finding per status
+        updated_rels = {f"{did}|assigned|{pid}" for pid, _ in changed}  # #11 carries the status
+        n_entities = 1 + len(changed)  # the device + the findings
+        n_rels = len(updated_rels) + sum(map(len, new_rels.values()))
+        n_jobs, uploaded = uploads(h, jobs_before)
+        assert n_jobs >= 1
+        assert uploaded.get("entities", 0) == n_entities, uploaded
+        assert uploaded.get("relationships", 0) == n_rels, uploaded
+        assert not uploaded.get("deleteEntities") and not uploaded.get("deleteRelationships")
+
+        entities, relationships = h.j1_graph()
+        assert entities[did]["complianceState"] == "noncompliant"
+        assert entities[did]["compliant"] is False
+        for pid, status_id in changed:
+            assert entities[status_id]["state"] == "nonCompliant"
+            assert f"{did}|has|{status_id}" in relationships
+            assert f"{pid}|identified|{status_id}" in relationships
+            assert relationships[f"{did}|assigned|{pid}"]["status"] == "nonCompliant"
+        # Nothing else moved; the whole graph is still exactly the expected one.
+        untouched = set(j1_before_entities) - {did}
+        assert all(entities[k] == j1_before_entities[k] for k in untouched)
+        assert_same_keys(new_graph.entities, by_type(entities), [e.type for e in m.ENTITY_TYPES])
+        assert_same_keys(
+            new_graph.relationships, by_type(relationships), [r.type for r in m.RELATIONSHIP_TYPES]
+        )
+        moved = {k for k in j1_before_rels if k in relationships and relationships[k] != j1_before_rels[k]}
+        assert moved == updated_rels
+
+
+async def test_entra_device_change_refetches_the_managed_device_early(tmp_path: Path) -> None:
+    tenant = intune_tenant()
+    intune = tenant.intune
+    async with harness(tenant, tmp_path) as h, runtime(h) as rt:
+        assert (await rt.engine.resync()).failed == {}
+        device = next(
+            d
+            for d in intune.list("managedDevices")
+            if d["azureADDeviceId"] != NULL_GUID and d["complianceState"] == "compliant"
+        )
+        answer = await set_compliance(h, device["id"], "noncompliant")
+        assert answer["entraDeviceObjectId"]  # the Entra device's isCompliant moved too
+
+        before = graph_requests(h)
+        report = await rt.engine.run_round("devices")  # the /devices/delta round
+        assert device["azureADDeviceId"] in report.changed_ids
+        source = rt.engine.sources["intune:managedDevices"]
+        assert isinstance(source, IntuneCollectionSource)
+        await source.refetch_for_entra_devices(rt.engine, report.changed_ids)
+        after = graph_requests(h)
+        new = {r: n - before.get(r, 0) for r, n in after.items() if n != before.get(r, 0)}
+        # No list of the managed devices: one GET of that device (+ its detected apps).
+        assert not any(r.endswith("/deviceManagement/managedDevices") for r in new), new
+        assert new.get("GET /{ver}/deviceManagement/managedDevices/{id}") == 1, new
+        assert source.last_fetched == 1
+
+        await rt.engine.drain()
+        entities, _ = h.j1_graph()
+        assert entities[device["id"]]["complianceState"] == "noncompliant"
+        status = {o["origin"]: o for o in await rt.mirror.origin_status()}
+        assert status["intune:managedDevices"]["partial"] is False
