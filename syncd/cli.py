@@ -74,6 +74,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"syncd: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except Exception as exc:
+        from syncd.mirror.types import MirrorError  # lazy: sqlite-utils is slow to import
+
+        if not isinstance(exc, MirrorError):
+            raise
+        # Corrupt, locked, unwritable or full: say so and stop. The file is left exactly as it is
+        # (never reset silently); systemd restarts us, which is right for a lock or a full disk.
+        print(f"syncd: {exc}", file=sys.stderr)
+        return EXIT_FAIL
     except KeyboardInterrupt:
         return 130
 

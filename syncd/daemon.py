@@ -448,6 +448,8 @@ class Daemon:
 
     # --- health and status -----------------------------------------------------------------
     async def health(self) -> tuple[bool, dict[str, Any]]:
+        """Healthy = ready, no resource later than ``[health] max_lag`` past its schedule, and the
+        outbox drains (not pending with no successful push for ``outbox_stuck_after``)."""
         assert self.rt is not None
         now = time.time()
         engine = self.rt.engine
@@ -459,7 +461,9 @@ class Daemon:
             lag = None if last is None else round(now - last, 1)
             lags[origin] = lag
             reference = last if last is not None else self.state.started
-            if now - reference > max_lag:
+            # A resource is stale when it is more than max_lag behind its own schedule: a source
+            # polled hourly (account, Intune policies) is not late 15 minutes after its last round.
+            if now - reference > max_lag + self._interval(origin):
                 stale.append(origin)
         depth = await self.rt.mirror.outbox_depth()
         metrics.OUTBOX_DEPTH.set(depth)

@@ -60,14 +60,22 @@ class WakeUps:
         while self._tasks:
             await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
 
-    async def close(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - a bound, not a cancel scope
-        """Stop taking hints; let a running round finish within ``timeout``, then cancel."""
+    async def close(self, timeout: float = 10.0, cancel_grace: float = 5.0) -> None:  # noqa: ASYNC109
+        """Stop taking hints; let a running round finish within ``timeout``, then cancel it.
+
+        A cancelled run gets ``cancel_grace`` seconds to clean up (e.g. abort its J1 job); whatever
+        it had committed stays in the outbox. Never waits longer than ``timeout + cancel_grace``.
+        """
         self._closed = True
         tasks = list(self._tasks.values())
         if not tasks:
             return
         _done, still = await asyncio.wait(tasks, timeout=timeout)
+        if not still:
+            return
+        log.warning("in-flight work did not finish in time: cancelling it", keys=sorted(self._tasks))
         for task in still:
             task.cancel()
-        if still:
-            await asyncio.gather(*still, return_exceptions=True)
+        _done, stuck = await asyncio.wait(still, timeout=cancel_grace)
+        for task in stuck:  # its clean-up hangs (e.g. an abort call); cancel that too, don't wait
+            task.cancel()

@@ -46,15 +46,19 @@ def read_outbox(conn: sqlite3.Connection, limit: int) -> OutboxBatch:
             (json_list(entity_keys),),
         )
     }
+    # A key with an unacknowledged outbox row may be in J1 even if `pushed_hash` says it never was
+    # (a crash after J1 finished a job but before its ack committed): a key that is gone or
+    # tombstoned is therefore always deleted in J1. An unknown key only costs J1 a no-op.
     for key in entity_keys:
         found = entities.get(key)
         if found is None:
-            continue  # created and removed before J1 heard of it
+            batch.entity_deletes.append(key)
+            continue
         data, hash_, deleted, pushed = found
         if not deleted and hash_ != pushed:
             batch.entity_upserts.append(_dict(data))
             batch.entity_hashes[key] = hash_
-        elif deleted and pushed is not None:
+        elif deleted:
             batch.entity_deletes.append(key)
     relationships = {
         key: (data, hash_, deleted, pushed, ends_live)
@@ -67,6 +71,7 @@ def read_outbox(conn: sqlite3.Connection, limit: int) -> OutboxBatch:
     for key in rel_keys:
         found_rel = relationships.get(key)
         if found_rel is None:
+            batch.relationship_deletes.append(key)  # as for entities: it may be in J1 unacknowledged
             continue
         data, hash_, deleted, pushed, ends_live = found_rel
         if not ends_live:
@@ -74,7 +79,7 @@ def read_outbox(conn: sqlite3.Connection, limit: int) -> OutboxBatch:
         if not deleted and hash_ != pushed:
             batch.relationship_upserts.append(_dict(data))
             batch.relationship_hashes[key] = hash_
-        elif deleted and pushed is not None:
+        elif deleted:
             batch.relationship_deletes.append(key)
     return batch
 

@@ -148,6 +148,8 @@ class SimJob:
     upload_bytes: int = 0
     upload_objects: Counter[str] = field(default_factory=Counter)
     abort_reason: str | None = None
+    map_index: dict[tuple[str, ...], dict[tuple[Any, ...], list[JsonObj]]] = field(default_factory=dict)
+    """Per finalize: entities indexed by the values of a mapping's filter keys (no quadratic scan)."""
 
     def as_json(self) -> JsonObj:
         """The documented job object."""
@@ -408,6 +410,26 @@ class J1SimState:
         job.counters[f"{prefix}Updated" if existing else f"{prefix}Created"] += 1
         return rid
 
+    @staticmethod
+    def _map_candidates(
+        job: SimJob, graph: AccountGraph, keys: tuple[str, ...], target: Mapping[str, Any]
+    ) -> list[JsonObj]:
+        """Entities whose first non-class filter value equals the target's (an index built once)."""
+        plain = [k for k in keys if k != "_class"]
+        if not plain:
+            return list(graph.entities.values())
+        lead = plain[0]
+        index = job.map_index.get((lead,))
+        if index is None:
+            index = {}
+            for entity in graph.entities.values():
+                value = entity.get(lead)
+                if isinstance(value, (str, int, float, bool)):
+                    index.setdefault((value,), []).append(entity)
+            job.map_index[(lead,)] = index
+        wanted = target.get(lead)
+        return list(index.get((wanted,), [])) if isinstance(wanted, (str, int, float, bool)) else []
+
     def _map_targets(
         self, job: SimJob, graph: AccountGraph, mapping: Mapping[str, Any]
     ) -> list[JsonObj] | None:
@@ -418,7 +440,7 @@ class J1SimState:
                 continue
             hits = [
                 e
-                for e in graph.entities.values()
+                for e in self._map_candidates(job, graph, tuple(keys), target)
                 if all(
                     _class_matches(e.get(k), target[k]) if k == "_class" else e.get(k) == target[k]
                     for k in keys
@@ -439,6 +461,10 @@ class J1SimState:
         stored = self._stamp(props, job.account_id, MAPPER_SCOPE, MAPPER_SOURCE, None)
         stored["_id"] = eid
         graph.entities[eid] = stored
+        for (lead,), index in job.map_index.items():
+            value = stored.get(lead)
+            if isinstance(value, (str, int, float, bool)):
+                index.setdefault((value,), []).append(stored)
         return [stored]
 
     def _finalize_mapped(self, job: SimJob, graph: AccountGraph, rel: JsonObj, kept: set[str]) -> None:

@@ -1,0 +1,132 @@
+"""Subscriptions against the Graph simulator: reuse across restarts, renewal at half-life,
+recreation after a 404, and the `syncd subscriptions list|delete` CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from syncd.subscriptions import SubscriptionManager, _parse_time
+from tests.e2e.notify_helpers import (
+    running_daemon,
+    sim_admin,
+    sim_harness,
+    small_tenant,
+)
+
+QUIET = {"sync": {"safety_net_interval": 3600, "sources": ["users", "groups"]}}
+SYNCD = str(Path(sys.executable).with_name("syncd"))
+
+
+class Clock:
+    """A settable clock for the subscription manager (starts at the real time)."""
+
+    def __init__(self) -> None:
+        self.at = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.at
+
+    def advance(self, delta: timedelta) -> None:
+        self.at += delta
+
+
+async def test_a_restart_reuses_the_subscriptions(tmp_path: Path) -> None:
+    async with sim_harness(small_tenant(seed=21), tmp_path) as h, sim_admin(h) as admin:
+        async with running_daemon(h, QUIET) as first:
+            created = dict(first.state.subscriptions)
+        assert sorted(created) == ["groups", "users"]
+        async with running_daemon(h, QUIET) as second:  # same state dir
+            assert second.state.subscriptions == created
+        live = await admin.subscriptions()
+        assert {s["resource"]: s["id"] for s in live} == created
+        assert len(live) == 2
+        assert h.sims.graph.counters.routes["POST /v1.0/subscriptions"]["requests"] == 2
+
+
+async def test_renewal_at_half_life_and_recreation_after_404(tmp_path: Path) -> None:
+    async with (
+        sim_harness(small_tenant(seed=22), tmp_path) as h,
+        sim_admin(h) as admin,
+        running_daemon(h, QUIET) as daemon,
+    ):
+        assert daemon.rt is not None and daemon.subs is not None
+        # drop the daemon's long-lived subscriptions; manage short-lived ones with a test clock
+        assert await daemon.subs.delete_all() == 2
+        assert await admin.subscriptions() == []
+        clock = Clock()
+        lifetime = timedelta(minutes=20)
+        manager = SubscriptionManager(
+            daemon.rt.subscriptions_api,
+            daemon.rt.mirror,
+            notification_url=daemon.subs.notification_url,
+            lifecycle_url=daemon.subs.lifecycle_url,
+            client_state=h.client_state,
+            lifetime=lifetime,
+            now=clock,
+        )
+        ids = await manager.ensure()
+        remote = {s["id"]: s for s in await admin.subscriptions()}
+        assert set(remote) == set(ids.values())
+        expiry = {i: _parse_time(remote[i]["expirationDateTime"]) for i in ids.values()}
+
+        clock.advance(timedelta(minutes=9))  # 11 min left of 20: not yet due
+        assert await manager.renew_due() == 0
+        clock.advance(timedelta(minutes=2))  # 9 min left: past half of the lifetime
+        assert await manager.renew_due() == 2
+        remote = {s["id"]: s for s in await admin.subscriptions()}
+        assert set(remote) == set(ids.values())  # renewed in place
+        for sub_id in ids.values():
+            renewed = _parse_time(remote[sub_id]["expirationDateTime"])
+            before = expiry[sub_id]
+            assert renewed is not None and before is not None
+            assert renewed - before > timedelta(minutes=10)
+        assert await manager.renew_due() == 0  # fresh again
+
+        # Graph loses the users subscription behind the daemon's back (the mirror still has it)
+        lost = ids["users"]
+        await daemon.rt.subscriptions_api.delete(lost)
+        clock.advance(timedelta(minutes=11))
+        assert await manager.renew_due() == 2
+        live = await admin.subscriptions()
+        by_resource = {s["resource"]: s["id"] for s in live}
+        assert sorted(by_resource) == ["groups", "users"] and len(live) == 2
+        assert by_resource["users"] != lost
+        assert by_resource["groups"] == ids["groups"]
+        stored = {r["resource"]: r["id"] for r in await daemon.rt.mirror.list_subscriptions()}
+        assert stored == by_resource
+
+
+async def _cli(config: Path, *args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        SYNCD,
+        "-c",
+        str(config),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode()
+
+
+async def test_subscriptions_cli_list_and_delete(tmp_path: Path) -> None:
+    async with sim_harness(small_tenant(seed=23), tmp_path) as h, sim_admin(h) as admin:
+        async with running_daemon(h, QUIET) as daemon:
+            ids = dict(daemon.state.subscriptions)
+        # the daemon is stopped (the CLI needs the mirror); its subscriptions stay in Graph
+        config = h.config_path(QUIET | {"log": {"level": "WARNING", "format": "json"}})
+        code, out = await _cli(config, "subscriptions", "list")
+        assert code == 0, out
+        lines = [ln for ln in out.splitlines() if "[syncd]" in ln]
+        assert len(lines) == 2, out
+        for resource, sub_id in ids.items():
+            assert any(ln.startswith(sub_id) and f"  {resource}  " in ln for ln in lines), out
+        assert h.client_state not in out
+
+        code, out = await _cli(config, "subscriptions", "delete")
+        assert code == 0, out
+        assert "deleted 2 subscription(s)" in out
+        assert await admin.subscriptions() == []
