@@ -121,7 +121,7 @@ class TlsSettings:
 class SyncSettings:
     sources: list[str] = field(default_factory=lambda: list(ALL_SOURCES))
     safety_net_interval: float = 300.0
-    devices_delta_interval: float = 30.0
+    devices_delta_interval: float = 10.0
     """Entra devices have no change notifications: their (cheap) delta is polled this often, and a
     changed device triggers an early re-fetch of its Intune managed device."""
     full_resync_interval: float = 86400.0

@@ -84,7 +84,7 @@ class Daemon:
         async with open_runtime(self.settings) as rt:
             self.rt = rt
             await mark_disabled(rt.engine, self.settings)
-            self.wakeups = WakeUps(self._work, cooldown=self.settings.sync.debounce)
+            self.wakeups = WakeUps(self._work, cooldown=self.settings.sync.debounce, cooldowns={PUSH: 0.0})
             if self.install_signals:
                 self._install_signals()
             watchdog = sdnotify.watchdog_interval()
@@ -145,6 +145,7 @@ class Daemon:
             stop.cancel()
             if not task.done():
                 task.cancel()
+
     def request_stop(self) -> None:
         self.stop_event.set()
 

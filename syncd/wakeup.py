@@ -20,9 +20,17 @@ log = structlog.get_logger(__name__)
 class WakeUps:
     """Coalesces hints per key and runs ``work(key)`` with at most one run per key at a time."""
 
-    def __init__(self, work: Callable[[str], Awaitable[object]], *, cooldown: float = 1.0) -> None:
+    def __init__(
+        self,
+        work: Callable[[str], Awaitable[object]],
+        *,
+        cooldown: float = 1.0,
+        cooldowns: dict[str, float] | None = None,
+    ) -> None:
         self._work = work
         self.cooldown = cooldown
+        self.cooldowns = dict(cooldowns or {})
+        """Per-key overrides, e.g. no cooldown for the J1 push (it is serialised anyway)."""
         self._pending: dict[str, bool] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._closed = False
@@ -50,8 +58,9 @@ class WakeUps:
                     raise
                 except Exception as exc:  # the work logs its own details; keep the loop alive
                     log.debug("wake-up work failed", key=key, error=type(exc).__name__)
-                if self.cooldown > 0:
-                    await asyncio.sleep(self.cooldown)
+                pause = self.cooldowns.get(key, self.cooldown)
+                if pause > 0:
+                    await asyncio.sleep(pause)
         finally:
             self._tasks.pop(key, None)
 

@@ -93,3 +93,19 @@ async def test_keys_run_independently() -> None:
     wake.request("groups")
     await wake.idle()
     assert overlap
+
+
+async def test_per_key_cooldown_override() -> None:
+    """The push key runs back to back (no cooldown) while rounds keep theirs."""
+    runs: list[tuple[str, float]] = []
+
+    async def work(key: str) -> None:
+        runs.append((key, time.monotonic()))
+
+    wake = WakeUps(work, cooldown=0.5, cooldowns={"push": 0.0})
+    wake.request("push")
+    await asyncio.sleep(0.02)
+    wake.request("push")
+    await wake.idle()
+    pushes = [t for k, t in runs if k == "push"]
+    assert len(pushes) == 2 and pushes[1] - pushes[0] < 0.2
