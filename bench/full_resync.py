@@ -4,7 +4,7 @@ Run: .venv/bin/python bench/full_resync.py [--users 100000] [--groups 10000]
      [--memberships 500000] [--resync-runs 1] [--cycles 3]
 
 The Graph and J1 simulators run in this process; syncd runs in a child process, so the peak RSS
-measured (``wait4`` rusage of that child) is syncd's alone:
+measured (VmHWM of that child, sampled) is syncd's alone:
 
 * resync: the real CLI, ``syncd -c <cfg> resync`` (a fresh mirror each run): wall time, peak
   RSS (goal < 400 MB), Graph requests (simulator counters), J1 objects uploaded (simulator jobs).
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -61,46 +60,77 @@ def child_cycle(config: Path) -> int:
 
 
 # --- parent ------------------------------------------------------------------------------------
+def _vm_hwm_mb(pid: int) -> float | None:
+    """The process's own peak RSS (VmHWM of its address space), None once it has exited."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
 async def run_child(cmd: list[str]) -> tuple[int, float, float, str]:
-    """Run `cmd` while this loop keeps serving the simulators; (rc, wall s, peak RSS MB, stdout)."""
+    """Run `cmd` while this loop keeps serving the simulators; (rc, wall s, peak RSS MB, stdout).
+
+    The peak RSS is the child's VmHWM, sampled until it exits. Not `ru_maxrss`: Linux folds the
+    high-water mark of the address space replaced by exec (this large parent's, after fork or
+    vfork) into the child's `ru_maxrss`, which then reports the parent's size.
+    """
     started = time.perf_counter()
-    out = tempfile.TemporaryFile()
-    err = tempfile.TemporaryFile()
-    proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT)
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        await asyncio.sleep(0.05)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - started
-    out.seek(0)
-    err.seek(0)
-    stdout = out.read().decode()
-    if proc.returncode != 0:
-        sys.stderr.write(err.read().decode()[-4000:])
-    return proc.returncode, wall, usage.ru_maxrss / 1024, stdout
+    peak = 0.0
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT)
+        while proc.poll() is None:
+            hwm = _vm_hwm_mb(proc.pid)
+            if hwm is not None and time.perf_counter() - started > 0.2:  # after exec
+                peak = max(peak, hwm)
+            await asyncio.sleep(0.02)
+        wall = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode()
+        if proc.returncode != 0:
+            sys.stderr.write(err.read().decode()[-4000:])
+    return proc.returncode, wall, peak, stdout
 
 
 def graph_requests(h: Any) -> dict[str, int]:
     return {route: c["requests"] for route, c in h.sims.graph.counters.routes.items()}
 
 
-def uploads_since(h: Any, n_jobs: int) -> tuple[list[dict[str, Any]], int]:
+def uploads_since(h: Any, n_jobs: int) -> tuple[list[dict[str, Any]], int, int]:
+    """Jobs since `n_jobs`, objects uploaded to syncd's scope (person mappings included), and to
+    any other scope (none expected)."""
     jobs = h.sims.j1_state.jobs_view()[n_jobs:]
-    return jobs, sum(sum(j["uploads"]["objects"].values()) for j in jobs)
+
+    def count(scope: str) -> int:
+        return sum(sum(j["uploads"]["objects"].values()) for j in jobs if j["scope"] == scope)
+
+    others = sum(sum(j["uploads"]["objects"].values()) for j in jobs if j["scope"] != h.scope)
+    return jobs, count(h.scope), others
 
 
-def graph_diff(before: tuple[dict[str, Any], dict[str, Any]], after: tuple[dict[str, Any], dict[str, Any]]) -> int:
-    """Objects that changed in the scope (added, removed or with different properties)."""
+def graph_diff(
+    before: tuple[dict[str, Any], dict[str, Any]], after: tuple[dict[str, Any], dict[str, Any]]
+) -> int:
+    """Objects syncd must upload for the change: entities added, removed or changed, relationships
+    added or changed, and removed relationships whose two endpoints survive (J1 removes the
+    relationships of a deleted entity itself)."""
 
     def strip(obj: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in obj.items() if not k.startswith("_") or k in ("_class", "_type")}
 
-    count = 0
-    for b, a in zip(before, after, strict=True):
-        count += len(b.keys() ^ a.keys())
-        count += sum(1 for k in b.keys() & a.keys() if strip(b[k]) != strip(a[k]))
+    (e0, r0), (e1, r1) = before, after
+    count = len(e0.keys() ^ e1.keys()) + sum(1 for k in e0.keys() & e1.keys() if strip(e0[k]) != strip(e1[k]))
+    count += len(r1.keys() - r0.keys()) + sum(
+        1 for k in r0.keys() & r1.keys() if strip(r0[k]) != strip(r1[k])
+    )
+    count += sum(
+        1 for k in r0.keys() - r1.keys() if r0[k]["_fromEntityKey"] in e1 and r0[k]["_toEntityKey"] in e1
+    )
     return count
 
 
@@ -165,16 +195,17 @@ async def bench(args: argparse.Namespace) -> None:
             if rc != 0:
                 raise SystemExit(f"resync failed (rc {rc})")
             requests = sum(graph_requests(h).values())
-            _jobs, objects = uploads_since(h, n_jobs)
+            _jobs, objects, mapped = uploads_since(h, n_jobs)
             resync.append((wall, rss, requests, objects))
             print(
                 f"resync run {run + 1}: {wall:.1f} s, peak RSS {rss:.0f} MB, {requests} Graph requests "
-                f"({graph_requests(h)}), {objects} J1 objects uploaded; {stdout.strip()}",
+                f"({graph_requests(h)}), {objects} J1 objects uploaded (+{mapped} to other scopes); "
+                f"{stdout.strip()}",
                 flush=True,
             )
         ents, rels = h.j1_graph()
         print(f"J1 graph: {len(ents)} entities, {Counter(r['_type'] for r in rels.values())}", flush=True)
-        cycles: list[tuple[float, float, dict[str, int], int, int, int]] = []
+        cycles: list[tuple[float, float, dict[str, int], int, int, int, int]] = []
         for rnd in range(args.cycles):
             before = h.j1_graph()
             mutate(tenant, rnd)
@@ -187,12 +218,13 @@ async def bench(args: argparse.Namespace) -> None:
                 raise SystemExit(f"cycle failed (rc {rc})")
             result = json.loads(stdout.strip().splitlines()[-1])
             per_resource = {r: graph_requests(h).get(route, 0) for r, route in DELTA_ROUTES.items()}
-            jobs, objects = uploads_since(h, n_jobs)
+            jobs, objects, mapped = uploads_since(h, n_jobs)
             expected = graph_diff(before, h.j1_graph())
-            cycles.append((wall, rss, per_resource, objects, expected, len(jobs)))
+            cycles.append((wall, rss, per_resource, objects, expected, len(jobs), mapped))
             print(
                 f"cycle {rnd + 1}: {wall:.2f} s, peak RSS {rss:.0f} MB, delta requests {per_resource}, "
-                f"J1 jobs {[(j['mode'], j['uploads']['objects']) for j in jobs]}, uploaded {objects}, "
+                f"J1 jobs {[(j['mode'], j['uploads']['objects']) for j in jobs]}, uploaded {objects} "
+                f"(+{mapped} to other scopes), "
                 f"changed in J1 {expected}, outbox left {result['outbox_left']}",
                 flush=True,
             )
@@ -201,7 +233,9 @@ async def bench(args: argparse.Namespace) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
     walls = [r[0] for r in resync]
-    rows.append(("tenant", f"{counts['users']} users, {counts['groups']} groups, {counts['memberships']} memberships"))
+    rows.append(
+        ("tenant", f"{counts['users']} users, {counts['groups']} groups, {counts['memberships']} memberships")
+    )
     rows.append(("resync runs", str(len(resync))))
     rows.append(("resync wall s (median / max)", f"{statistics.median(walls):.1f} / {max(walls):.1f}"))
     rows.append(("resync peak RSS MB (max; goal < 400)", f"{max(r[1] for r in resync):.0f}"))
@@ -213,7 +247,8 @@ async def bench(args: argparse.Namespace) -> None:
         rows.append(("cycle wall s (median)", f"{statistics.median(c[0] for c in cycles):.2f}"))
         rows.append(("cycle peak RSS MB (max)", f"{max(c[1] for c in cycles):.0f}"))
         rows.append(("cycle Graph requests per delta resource (max; goal <= 2)", str(worst)))
-        rows.append(("cycle J1 objects uploaded", " / ".join(str(c[3]) for c in cycles)))
+        rows.append(("cycle J1 objects uploaded to the scope", " / ".join(str(c[3]) for c in cycles)))
+        rows.append(("cycle J1 objects uploaded to other scopes", " / ".join(str(c[6]) for c in cycles)))
         rows.append(("cycle objects changed in J1 (expected uploads)", " / ".join(str(c[4]) for c in cycles)))
         rows.append(("cycle J1 jobs", " / ".join(str(c[5]) for c in cycles)))
     width = max(len(k) for k, _ in rows)

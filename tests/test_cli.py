@@ -42,10 +42,20 @@ def test_sim_help_and_unknown_command() -> None:
 
 
 def test_setup_without_credentials_prints_consent_url() -> None:
-    proc = subprocess.run([sys.executable, "-m", "syncd", "setup"], capture_output=True, text=True, timeout=60,
-                          env={"PATH": "/usr/bin:/bin", "SYNCD_GRAPH_TENANT_ID": "contoso.onmicrosoft.com",
-                               "SYNCD_GRAPH_CLIENT_ID": "11111111-2222-3333-4444-555555555555"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "syncd", "setup"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "SYNCD_GRAPH_TENANT_ID": "contoso.onmicrosoft.com",
+            "SYNCD_GRAPH_CLIENT_ID": "11111111-2222-3333-4444-555555555555",
+        },
+    )
     assert proc.returncode == 0, proc.stderr
-    assert ("https://login.microsoftonline.com/contoso.onmicrosoft.com/adminconsent"
-            "?client_id=11111111-2222-3333-4444-555555555555") in proc.stdout
+    assert (
+        "https://login.microsoftonline.com/contoso.onmicrosoft.com/adminconsent"
+        "?client_id=11111111-2222-3333-4444-555555555555"
+    ) in proc.stdout
     assert "User.Read.All" in proc.stdout and "GroupMember.Read.All" in proc.stdout

@@ -170,8 +170,10 @@ def test_cli_missing_config_file(tmp_path: Path) -> None:
 
 def test_invalid_alert_rules_are_rejected_with_line(tmp_path: Path) -> None:
     rules = tmp_path / "rules.yaml"
-    rules.write_text("rules:\n  - id: broken\n    severity: apocalyptic\n    when: {type: microsoft_365_user}\n"
-                     "    message: x\n")
+    rules.write_text(
+        "rules:\n  - id: broken\n    severity: apocalyptic\n    when: {type: microsoft_365_user}\n"
+        "    message: x\n"
+    )
     with pytest.raises(ConfigError) as info:
         load_settings(None, environ={**BASE, "SYNCD_ALERTS_RULES_FILE": str(rules)})
     problem = info.value.problems[0]

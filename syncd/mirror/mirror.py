@@ -128,7 +128,8 @@ class Mirror:
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA cache_size = -65536")
             conn.execute("PRAGMA temp_store = FILE")
-            conn.execute("PRAGMA mmap_size = 268435456")
+            # Mapped pages count in the resident set: 64 MB keeps a 100k-user resync under 400 MB.
+            conn.execute("PRAGMA mmap_size = 67108864")
             doing = "migrating the schema"
             try:
                 migrate(conn)
@@ -141,10 +142,16 @@ class Mirror:
             # Staging is scratch: it lives in its own file without durability (fast, and it keeps
             # the main WAL small). Unfinished rounds' stages are simply thrown away here.
             self._stage_path.unlink(missing_ok=True)
+            Path(f"{self._stage_path}-journal").unlink(missing_ok=True)
             conn.execute("ATTACH DATABASE ? AS stage", (str(self._stage_path),))
-            conn.execute("PRAGMA stage.journal_mode = MEMORY")
+            # On disk, not MEMORY: a round's commit rewrites stage pages freed by earlier rounds, and
+            # an in-memory journal of them grew to ~400 MB on a 100k-user full round.
+            conn.execute("PRAGMA stage.journal_mode = TRUNCATE")
             conn.execute("PRAGMA stage.synchronous = OFF")
             conn.execute("PRAGMA stage.cache_size = -65536")
+            # Scratch written once and read once per round: memory-mapping it only adds its size
+            # (hundreds of MB on a full round of a large tenant) to the process's resident set.
+            conn.execute("PRAGMA stage.mmap_size = 0")
         except sqlite3.Error as exc:
             raise describe_error(exc, self.path, doing, self._busy_timeout) from exc
 
@@ -176,6 +183,7 @@ class Mirror:
                 self._wconn = None
                 with contextlib.suppress(OSError):
                     self._stage_path.unlink(missing_ok=True)
+                    Path(f"{self._stage_path}-journal").unlink(missing_ok=True)
 
         def close_reader() -> None:
             if self._rconn is not None:

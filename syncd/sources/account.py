@@ -39,10 +39,10 @@ class AccountSource:
         except BaseException:
             await round_.discard()
             raise
-        result = await round_.commit()
+        result = await round_.commit(collect_changes=False)
         report.pages = 1
         report.objects = 1
-        report.changes = len(result.changes)
+        report.count_changes(result.counts)
         report.outbox_added = result.outbox_added
         report.duration = time.monotonic() - started
         return report

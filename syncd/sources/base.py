@@ -44,6 +44,14 @@ class RoundReport:
     skip_reason: str | None = None
     """Set on a "skipped" round: why the origin is switched off (e.g. the tenant has no Intune)."""
 
+    def count_changes(self, counts: dict[str, int]) -> None:
+        """Changes from a commit's counts (commits do not keep Change objects: memory)."""
+        self.changes = sum(
+            counts.get(f"{kind}_{op}", 0)
+            for kind in ("entities", "relationships")
+            for op in ("created", "updated", "deleted")
+        )
+
     def as_log(self) -> dict[str, Any]:
         return {
             "origin": self.origin,

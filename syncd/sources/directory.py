@@ -18,10 +18,17 @@ from syncd.graph.delta import delta_pages, initial_delta_url, is_removed, member
 from syncd.graph.errors import DeltaResetRequired
 from syncd.model import schema
 from syncd.model.convert.common import Derived
-from syncd.model.convert.directory import convert_group, convert_membership, convert_user
+from syncd.model.convert.directory import (
+    ODATA_GROUP,
+    ODATA_USER,
+    convert_group,
+    convert_membership,
+    convert_user,
+)
 from syncd.model.selects import DEVICE_SELECT, GROUP_SELECT, USER_SELECT
 from syncd.sources.alerting import change_hook_for
 from syncd.sources.base import RoundReport, SourceContext
+from syncd.sources.members import MemberDetails
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +44,7 @@ class DeltaSource:
         self.origin = resource
         self.select = list(select)
         self.cursor_name = f"delta:{resource}"
+        self.member_details = MemberDetails()
 
     def initial_url(self) -> str:
         return initial_delta_url(self.resource, self.select)
@@ -72,10 +80,15 @@ class DeltaSource:
             {schema.GROUP_MEMBER.type: schema.GROUP_HAS_MEMBER.type} if self.resource == "groups" else {}
         )
         hook = None if baseline else change_hook_for(ctx)
+        # The Change objects are not kept (only alert rules read them, through the hook): a full
+        # round of a large tenant would hold every entity and relationship in memory twice.
         result = await round_.commit(
-            cursors={self.cursor_name: delta_link}, orphan_rules=orphan_rules, change_hook=hook
+            cursors={self.cursor_name: delta_link},
+            orphan_rules=orphan_rules,
+            change_hook=hook,
+            collect_changes=False,
         )
-        report.changes = len(result.changes)
+        report.count_changes(result.counts)
         report.outbox_added = result.outbox_added
         report.alerts = result.counts.get("alerts_added", 0)
         report.duration = time.monotonic() - started
@@ -86,6 +99,7 @@ class DeltaSource:
     ) -> None:
         raw: list[dict[str, Any]] = []
         gone: list[str] = []
+        details = await self._other_member_details(ctx, objects) if self.resource == "groups" else {}
         for obj in objects:
             obj_id = obj.get("id")
             if not isinstance(obj_id, str) or not obj_id:
@@ -104,7 +118,7 @@ class DeltaSource:
                 await _stage(round_, obj_id, convert_user(props, ctx.convert), True)
             elif self.resource == "groups":
                 await _stage(round_, obj_id, convert_group(props, ctx.convert), full)
-                await self._stage_members(ctx, round_, obj_id, members_delta(obj), full)
+                await self._stage_members(ctx, round_, obj_id, members_delta(obj), full, details)
         if raw:
             await round_.stage_raw(self.resource, raw)
         if gone:
@@ -113,8 +127,28 @@ class DeltaSource:
                 await round_.delete_owners(gone)
             await round_.delete_raw(self.resource, gone)
 
+    async def _other_member_details(
+        self, ctx: SourceContext, objects: list[dict[str, Any]]
+    ) -> dict[str, dict[str, Any]]:
+        """One lookup per page for the members that are neither users nor groups (they get entities)."""
+        ids = [
+            str(member["id"])
+            for obj in objects
+            for member in members_delta(obj)
+            if isinstance(member.get("id"), str)
+            and is_removed(member) is None
+            and member.get("@odata.type") not in (ODATA_USER, ODATA_GROUP)
+        ]
+        return await self.member_details.fetch(ctx.graph, ids)
+
     async def _stage_members(
-        self, ctx: SourceContext, round_: Any, group_id: str, members: list[dict[str, Any]], full: bool
+        self,
+        ctx: SourceContext,
+        round_: Any,
+        group_id: str,
+        members: list[dict[str, Any]],
+        full: bool,
+        details: dict[str, dict[str, Any]],
     ) -> None:
         removed: list[str] = []
         rels: list[dict[str, Any]] = []
@@ -125,7 +159,7 @@ class DeltaSource:
             if is_removed(member) is not None:
                 removed.append(f"{group_id}|{schema.HAS.lower()}|{member_id}")
                 continue
-            derived = convert_membership(group_id, member, ctx.convert)
+            derived = convert_membership(group_id, member, ctx.convert, member_details=details.get(member_id))
             rels.extend(derived.relationships)
             for entity in derived.entities:
                 await round_.stage(MEMBER_ENTITY_OWNER + entity["_key"], [entity], (), replace=full)

@@ -409,6 +409,7 @@ class IntuneCollectionSource:
         result = await round_.commit(
             cursors={f"poll:{self.origin}": str(time.time())},
             change_hook=None if baseline else change_hook_for(ctx),
+            collect_changes=False,
         )
         # Committed: remember what this round saw.
         self.shared.polls[self.origin] = polls + 1
@@ -422,7 +423,7 @@ class IntuneCollectionSource:
             self.shared.device_stamps = {str(o["id"]): _device_stamp(o) for o in objects}
         self.last_fetched = len(fetch)
         report.objects = len(objects)
-        report.changes = len(result.changes)
+        report.count_changes(result.counts)
         report.outbox_added = result.outbox_added
         report.baseline = baseline
         report.duration = time.monotonic() - started
@@ -500,7 +501,7 @@ class IntuneCollectionSource:
             raise
         from syncd.sources.alerting import change_hook_for
 
-        result = await round_.commit(change_hook=change_hook_for(ctx))
+        result = await round_.commit(change_hook=change_hook_for(ctx), collect_changes=False)
         for obj in objects:
             self._remember(obj, _top_hash(_strip_subs(obj, self.collection)))
             if self.collection.name == conv.MANAGED_DEVICES:
@@ -508,7 +509,7 @@ class IntuneCollectionSource:
         self.last_fetched = len(objects)
         report.kind = "refetch"
         report.objects = len(objects)
-        report.changes = len(result.changes)
+        report.count_changes(result.counts)
         report.outbox_added = result.outbox_added
         report.duration = time.monotonic() - started
         return report
