@@ -42,13 +42,17 @@ sys.path.insert(0, str(ROOT))
 
 from syncd.alerts.delivery import ALERT_ID_HEADER  # noqa: E402
 from syncd.sim.generator import generate_tenant  # noqa: E402
-from syncd.sim.harness import SimHarness, free_port, start_harness  # noqa: E402
+from syncd.sim.harness import (  # noqa: E402
+    PRIVILEGED_GROUP_ID,
+    SimHarness,
+    add_privileged_group,
+    free_port,
+    start_harness,
+)
 from syncd.sim.tenant import Tenant  # noqa: E402
 from tests.e2e.notify_helpers import (  # noqa: E402
-    PRIVILEGED_GROUP_ID,
     DaemonProcess,
     SimAdmin,
-    add_privileged_group,
     percentiles,
     sim_admin,
 )

@@ -144,34 +144,53 @@ def origin_of(item: dict[str, Any]) -> str | None:
     return RESOURCE_ORIGINS.get(head)
 
 
-async def handle_notifications(request: web.Request) -> web.Response:
-    validation = _validation(request)
-    if validation is not None:
-        return validation
+async def _trusted_items(request: web.Request) -> list[dict[str, Any]] | web.Response:
+    """The body's items that carry our clientState and tenant; the answer for a bad body."""
     items = await _read_items(request)
     if isinstance(items, web.Response):
         return items
     settings = request.app[SETTINGS_KEY]
-    hooks = request.app[HOOKS_KEY]
-    origins: set[str] = set()
+    trusted: list[dict[str, Any]] = []
     for item in items:
         if not isinstance(item, dict):
             metrics.NOTIFICATIONS.labels(result="malformed").inc()
-            continue
-        if not _client_state_ok(item, settings["client_state"]):
+        elif not _client_state_ok(item, settings["client_state"]):
             metrics.NOTIFICATIONS.labels(result="rejected_client_state").inc()
             log.warning(
                 "notification with a wrong clientState ignored",
                 subscription_id=str(item.get("subscriptionId"))[:64],
             )
-            continue
-        if not _tenant_ok(item, settings["tenant_id"]):
+        elif not _tenant_ok(item, settings["tenant_id"]):
             metrics.NOTIFICATIONS.labels(result="rejected_tenant").inc()
             log.warning("notification for another tenant ignored")
-            continue
-        if isinstance(item.get("lifecycleEvent"), str) and isinstance(item.get("subscriptionId"), str):
-            metrics.NOTIFICATIONS.labels(result="lifecycle").inc()
-            await hooks.lifecycle(item["subscriptionId"], item["lifecycleEvent"])
+        else:
+            trusted.append(item)
+    return trusted
+
+
+async def _lifecycle_event(hooks: WebhookHooks, item: dict[str, Any]) -> None:
+    event = item.get("lifecycleEvent")
+    sub_id = item.get("subscriptionId")
+    if not isinstance(event, str) or not isinstance(sub_id, str):
+        metrics.NOTIFICATIONS.labels(result="malformed").inc()
+        return
+    metrics.NOTIFICATIONS.labels(result="lifecycle").inc()
+    await hooks.lifecycle(sub_id, event)
+
+
+async def handle_notifications(request: web.Request) -> web.Response:
+    """Change notifications (and lifecycle events when no separate lifecycle URL was given)."""
+    validation = _validation(request)
+    if validation is not None:
+        return validation
+    items = await _trusted_items(request)
+    if isinstance(items, web.Response):
+        return items
+    hooks = request.app[HOOKS_KEY]
+    origins: set[str] = set()
+    for item in items:
+        if "lifecycleEvent" in item:
+            await _lifecycle_event(hooks, item)
             continue
         origin = origin_of(item)
         if origin is None:
@@ -188,28 +207,12 @@ async def handle_lifecycle(request: web.Request) -> web.Response:
     validation = _validation(request)
     if validation is not None:
         return validation
-    items = await _read_items(request)
+    items = await _trusted_items(request)
     if isinstance(items, web.Response):
         return items
-    settings = request.app[SETTINGS_KEY]
     hooks = request.app[HOOKS_KEY]
     for item in items:
-        if not isinstance(item, dict):
-            metrics.NOTIFICATIONS.labels(result="malformed").inc()
-            continue
-        if not _client_state_ok(item, settings["client_state"]) or not _tenant_ok(
-            item, settings["tenant_id"]
-        ):
-            metrics.NOTIFICATIONS.labels(result="rejected_client_state").inc()
-            log.warning("lifecycle notification with a wrong clientState ignored")
-            continue
-        event = item.get("lifecycleEvent")
-        sub_id = item.get("subscriptionId")
-        if not isinstance(event, str) or not isinstance(sub_id, str):
-            metrics.NOTIFICATIONS.labels(result="malformed").inc()
-            continue
-        metrics.NOTIFICATIONS.labels(result="lifecycle").inc()
-        await hooks.lifecycle(sub_id, event)
+        await _lifecycle_event(hooks, item)
     return web.Response(status=202)
 
 

@@ -23,7 +23,7 @@ from syncd.daemon import Daemon
 from syncd.log import configure_logging
 from syncd.model import schema as m
 from syncd.sim.generator import generate_tenant
-from syncd.sim.harness import SimHarness, free_port, start_harness
+from syncd.sim.harness import SimHarness, add_privileged_group, free_port, start_harness
 
 DEMO_DIR = Path("state/demo")
 WAIT = 20.0
@@ -100,19 +100,7 @@ async def _demo(users: int, keep_running: bool, receiver: AlertReceiver, harness
     await asyncio.to_thread(shutil.rmtree, DEMO_DIR, True)
     _say(f"Generating a simulated tenant ({users} users) and starting the Graph and J1 simulators ...")
     tenant = generate_tenant(seed=42, users=users, groups=max(10, users // 10), devices=max(10, users // 5))
-    admins = {
-        "id": "7f0e2f5e-0000-4000-8000-00000000ad01",
-        "displayName": "Global Administrators",
-        "securityEnabled": True,
-        "mailEnabled": False,
-        "groupTypes": [],
-        "mailNickname": "globaladmins",
-        "createdDateTime": "2024-01-01T00:00:00Z",
-        "visibility": None,
-        "description": None,
-        "mail": None,
-    }
-    tenant.upsert("groups", admins)
+    admins = {"id": add_privileged_group(tenant)}
     h = await start_harness(tenant, DEMO_DIR, notifications=True)
     harness.append(h)
     alert_url = await receiver.start()

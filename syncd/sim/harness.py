@@ -13,6 +13,28 @@ from syncd.config import Settings, load_settings
 from syncd.sim.runner import RunningSims, render_syncd_config, start_simulators
 from syncd.sim.tenant import Tenant
 
+PRIVILEGED_GROUP_ID = "7f0e2f5e-0000-4000-8000-00000000ad01"
+
+
+def add_privileged_group(tenant: Tenant, group_id: str = PRIVILEGED_GROUP_ID) -> str:
+    """A "Global Administrators" security group (matched by the default privileged-group rules)."""
+    tenant.upsert(
+        "groups",
+        {
+            "id": group_id,
+            "displayName": "Global Administrators",
+            "securityEnabled": True,
+            "mailEnabled": False,
+            "groupTypes": [],
+            "mailNickname": "globaladmins",
+            "createdDateTime": "2024-01-01T00:00:00Z",
+            "visibility": None,
+            "description": None,
+            "mail": None,
+        },
+    )
+    return group_id
+
 
 def free_port() -> int:
     """A loopback port that was free a moment ago (the webhook needs its URL before it listens)."""

@@ -23,11 +23,10 @@ from aiohttp import web
 from syncd.alerts.delivery import ALERT_ID_HEADER
 from syncd.daemon import Daemon
 from syncd.sim.generator import generate_tenant
-from syncd.sim.harness import SimHarness, free_port, start_harness
+from syncd.sim.harness import SimHarness, add_privileged_group, free_port, start_harness
 from syncd.sim.tenant import Tenant
 
 READY_TIMEOUT = 120.0
-PRIVILEGED_GROUP_ID = "7f0e2f5e-0000-4000-8000-00000000ad01"
 
 
 def small_tenant(seed: int = 11, *, users: int = 40, privileged_group: bool = False) -> Tenant:
@@ -36,26 +35,6 @@ def small_tenant(seed: int = 11, *, users: int = 40, privileged_group: bool = Fa
     if privileged_group:
         add_privileged_group(tenant)
     return tenant
-
-
-def add_privileged_group(tenant: Tenant, group_id: str = PRIVILEGED_GROUP_ID) -> str:
-    """A "Global Administrators" security group (matched by the default privileged-group rules)."""
-    tenant.upsert(
-        "groups",
-        {
-            "id": group_id,
-            "displayName": "Global Administrators",
-            "securityEnabled": True,
-            "mailEnabled": False,
-            "groupTypes": [],
-            "mailNickname": "globaladmins",
-            "createdDateTime": "2024-01-01T00:00:00Z",
-            "visibility": None,
-            "description": None,
-            "mail": None,
-        },
-    )
-    return group_id
 
 
 @asynccontextmanager
