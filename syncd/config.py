@@ -132,6 +132,11 @@ class SyncSettings:
     intune_full_pass_every: int = 6
     intune_concurrency: int = 4
     intune_requests_per_20s: int = 800
+    sign_in_activity: str = "auto"
+    """Users' last sign-in (``lastSignInOn``): "auto" (collected when the app has AuditLog.Read.All
+    and the tenant Entra ID P1/P2; off after the first 403), "on" (a 403 fails the poll), "off"."""
+    sign_in_interval: float = 3600.0
+    """Seconds between polls of the users' sign-in activity (delta does not track it)."""
 
 
 @dataclass
@@ -389,6 +394,12 @@ def _finish(s: Settings, env: Mapping[str, str], problems: list[str], require_cr
         )
     if s.sync.debounce > 60:
         problems.append("[sync] debounce: at most 60 seconds")
+    if s.sync.sign_in_activity not in ("auto", "on", "off"):
+        problems.append(
+            f"[sync] sign_in_activity: one of auto, on, off (got {s.sync.sign_in_activity!r})"
+        )
+    if s.sync.sign_in_interval <= 0:
+        problems.append("[sync] sign_in_interval: must be positive")
     if s.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         problems.append(f"[log] level: one of DEBUG, INFO, WARNING, ERROR (got {s.log.level!r})")
     s.log.level = s.log.level.upper()

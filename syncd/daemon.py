@@ -13,6 +13,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,6 +35,8 @@ log = structlog.get_logger(__name__)
 
 PUSH = "push"
 FULL = "full"
+SIGN_INS = "users:sign-ins"
+"""Wake-up key of the users' last sign-in poll (a round of origin "users": never overlaps its delta)."""
 NOTIFIED_ORIGINS = ("users", "groups")
 STOP_TIMEOUT = 12.0
 """How long an in-flight round or push may take to finish after SIGTERM before it is cancelled (the
@@ -334,6 +337,17 @@ class Daemon:
             coalesce=True,
             max_instances=1,
         )
+        if "users" in self.rt.engine.sources and sync.sign_in_activity != "off":
+            sched.add_job(
+                self._sign_ins_hint,
+                "interval",
+                seconds=sync.sign_in_interval,
+                id="sign-ins",
+                next_run_time=datetime.now(UTC),  # first poll right after start-up
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=max(1, int(sync.sign_in_interval)),
+            )
         if self.subs is not None:
             sched.add_job(self._renew, "interval", seconds=3600, id="renew", coalesce=True, max_instances=1)
         if sync.full_resync_interval > 0:
@@ -371,6 +385,10 @@ class Daemon:
     async def _scheduled_hint(self, origin: str) -> None:
         await self._hint(origin)
 
+    async def _sign_ins_hint(self) -> None:
+        if self.wakeups is not None:
+            self.wakeups.request(SIGN_INS)
+
     async def _work(self, key: str) -> None:
         assert self.rt is not None and self.wakeups is not None
         log.debug("wake-up", key=key, run=self.wakeups.runs.get(key, 0))
@@ -380,7 +398,10 @@ class Daemon:
         if key == FULL:
             await self._run_full_resync()
             return
-        report = await self.rt.engine.run_round(key)
+        if key == SIGN_INS:
+            report = await self.rt.engine.run_round("users", sign_ins=True)
+        else:
+            report = await self.rt.engine.run_round(key)
         if report.alerts:
             self.alert_wake.set()
         if key == "devices" and report.changed_ids and not report.baseline:

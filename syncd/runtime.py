@@ -126,6 +126,9 @@ async def open_runtime(settings: Settings, *, mirror: Mirror | None = None) -> A
             on_job=lambda mode, status: metrics.J1_JOBS.labels(mode=mode, status=status).inc(),
         )
         engine = Engine(ctx, writer, sources, origin_types=origin_types())
+        sign_ins = getattr(sources.get("users"), "sign_ins", None)
+        if sign_ins is not None:
+            sign_ins.mode = settings.sync.sign_in_activity
         engine_ref.append(engine)
         yield Runtime(settings, session, mirror, graph, j1, engine, account)
     finally:

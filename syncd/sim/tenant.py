@@ -39,6 +39,11 @@ Listener = Callable[[str, str, str], None]
 restored, members_changed."""
 
 
+UNTRACKED_PROPS: dict[str, frozenset[str]] = {"users": frozenset({"signInActivity"})}
+"""Properties Graph does not track: changing only these records no change (no delta, no
+notification), like ``signInActivity`` (read by ``GET /users?$select=id,signInActivity``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ChangeRecord:
     """One logged mutation; `props` lists the properties that changed (updates only)."""
@@ -223,7 +228,11 @@ class Tenant:
             return changed
         for k in changed:
             obj[k] = props[k]
-        self._record(resource, obj_id, "updated", frozenset(changed))
+        tracked = changed - UNTRACKED_PROPS.get(resource, frozenset())
+        if not tracked:  # e.g. a new sign-in: neither delta nor change notifications see it
+            self.version += 1
+            return changed
+        self._record(resource, obj_id, "updated", frozenset(tracked))
         self._emit(resource, "updated", obj_id)
         return changed
 

@@ -29,6 +29,7 @@ from syncd.model.selects import DEVICE_SELECT, GROUP_SELECT, USER_SELECT
 from syncd.sources.alerting import change_hook_for
 from syncd.sources.base import RoundReport, SourceContext
 from syncd.sources.members import MemberDetails
+from syncd.sources.signins import SIGN_IN_FIELD, SignInPoll
 
 log = structlog.get_logger(__name__)
 
@@ -45,11 +46,17 @@ class DeltaSource:
         self.select = list(select)
         self.cursor_name = f"delta:{resource}"
         self.member_details = MemberDetails()
+        self.sign_ins: SignInPoll | None = SignInPoll() if resource == "users" else None
+        """Users only: the last sign-in poll (``run(..., sign_ins=True)``) and its mode."""
 
     def initial_url(self) -> str:
         return initial_delta_url(self.resource, self.select)
 
     async def run(self, ctx: SourceContext, *, force_full: bool = False, **options: Any) -> RoundReport:
+        if options.get("sign_ins"):
+            if self.sign_ins is None:
+                raise ValueError(f"{self.origin}: no sign-in poll for this source")
+            return await self.sign_ins.run(ctx)
         link = None if force_full else await ctx.mirror.get_cursor(self.cursor_name)
         try:
             return await self._round(ctx, link)
@@ -65,9 +72,11 @@ class DeltaSource:
         round_ = await ctx.mirror.begin_round(self.origin, full=full)
         delta_link: str | None = None
         try:
+            # signInActivity is not tracked by delta: the stored value is kept (one query a round).
+            sign_ins = await self.sign_ins.stored_values(ctx) if self.sign_ins is not None else {}
             async for page in delta_pages(ctx.graph, link or self.initial_url()):
                 report.pages += 1
-                await self._stage_page(ctx, round_, page.objects, full, report)
+                await self._stage_page(ctx, round_, page.objects, full, report, sign_ins)
                 if page.delta_link:
                     delta_link = page.delta_link
         except BaseException:
@@ -95,7 +104,13 @@ class DeltaSource:
         return report
 
     async def _stage_page(
-        self, ctx: SourceContext, round_: Any, objects: list[dict[str, Any]], full: bool, report: RoundReport
+        self,
+        ctx: SourceContext,
+        round_: Any,
+        objects: list[dict[str, Any]],
+        full: bool,
+        report: RoundReport,
+        sign_ins: dict[str, Any] | None = None,
     ) -> None:
         raw: list[dict[str, Any]] = []
         gone: list[str] = []
@@ -112,6 +127,8 @@ class DeltaSource:
                 gone.append(obj_id)
                 continue
             props = {k: v for k, v in obj.items() if not k.endswith("@delta")}
+            if sign_ins and obj_id in sign_ins and SIGN_IN_FIELD not in props:
+                props[SIGN_IN_FIELD] = sign_ins[obj_id]
             raw.append(props)
             if self.resource == "users":
                 # A user's delta entry is its whole (selected) state: its rows are replaced.

@@ -44,6 +44,21 @@ least-privileged ones syncd asks for; broader ones such as Directory.Read.All ar
 First match wins, so longer prefixes come first. An empty set means "never denied here"."""
 
 DENIED_MESSAGE = "Insufficient privileges to complete the operation."
+SIGN_IN_PERMISSION = "AuditLog.Read.All"
+"""Also needed (on top of User.Read.All) to select ``signInActivity`` on ``/users``. Deny the
+pseudo-permission ``EntraID.P1`` to simulate a tenant without the premium licence."""
+PREMIUM_LICENCE = "EntraID.P1"
+PREMIUM_CODE = "Authentication_RequestFromNonPremiumTenantOrB2CTenant"
+PREMIUM_MESSAGE = "Neither tenant is B2C or tenant doesn't have premium license"
+
+
+def selects_sign_in(request: web.Request) -> bool:
+    """A ``/users`` read (list or one user) whose ``$select`` names ``signInActivity``."""
+    rest = request.path.split("/", 2)[2] if request.path.count("/") >= 2 else ""
+    if rest != "users" and not rest.startswith("users/"):
+        return False
+    select = next((v for k, v in request.query.items() if k.lower() == "$select"), "")
+    return "signinactivity" in {p.strip().lower() for p in select.split(",")}
 
 
 @dataclass
@@ -51,6 +66,8 @@ class PermissionFaults:
     """The permissions the simulated app is currently missing."""
 
     denied: set[str] = field(default_factory=set)
+    sign_in_requests: int = 0
+    """Graph requests that selected ``signInActivity`` (answered or denied)."""
 
     def needed_for(self, path: str) -> frozenset[str] | None:
         """The permissions that can read `path` (``/v1.0/...`` or ``/beta/...``), None if unknown."""
@@ -102,6 +119,12 @@ def register_permission_faults(app: web.Application) -> PermissionFaults:
 
     @web.middleware
     async def deny_permissions(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if _is_graph_path(request.path) and selects_sign_in(request):
+            state.sign_in_requests += 1
+            if SIGN_IN_PERMISSION in state.denied:
+                return graph_error(request, 403, "Authorization_RequestDenied", DENIED_MESSAGE)
+            if PREMIUM_LICENCE in state.denied:
+                return graph_error(request, 403, PREMIUM_CODE, PREMIUM_MESSAGE)
         if state.denied and _is_graph_path(request.path) and state.denies(request.path):
             return graph_error(request, 403, "Authorization_RequestDenied", DENIED_MESSAGE)
         return await handler(request)
