@@ -37,6 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from syncd.config import SyncSettings  # noqa: E402
 from syncd.sim.generator import generate_tenant  # noqa: E402
 from syncd.sim.harness import SimHarness, start_harness  # noqa: E402
 from syncd.sim.tenant import Tenant  # noqa: E402
@@ -195,13 +196,15 @@ def _fmt(stats: dict[str, float]) -> str:
 
 async def idle_cost(h: SimHarness, workdir: Path, args: argparse.Namespace) -> None:
     s = args.idle_scale
+    d = SyncSettings()  # the shipped defaults, scaled down
     scaled = {
         **DEFAULTS,
-        "safety_net_interval": 300.0 / s,
-        "devices_delta_interval": 30.0 / s,
-        "intune_devices_interval": 900.0 / s,
-        "intune_policies_interval": 3600.0 / s,
-        "drain_interval": 5.0 / s,
+        "safety_net_interval": d.safety_net_interval / s,
+        "devices_delta_interval": d.devices_delta_interval / s,
+        "intune_devices_interval": d.intune_devices_interval / s,
+        "intune_policies_interval": d.intune_policies_interval / s,
+        "drain_interval": d.drain_interval / s,
+        "sign_in_interval": d.sign_in_interval / s,
     }
     config = h.config_path({"sync": scaled, "j1": J1_BENCH, "log": {"level": "INFO", "format": "json"}})
     daemon = DaemonProcess(h, config, workdir / "idle.log")
@@ -229,12 +232,14 @@ async def idle_cost(h: SimHarness, workdir: Path, args: argparse.Namespace) -> N
     _say(
         "  rounds in the window per origin: " + ", ".join(f"{o}={n}" for o, n in sorted(rounds.items()) if n)
     )
+    d = SyncSettings()
     expected = {
-        "users delta (safety net)": 3600 / 300,
-        "groups delta (safety net)": 3600 / 300,
-        "devices delta": 3600 / 30,
-        "intune managedDevices/deviceCategories polls": 2 * 3600 / 900,
-        "other intune + account polls": 10 * 3600 / 3600,
+        "users delta (safety net)": 3600 / d.safety_net_interval,
+        "groups delta (safety net)": 3600 / d.safety_net_interval,
+        "devices delta": 3600 / d.devices_delta_interval,
+        "intune managedDevices/deviceCategories polls": 2 * 3600 / d.intune_devices_interval,
+        "other intune + account polls": 10 * 3600 / d.intune_policies_interval,
+        "user sign-in poll": 3600 / d.sign_in_interval,
     }
     _say("  expected rounds per hour: " + ", ".join(f"{k} {v:g}" for k, v in expected.items()))
 

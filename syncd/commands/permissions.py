@@ -38,6 +38,8 @@ def needed_permissions(settings: Settings) -> dict[str, list[str]]:
             needed.setdefault(perm, []).append(source)
     if INTUNE_SOURCES & set(settings.sync.sources):
         needed.setdefault(SERVICE_CONFIG, []).append("account (Intune account id)")
+    if settings.sync.sign_in_activity == "on" and m.SOURCE_USERS in settings.sync.sources:
+        needed.setdefault("AuditLog.Read.All", []).append("users' last sign-in (Entra ID P1)")
     if settings.webhook.public_url and m.SOURCE_GROUPS in settings.sync.sources:
         needed.setdefault("Group.Read.All", []).append("groups change notifications")
     return needed

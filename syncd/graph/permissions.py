@@ -43,6 +43,7 @@ PERMISSION_PROBES: dict[str, tuple[str, str]] = {
     ),
     "DeviceManagementApps.Read.All": ("v1.0", "/deviceAppManagement/mobileApps?$top=1&$select=id"),
     "DeviceManagementServiceConfig.Read.All": ("v1.0", "/deviceManagement?$select=intuneAccountId"),
+    "AuditLog.Read.All": ("v1.0", "/users?$top=1&$select=id,signInActivity"),
 }
 """permission → (Graph version, path) of one cheap read that needs it.
 

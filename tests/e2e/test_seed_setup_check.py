@@ -113,3 +113,13 @@ async def test_check_personal_account_style_error_has_hint(tmp_path: Path) -> No
     )
     assert "AADSTS500200" in str(err) and "personal Microsoft account" in str(err)
     assert "Trace ID" not in str(err)
+
+
+async def test_check_probes_audit_log_only_when_sign_ins_are_required(tmp_path: Path) -> None:
+    async with running_harness(tmp_path, with_intune=False) as h:
+        permission_faults(h).denied = {"AuditLog.Read.All"}
+        auto = await run_cli("-c", str(h.config_path()), "check")
+        assert auto.code == 0 and "AuditLog" not in auto.out  # auto: optional, not probed
+        on = await run_cli("-c", str(h.config_path({"sync": {"sign_in_activity": "on"}})), "check")
+        assert on.code == 1, on.out + on.err
+        assert re.search(r"^FAIL permission AuditLog\.Read\.All: not granted", on.out, re.M), on.out
