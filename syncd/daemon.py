@@ -13,7 +13,6 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -229,6 +228,7 @@ class Daemon:
                     log.warning(
                         "initial round failed; its types are partial", origin=origin, error=_short(exc)
                     )
+            await self._initial_sign_ins(rt)
             await self._push_full()
             return
         for origin in list(rt.engine.sources):
@@ -236,7 +236,18 @@ class Daemon:
                 await rt.engine.run_round(origin)
             except Exception as exc:
                 log.debug("catch-up round failed", origin=origin, error=type(exc).__name__)
+        await self._initial_sign_ins(rt)
         await self._push()
+
+    async def _initial_sign_ins(self, rt: Runtime) -> None:
+        """The first sign-in poll runs before READY (it may restage every user once), so it never
+        holds the users' round lock while notifications wait; later ones follow `sign_in_interval`."""
+        if "users" not in rt.engine.sources or self.settings.sync.sign_in_activity == "off":
+            return
+        try:
+            await rt.engine.run_round("users", sign_ins=True)
+        except Exception as exc:
+            log.warning("last sign-in poll failed", error=_short(exc))
 
     async def _push_full(self) -> None:
         """The DIFF push of a (first or periodic) full resync; on failure it is retried later."""
@@ -343,7 +354,6 @@ class Daemon:
                 "interval",
                 seconds=sync.sign_in_interval,
                 id="sign-ins",
-                next_run_time=datetime.now(UTC),  # first poll right after start-up
                 coalesce=True,
                 max_instances=1,
                 misfire_grace_time=max(1, int(sync.sign_in_interval)),
