@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -84,17 +85,33 @@ def token_provider(settings: Settings) -> MsalTokenProvider:
     )
 
 
+def http_session(settings: Settings, *, limit: int = 32) -> aiohttp.ClientSession:
+    """The one aiohttp session of a command: trusted CAs, connect and read timeouts."""
+    connector = aiohttp.TCPConnector(ssl=ssl_context(settings.tls.ca_file), limit=limit)
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=settings.graph.request_timeout),
+    )
+
+
+def j1_client(settings: Settings, session: aiohttp.ClientSession, **options: Any) -> SyncApiClient:
+    return SyncApiClient(
+        session,
+        base_url=settings.j1.base_url,
+        account_id=settings.j1.account_id,
+        api_key=settings.j1.api_key.get() if settings.j1.api_key else "",
+        request_timeout=settings.j1.request_timeout,
+        **options,
+    )
+
+
 @asynccontextmanager
 async def open_runtime(settings: Settings, *, mirror: Mirror | None = None) -> AsyncIterator[Runtime]:
     """Open the mirror and one HTTP session; close both on exit."""
     own_mirror = mirror is None
     if mirror is None:
         mirror = await Mirror.open(settings.mirror_path)
-    connector = aiohttp.TCPConnector(ssl=ssl_context(settings.tls.ca_file), limit=32)
-    session = aiohttp.ClientSession(
-        connector=connector,
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=settings.graph.request_timeout),
-    )
+    session = http_session(settings)
     try:
         graph = GraphClient(
             session,
@@ -103,13 +120,7 @@ async def open_runtime(settings: Settings, *, mirror: Mirror | None = None) -> A
             request_timeout=settings.graph.request_timeout,
             on_request=_on_graph_request,
         )
-        j1 = SyncApiClient(
-            session,
-            base_url=settings.j1.base_url,
-            account_id=settings.j1.account_id,
-            api_key=settings.j1.api_key.get() if settings.j1.api_key else "",
-            request_timeout=settings.j1.request_timeout,
-        )
+        j1 = j1_client(settings, session)
         ctx = SourceContext(graph=graph, mirror=mirror, convert=convert_context(settings),
                             alerts=build_alert_pipeline(settings))
         account = AccountSource()

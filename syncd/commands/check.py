@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import uuid
 
-import aiohttp
-
 from syncd.commands.permissions import needed_permissions
 from syncd.config import Settings
 from syncd.graph.client import GraphClient
 from syncd.graph.errors import GraphAuthError
 from syncd.graph.permissions import probe_permissions
-from syncd.j1.client import SyncApiClient
 from syncd.j1.errors import J1Error
-from syncd.runtime import ssl_context, token_provider
+from syncd.runtime import http_session, j1_client, token_provider
 
 HINTS = {
     "denied": "not granted: add it as an Application permission and grant admin consent (see `syncd setup`)",
@@ -41,9 +38,7 @@ async def check_command(settings: Settings) -> int:
     except GraphAuthError as exc:
         lines.append(_line(False, "token", str(exc)))
         token_ok, failed = False, True
-    connector = aiohttp.TCPConnector(ssl=ssl_context(settings.tls.ca_file), limit=8)
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=settings.graph.request_timeout)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    async with http_session(settings, limit=8) as session:
         if token_ok:
             graph = GraphClient(
                 session,
@@ -63,14 +58,7 @@ async def check_command(settings: Settings) -> int:
                 lines.append(
                     _line(ok, f"permission {perm}", reason or f"needed by {', '.join(needed[perm])}")
                 )
-        j1 = SyncApiClient(
-            session,
-            base_url=settings.j1.base_url,
-            account_id=settings.j1.account_id,
-            api_key=settings.j1.api_key.get() if settings.j1.api_key else "",
-            request_timeout=settings.j1.request_timeout,
-            max_attempts=2,
-        )
+        j1 = j1_client(settings, session, max_attempts=2)
         try:
             await j1.get_job(str(uuid.uuid4()))
             lines.append(_line(True, "J1 API key", f"account {settings.j1.account_id}"))
