@@ -17,41 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
 from syncd.daemon import Daemon
 from syncd.log import configure_logging
 from syncd.model import schema as m
+from syncd.sim.alert_receiver import AlertReceiver
 from syncd.sim.generator import generate_tenant
-from syncd.sim.harness import SimHarness, add_privileged_group, free_port, start_harness
+from syncd.sim.harness import SimHarness, add_privileged_group, start_harness
 
 DEMO_DIR = Path("state/demo")
 WAIT = 20.0
-
-
-class AlertReceiver:
-    """A local webhook receiver standing in for Slack/Teams/an incident tool."""
-
-    def __init__(self) -> None:
-        self.alerts: list[dict[str, Any]] = []
-        self.port = free_port()
-        self.runner: web.AppRunner | None = None
-
-    async def start(self) -> str:
-        app = web.Application()
-        app.router.add_post("/alerts", self._receive)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-        return f"http://127.0.0.1:{self.port}/alerts"
-
-    async def _receive(self, request: web.Request) -> web.Response:
-        self.alerts.append(await request.json())
-        return web.Response(status=204)
-
-    async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
 
 
 def _say(text: str) -> None:

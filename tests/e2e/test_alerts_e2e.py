@@ -13,10 +13,10 @@ import pytest
 
 from syncd.alerts.delivery import ALERT_ID_HEADER
 from syncd.cli import main as syncd_main
+from syncd.sim.alert_receiver import AlertReceiver
 from syncd.sim.harness import PRIVILEGED_GROUP_ID, free_port
 from syncd.sources.alerting import MirrorAlertStore
 from tests.e2e.notify_helpers import (
-    AlertReceiver,
     running_daemon,
     sim_admin,
     sim_harness,
