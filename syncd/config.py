@@ -83,18 +83,28 @@ class J1Settings:
     account_id: str = ""
     api_key: Secret | None = None
     base_url: str = "https://api.us.jupiterone.io"
+    graphql_url: str = ""
+    """J1's query API (J1QL), used only by the capability probe; default ``<base_url>/graphql``."""
     scope: str = ""
+    """Base name of syncd's J1 scopes (each partition is ``<scope>-e<n>-<i>`` / ``-r<n>-<i>``)."""
     account_name: str = ""
     tag_with_account_name: bool = False
-    incremental_mode: str = "patch"
+    strategy: str = "auto"
+    """``auto``: documented writes, plus the faster ones the probe proved on this account;
+    ``documented``: never rely on undocumented J1 behaviour."""
+    concurrency: int = 8
+    """J1 jobs in flight at once (different partitions)."""
+    probe_wait: float = 30.0
+    """How long the capability probe waits for J1QL to show a job's effect (J1QL may lag)."""
+    incremental_mode: str = ""
+    """Deprecated (before partitions): ``diff`` now means ``strategy = "documented"``."""
     map_users_to_persons: bool = True
     person_match_keys: list[str] = field(default_factory=lambda: ["email"])
     person_skip_target_creation: bool = True
     job_timeout: float = 600.0
     request_timeout: float = 60.0
-    mapping_interval: float = 3600.0
-    """User → Person mappings only travel in a full DIFF: after one changes, a DIFF from the mirror
-    follows at most this often (seconds)."""
+    mapping_interval: float = 0.0
+    """Deprecated and ignored: mapped relationships now travel with their partition."""
 
 
 @dataclass
@@ -369,8 +379,16 @@ def _finish(s: Settings, env: Mapping[str, str], problems: list[str], require_cr
     if bool(g.client_certificate) != bool(g.client_certificate_key):
         problems.append("[graph] client_certificate and client_certificate_key go together")
     _check_url(s.j1.base_url, "[j1] base_url", problems)
-    if s.j1.incremental_mode not in ("patch", "diff"):
+    if s.j1.incremental_mode not in ("", "patch", "diff"):
         problems.append(f"[j1] incremental_mode: must be 'patch' or 'diff' (got {s.j1.incremental_mode!r})")
+    elif s.j1.incremental_mode == "diff":
+        s.j1.strategy = "documented"
+    if s.j1.strategy not in ("auto", "documented"):
+        problems.append(f"[j1] strategy: one of auto, documented (got {s.j1.strategy!r})")
+    if s.j1.concurrency < 1:
+        problems.append("[j1] concurrency: at least 1")
+    s.j1.graphql_url = (s.j1.graphql_url or s.j1.base_url.rstrip("/") + "/graphql").rstrip("/")
+    _check_url(s.j1.graphql_url, "[j1] graphql_url", problems)
     if not s.j1.scope:
         s.j1.scope = f"syncd-microsoft-365-{g.tenant_id}" if g.tenant_id else "syncd-microsoft-365"
     if s.webhook.public_url:

@@ -78,8 +78,6 @@ class Daemon:
         self._on_ready: list[Callable[[], None]] = []
         self.alert_wake = asyncio.Event()
         self._alert_task: asyncio.Task[None] | None = None
-        self._full_push_pending = False
-        """The last full DIFF push failed: the next push retries it (not an incremental drain)."""
 
     # --- lifecycle ------------------------------------------------------------------------
     async def run(self) -> int:
@@ -123,6 +121,7 @@ class Daemon:
         async def steps() -> None:
             self._start_alert_dispatcher(rt)
             await self._start_webhook()
+            await self._prepare_j1(rt)
             await self._initial_sync(rt)
             await self._start_subscriptions(rt)
             self._start_scheduler()
@@ -213,6 +212,29 @@ class Daemon:
         dispatcher = AlertDispatcher(MirrorAlertStore(rt.mirror), pipeline.targets, rt.session)
         self._alert_task = asyncio.create_task(dispatcher.run_forever(self.alert_wake), name="alerts")
 
+    async def _prepare_j1(self, rt: Runtime) -> None:
+        """Close J1 jobs a crash left open, and probe the account's undocumented behaviours once
+        (only a proven behaviour enables a faster write path; see docs/j1-writes.md)."""
+        writer = rt.engine.writer
+        try:
+            left = await writer.start()
+            if left:
+                log.warning(
+                    "closed J1 jobs left open by a crash; their partitions are re-sent by DIFF", jobs=left
+                )
+            if self.settings.j1.strategy == "auto" and not writer.capabilities.probed:
+                from syncd.j1.capabilities import KV_KEY
+                from syncd.runtime import probe_account
+
+                capabilities = await probe_account(self.settings, rt.j1)
+                await rt.mirror.set_value(KV_KEY, capabilities.to_json())
+                await writer.reload_capabilities()
+                proven = [n for n, f in capabilities.findings.items() if f.ok]
+                log.info("J1 capability probe done", proven=proven)
+        except Exception as exc:
+            # J1 unreachable at start: the documented path needs no probe; pushes retry later.
+            log.warning("J1 start-up checks failed; using the documented write path", error=_short(exc))
+
     async def _initial_sync(self, rt: Runtime) -> None:
         """First run: a full resync (silent baseline). Later runs: catch up by delta, then drain.
 
@@ -250,16 +272,15 @@ class Daemon:
             log.warning("last sign-in poll failed", error=_short(exc))
 
     async def _push_full(self) -> None:
-        """The DIFF push of a (first or periodic) full resync; on failure it is retried later."""
+        """The DIFF of every partition of a (first or periodic) full resync. Partitions that fail
+        stay flagged in the mirror and later pushes retry them with back-off."""
         assert self.rt is not None
         try:
             await self.rt.engine.push_full()
         except Exception as exc:
-            self._full_push_pending = True
             self._push_failed(exc)
             return
         await self.rt.mirror.set_cursor("full_push", str(time.time()))
-        self._full_push_pending = False
         self.state.last_push_ok = time.time()
         self.state.last_push_error = None
 
@@ -427,22 +448,28 @@ class Daemon:
 
     async def _push(self) -> None:
         assert self.rt is not None
-        if self._full_push_pending:
-            await self._push_full()
-            return
         try:
-            await self.rt.engine.drain()
+            report = await self.rt.engine.drain()
         except Exception as exc:
             self._push_failed(exc)
+            return
+        if report.deferred:
+            return  # J1 is backing off after transient failures: not a success either
+        if report.failed_partitions or report.verification_failures:
+            self.state.last_push_error = (
+                f"{report.failed_partitions + report.verification_failures} J1 partition job(s) failed;"
+                " retried with back-off"
+            )
             return
         self.state.last_push_ok = time.time()
         self.state.last_push_error = None
 
     async def _retry_push(self) -> None:
+        """Scheduled: push again when something waits for J1 and no back-off holds it."""
         assert self.rt is not None and self.wakeups is not None
-        if self.wakeups.busy(PUSH):
+        if self.wakeups.busy(PUSH) or self.rt.engine.writer.retry_at() > time.time():
             return
-        if self._full_push_pending or await self.rt.mirror.outbox_depth():
+        if await self.rt.engine.writer.has_work():
             self.wakeups.request(PUSH)
 
     async def _renew(self) -> None:
@@ -501,7 +528,8 @@ class Daemon:
         metrics.OUTBOX_DEPTH.set(depth)
         last_ok = self.state.last_push_ok or self.state.started
         stuck = depth > 0 and now - last_ok > self.settings.health.outbox_stuck_after
-        healthy = self.state.ready and not stale and not stuck
+        j1_problems = engine.writer.health_problems(now)
+        healthy = self.state.ready and not stale and not stuck and not j1_problems
         return healthy, {
             "ready": self.state.ready,
             "lag_seconds": lags,
@@ -509,6 +537,7 @@ class Daemon:
             "outbox_depth": depth,
             "outbox_stuck": stuck,
             "last_push_error": self.state.last_push_error,
+            "j1_problems": j1_problems,
         }
 
     async def _status_job(self) -> None:

@@ -131,11 +131,16 @@ class Engine:
 
     async def _after_push(self, report: PushReport) -> None:
         metrics.OUTBOX_DEPTH.set(await self.mirror.outbox_depth())
-        if report.objects:
+        if report.objects or report.failed_partitions or report.verification_failures:
             log.info(
                 "push",
                 mode=report.mode,
-                jobs=report.jobs,
+                jobs=dict(report.jobs),
+                partitions=report.partitions,
+                failed_partitions=report.failed_partitions,
+                verification_failures=report.verification_failures,
+                refused=report.refused,
+                mapped_relationships=report.mapped_relationships,
                 entity_upserts=report.entity_upserts,
                 entity_deletes=report.entity_deletes,
                 relationship_upserts=report.relationship_upserts,

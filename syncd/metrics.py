@@ -36,8 +36,14 @@ __all__ = [
     "CHANGES_PUSHED",
     "GRAPH_REQUESTS",
     "GRAPH_THROTTLED",
+    "J1_BEHAVIOUR_PROVEN",
     "J1_ERRORS",
     "J1_JOBS",
+    "J1_PARTITIONS_FAILING",
+    "J1_PARTITIONS_PENDING_DIFF",
+    "J1_REFUSED_OBJECTS",
+    "J1_UPLOADED_OBJECTS",
+    "J1_VERIFICATION_FAILURES",
     "NOTIFICATIONS",
     "OUTBOX_DEPTH",
     "REGISTRY",
@@ -60,7 +66,8 @@ ROUND_STATUS_OK = "ok"
 
 CHANGES_PUSHED = Counter(
     "syncd_changes_pushed",
-    "Entity/relationship changes acknowledged by JupiterOne.",
+    "Entities/relationships acknowledged by JupiterOne, by type and op: upsert and delete (PATCH or"
+    " CROSS_SCOPE jobs), diff (objects sent in a partition's DIFF job).",
     ["type", "op"],
     registry=REGISTRY,
 )
@@ -78,7 +85,7 @@ GRAPH_THROTTLED = Counter(
 )
 J1_JOBS = Counter(
     "syncd_j1_jobs",
-    "JupiterOne synchronization jobs by mode (patch|diff) and final status.",
+    "JupiterOne synchronization jobs by mode (DIFF|PATCH|CROSS_SCOPE) and final status.",
     ["mode", "status"],
     registry=REGISTRY,
 )
@@ -86,6 +93,39 @@ J1_ERRORS = Counter(
     "syncd_j1_errors",
     "JupiterOne API errors by code (HTTP status or API error code).",
     ["code"],
+    registry=REGISTRY,
+)
+J1_VERIFICATION_FAILURES = Counter(
+    "syncd_j1_verification_failures",
+    "JupiterOne jobs FINISHED whose counters did not match what was sent (never acknowledged).",
+    ["mode"],
+    registry=REGISTRY,
+)
+J1_REFUSED_OBJECTS = Gauge(
+    "syncd_j1_refused_objects",
+    "Objects JupiterOne refused, set aside (left out of uploads) until they change.",
+    registry=REGISTRY,
+)
+J1_PARTITIONS_FAILING = Gauge(
+    "syncd_j1_partitions_failing",
+    "J1 partitions whose last job failed and wait for a retry (back-off).",
+    registry=REGISTRY,
+)
+J1_PARTITIONS_PENDING_DIFF = Gauge(
+    "syncd_j1_partitions_pending_diff",
+    "J1 partitions waiting for a DIFF job (full resync, verification mismatch, recovery).",
+    registry=REGISTRY,
+)
+J1_BEHAVIOUR_PROVEN = Gauge(
+    "syncd_j1_behaviour_proven",
+    "1 when the capability probe proved an undocumented J1 behaviour on this account (faster path used).",
+    ["behaviour"],
+    registry=REGISTRY,
+)
+J1_UPLOADED_OBJECTS = Counter(
+    "syncd_j1_uploaded_objects",
+    "Objects uploaded to JupiterOne jobs, by job mode.",
+    ["mode"],
     registry=REGISTRY,
 )
 OUTBOX_DEPTH = Gauge(
@@ -320,11 +360,17 @@ def reset() -> None:
         GRAPH_THROTTLED,
         J1_JOBS,
         J1_ERRORS,
+        J1_VERIFICATION_FAILURES,
+        J1_BEHAVIOUR_PROVEN,
+        J1_UPLOADED_OBJECTS,
         NOTIFICATIONS,
         ROUNDS,
         ROUND_DURATION,
     ):
         metric.clear()
+    J1_REFUSED_OBJECTS.set(0)
+    J1_PARTITIONS_FAILING.set(0)
+    J1_PARTITIONS_PENDING_DIFF.set(0)
     OUTBOX_DEPTH.set(0)
     ALERT_OUTBOX_DEPTH.set(0)
     _TIME.clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,12 +18,15 @@ from syncd.engine import Engine, Source
 from syncd.graph.auth import MsalTokenProvider
 from syncd.graph.client import GraphClient
 from syncd.graph.subscriptions import SubscriptionsApi
+from syncd.j1.capabilities import Capabilities
 from syncd.j1.client import SyncApiClient
-from syncd.j1.writer import J1Writer
+from syncd.j1.probe import AccountProbe
+from syncd.j1.query import J1QueryClient
+from syncd.j1.writer import AlertSink, J1Writer
 from syncd.mirror import Mirror
 from syncd.model.convert.common import ConvertContext
 from syncd.sources.account import AccountSource
-from syncd.sources.alerting import build_alert_pipeline
+from syncd.sources.alerting import AlertPipeline, build_alert_pipeline
 from syncd.sources.base import SourceContext
 from syncd.sources.catalog import build_sources, origin_types
 
@@ -51,6 +55,48 @@ def _on_graph_request(route: str, status: int) -> None:
     metrics.GRAPH_REQUESTS.labels(route=label, status=str(status)).inc()
     if status == 429:
         metrics.GRAPH_THROTTLED.labels(route=label).inc()
+
+
+def operational_alert_sink(pipeline: AlertPipeline | None, mirror: Mirror) -> AlertSink:
+    """Alerts about syncd itself (a J1 job that did not do what was sent): logged always, and
+    queued for every configured target like a change alert."""
+    from syncd.alerts.delivery import alerts_to_rows, log_alert
+    from syncd.alerts.types import Alert
+    from syncd.j1.writer import alert_id
+
+    async def sink(rule_id: str, severity: str, message: str, details: dict[str, Any]) -> None:
+        alert = Alert(
+            alert_id=alert_id(rule_id, str(details.get("job_id", "")), str(details.get("scope", ""))),
+            rule_id=rule_id,
+            severity=severity,
+            message=message,
+            change={"kind": "syncd", **details},
+            timestamp=time.time(),
+        )
+        if pipeline is None or not pipeline.targets:
+            log_alert(alert)
+            return
+        await mirror.enqueue_alerts(alerts_to_rows([alert], pipeline.targets))
+
+    return sink
+
+
+def query_client(settings: Settings, j1: SyncApiClient) -> J1QueryClient:
+    return J1QueryClient(j1, settings.j1.graphql_url)
+
+
+async def probe_account(settings: Settings, j1: SyncApiClient) -> Capabilities:
+    """Run the capability probe on the configured J1 account (throw-away scopes, cleaned up)."""
+    probe = AccountProbe(
+        j1,
+        query_client(settings, j1),
+        settings.j1.scope,
+        wait=settings.j1.probe_wait,
+        job_timeout=min(settings.j1.job_timeout, 300.0),
+    )
+    capabilities = await probe.run()
+    capabilities.account_id = settings.j1.account_id
+    return capabilities
 
 
 @dataclass
@@ -130,11 +176,12 @@ async def open_runtime(settings: Settings, *, mirror: Mirror | None = None) -> A
             j1,
             mirror,
             scope=settings.j1.scope,
-            incremental_mode=settings.j1.incremental_mode,
+            strategy="documented" if settings.j1.strategy == "documented" else "auto",
             job_timeout=settings.j1.job_timeout,
-            mapping_interval=settings.j1.mapping_interval,
+            concurrency=settings.j1.concurrency,
             partial_types=lambda: engine_ref[0].partial_types() if engine_ref else [],
             on_job=lambda mode, status: metrics.J1_JOBS.labels(mode=mode, status=status).inc(),
+            alert_sink=operational_alert_sink(ctx.alerts, mirror),
         )
         engine = Engine(ctx, writer, sources, origin_types=origin_types())
         sign_ins = getattr(sources.get("users"), "sign_ins", None)

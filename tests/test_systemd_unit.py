@@ -149,7 +149,7 @@ def test_example_config_loads_without_secrets() -> None:
     for section, key in CREDENTIAL_FILES:
         assert key not in raw.get(section, {}), f"secret [{section}] {key} must come from a credential"
     settings = load_settings(EXAMPLE, environ={}, require_credentials=False)
-    assert settings.j1.incremental_mode == "patch"
+    assert settings.j1.strategy == "auto"
     assert settings.webhook.listen == "127.0.0.1:8080"
     assert settings.state.dir == "state"  # empty in the example: falls back to $STATE_DIRECTORY
 

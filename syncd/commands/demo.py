@@ -82,7 +82,6 @@ async def _demo(users: int, keep_running: bool, receiver: AlertReceiver, harness
     settings = h.settings(
         {
             "alerts": {"targets": {"demo": {"kind": "webhook", "url": alert_url}}},
-            "j1": {"mapping_interval": 5.0},
             "sync": {"devices_delta_interval": 2.0},
             "log": {"level": "ERROR", "format": "console"},
         }

@@ -1,4 +1,6 @@
-"""`syncd resync`: full rounds of every enabled source, then one DIFF job; non-zero on failure."""
+"""`syncd resync`: full rounds of every enabled source, then a DIFF of every J1 partition.
+
+Exits non-zero on failure."""
 
 from __future__ import annotations
 
@@ -39,7 +41,8 @@ async def resync_command(settings: Settings, *, prune_disabled: bool = False) ->
     print(
         f"resync: {len(report.rounds)} rounds ok, {len(report.failed)} failed; "
         f"pushed {push.entity_upserts if push else 0} entities and "
-        f"{push.relationship_upserts if push else 0} relationships in one DIFF job"
+        f"{(push.relationship_upserts + push.mapped_relationships) if push else 0} relationships"
+        f" in {push.job_count if push else 0} DIFF jobs (one per J1 partition)"
     )
     if disabled:
         verb = "removed from J1" if prune_disabled else "kept in J1 as partial (--prune-disabled removes it)"

@@ -1,7 +1,7 @@
 """`syncd uninstall [--purge-j1] [--yes]`: subscriptions, optionally the J1 data, then the local state.
 
 Order matters: subscriptions first (Graph stops calling a webhook that is going away), then J1
-(an empty ``DIFF`` job for each scope syncd writes: ``[j1] scope``),
+(an empty ``DIFF`` job for each scope syncd writes: every partition of ``[j1] scope``),
 and the local state last, only when every earlier step worked (so a failed run can be repeated).
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from typing import Any
 
 from syncd.config import Settings
 from syncd.graph.errors import GraphAuthError, GraphError
@@ -23,9 +24,8 @@ def _confirm(question: str) -> bool:
     return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
-def j1_scopes(settings: Settings) -> list[str]:
-    """Every J1 scope syncd writes to (see `syncd.j1.writer.J1Writer`)."""
-    return [settings.j1.scope]
+def _total(jobs: list[dict[str, Any]], counter: str) -> int:
+    return sum(int(job.get(counter) or 0) for job in jobs)
 
 
 async def uninstall_command(settings: Settings, *, purge_j1: bool, assume_yes: bool) -> int:
@@ -49,19 +49,18 @@ async def uninstall_command(settings: Settings, *, purge_j1: bool, assume_yes: b
                 await rt.mirror.delete_subscription(str(record["id"]))
             print(f"deleted {deleted} Graph subscription(s)")
             if purge_j1:
-                for scope in j1_scopes(settings):
-                    try:
-                        job = await rt.j1.run_job(scope, "DIFF", timeout=settings.j1.job_timeout)
-                    except J1Error as exc:
+                results = await rt.engine.writer.purge()
+                done = [job for _, job in results if not isinstance(job, J1Error)]
+                for scope, outcome in results:
+                    if isinstance(outcome, J1Error):
                         failed = True
-                        print(f"FAIL removing syncd's data from J1 scope {scope!r}: {exc}")
-                        continue
-                    print(
-                        f"removed syncd's data from J1 scope {scope!r}: DIFF job {job.get('id')} with an "
-                        f"empty upload ({job.get('numEntitiesDeleted', 0)} entities, "
-                        f"{job.get('numRelationshipsDeleted', 0)} relationships, "
-                        f"{job.get('numMappedRelationshipsDeleted', 0)} mapped relationships deleted)"
-                    )
+                        print(f"FAIL removing syncd's data from J1 scope {scope!r}: {outcome}")
+                print(
+                    f"removed syncd's data from J1 scopes {settings.j1.scope}-*: {len(done)} DIFF job(s)"
+                    f" with an empty upload ({_total(done, 'numEntitiesDeleted')} entities,"
+                    f" {_total(done, 'numRelationshipsDeleted')} relationships,"
+                    f" {_total(done, 'numMappedRelationshipsDeleted')} mapped relationships deleted)"
+                )
     except MirrorError as exc:
         print(f"syncd uninstall: {exc} (stop the daemon first: systemctl stop syncd)")
         return 1

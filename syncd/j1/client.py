@@ -17,8 +17,10 @@ import random
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -93,6 +95,28 @@ def batch_by_size(items: Sequence[bytes], limit: int) -> list[list[bytes]]:
     if current:
         batches.append(current)
     return batches
+
+
+@dataclass(frozen=True)
+class RefusedUpload:
+    """An object J1 refused on upload (400), isolated by splitting its request."""
+
+    field: str
+    key: str
+    code: str | None
+    message: str
+
+
+def is_rejection(exc: J1Error) -> bool:
+    """A 400 that refuses the request's data (not one that says the job itself is over)."""
+    return exc.status == 400 and not isinstance(exc, J1JobEndedError)
+
+
+def _key_of(item: bytes) -> str:
+    try:
+        return str(json.loads(item).get("_key", ""))
+    except (ValueError, AttributeError):
+        return ""
 
 
 def _check_unique(objs: Sequence[Mapping[str, Any]], what: str) -> None:
@@ -176,9 +200,31 @@ class SyncApiClient:
         correlation_id: str | None = None,
         max_attempts: int | None = None,
     ) -> JsonDict:
-        """One logical call with bounded retries; returns the decoded JSON object."""
+        """One logical sync API call (path under the jobs endpoint)."""
+        return await self.request_json(
+            method,
+            self._base + path,
+            body,
+            params=params,
+            correlation_id=correlation_id,
+            max_attempts=max_attempts,
+        )
+
+    async def request_json(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None = None,
+        *,
+        params: Mapping[str, str] | None = None,
+        correlation_id: str | None = None,
+        max_attempts: int | None = None,
+    ) -> JsonDict:
+        """One logical call to a J1 URL with bounded retries; returns the decoded JSON object.
+
+        Shared by the sync API and the query API (same account headers, same retry policy)."""
         attempts = max_attempts or self._max_attempts
-        url = self._base + path
+        path = urlsplit(url).path
         headers = self._headers(correlation_id)
         last: tuple[int | None, str | None, str] = (None, None, "no attempt made")
         for attempt in range(1, attempts + 1):
@@ -280,8 +326,13 @@ class SyncApiClient:
         relationships: Iterable[Mapping[str, Any]] = (),
         delete_entities: Iterable[Mapping[str, Any]] = (),
         delete_relationships: Iterable[Mapping[str, Any]] = (),
+        refused: list[RefusedUpload] | None = None,
     ) -> None:
-        """Upload everything in size-bounded batches to `/upload` (one field per request)."""
+        """Upload everything in size-bounded batches to `/upload` (one field per request).
+
+        With ``refused`` given, a request J1 rejects as bad data (400) is split in halves until
+        each refused object stands alone; those are appended to ``refused`` and the rest is
+        uploaded, so one bad object never holds back the others."""
         groups = {
             "entities": list(entities),
             "relationships": list(relationships),
@@ -300,7 +351,7 @@ class SyncApiClient:
 
         async def send(field: str, items: list[bytes]) -> None:
             async with semaphore:
-                await self._send_chunk(job_id, field, items)
+                await self._send_chunk(job_id, field, items, refused)
 
         try:
             async with asyncio.TaskGroup() as group:
@@ -309,8 +360,11 @@ class SyncApiClient:
         except BaseExceptionGroup as eg:
             raise _first_error(eg) from None
 
-    async def _send_chunk(self, job_id: str, field: str, items: list[bytes]) -> None:
-        """POST one chunk; its correlation id is kept across retries; on 413 split in half."""
+    async def _send_chunk(
+        self, job_id: str, field: str, items: list[bytes], refused: list[RefusedUpload] | None = None
+    ) -> None:
+        """POST one chunk; its correlation id is kept across retries; on 413 split in half (and on
+        a 400 rejection too, when isolating refused objects)."""
         body = b'{"' + field.encode() + b'":[' + b",".join(items) + b"]}"
         try:
             # ignoreDuplicates makes a retried chunk (whose first attempt did land) idempotent;
@@ -327,8 +381,17 @@ class SyncApiClient:
                 raise
             mid = len(items) // 2
             log.info("j1 upload got 413, splitting", extra={"field": field, "items": len(items)})
-            await self._send_chunk(job_id, field, items[:mid])
-            await self._send_chunk(job_id, field, items[mid:])
+            await self._send_chunk(job_id, field, items[:mid], refused)
+            await self._send_chunk(job_id, field, items[mid:], refused)
+        except J1Error as exc:
+            if refused is None or not is_rejection(exc):
+                raise
+            if len(items) == 1:
+                refused.append(RefusedUpload(field, _key_of(items[0]), exc.code, exc.message))
+                return
+            mid = len(items) // 2
+            await self._send_chunk(job_id, field, items[:mid], refused)
+            await self._send_chunk(job_id, field, items[mid:], refused)
 
     async def finalize(self, job_id: str, *, partial_types: Sequence[str] = ()) -> JsonDict:
         """POST /finalize (with `partialDatasets.types` when given); returns the job."""

@@ -1,74 +1,150 @@
-"""Getting the mirror's changes into J1, using only the sync API modes that J1 documents.
+"""Getting the mirror's changes into J1 with only the behaviour J1 documents (see docs/j1-writes.md).
 
-* Full resync: one ``DIFF`` job on the scope with the whole desired graph; ``partialDatasets``
-  protects the types of sources that failed or are switched off.
-* Incremental (``[j1] incremental_mode = "patch"``, the default): the outbox is drained in order.
-  Entity upserts and entity deletes (``deleteEntities``) go in a ``PATCH`` job; relationship
-  upserts and deletes (``deleteRelationships``) then go in a ``CROSS_SCOPE`` job whose
-  relationships name their endpoints' scope (``_fromEntityScope``/``_toEntityScope``). Only when
-  both jobs are FINISHED is the outbox batch acknowledged.
-* User → Person mapped relationships are only accepted by ``DIFF`` jobs, and J1 resolves their
-  ``sourceEntityKey`` within the job's scope, so they travel with the scope's full DIFF: a change
-  to one of them marks the mapping stale, and a full DIFF from the mirror follows at most every
-  ``mapping_interval`` seconds (and at every periodic full resync).
-* ``incremental_mode = "diff"``: any pending change triggers a full DIFF from the mirror, the most
-  conservative choice if a J1 account refuses the incremental modes.
+The graph lives in small J1 scopes (partitions, syncd/j1/partitions.py). A push takes the
+partitions with pending changes, entity partitions first (relationships need their endpoints),
+plans one job per partition (syncd/j1/plan.py), runs them a few at a time, checks every FINISHED
+job's counters against what was sent (syncd/j1/verify.py) and only then acknowledges the outbox.
 
-See docs/j1-writes.md for the reasoning and the open questions.
+* A partition whose job fails is retried with exponential back-off and jitter; the others go on.
+* A request J1 refuses as bad data is split until the refused objects stand alone; they are set
+  aside (``syncd status``, metrics) and the rest is uploaded.
+* A job whose counters do not match is never acknowledged: its partition is re-sent by DIFF, any
+  undocumented behaviour it relied on is revoked, and a metric, a log line, ``/healthz`` and an
+  alert say so.
+* Every job id is recorded in the mirror before its first upload; a job left open by a crash is
+  aborted (or, if it finished, its partition re-sent by DIFF) on the next start.
+* A full resync flags every partition for a DIFF; a changed layout (first partitioned push after
+  the single-scope layout, a grown tenant, a new ``[j1] scope``) is filled completely before the
+  scopes it replaces are emptied, so J1 never lacks the data.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import random
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import structlog
 
 from syncd import metrics
-from syncd.j1.client import SyncApiClient
-from syncd.mirror import Mirror
-from syncd.mirror.types import OutboxBatch
-from syncd.model.convert.directory import is_person_mapping_key
+from syncd.j1.capabilities import KV_KEY, Behaviour, Capabilities
+from syncd.j1.client import RefusedUpload, SyncApiClient
+from syncd.j1.errors import (
+    J1AuthError,
+    J1Error,
+    J1JobFailedError,
+    J1ObjectTooLargeError,
+    J1RetryExhaustedError,
+)
+from syncd.j1.partitions import ENTITY_PART, RELATIONSHIP_PART, Layout, Partition, PartKind
+from syncd.j1.plan import PartitionPlan, PartitionPlanner
+from syncd.j1.verify import Expectation, verify_job
+from syncd.mirror import Mirror, PartitionAck, PartitionRef, PartitionState, RefusedObject
 
 log = structlog.get_logger(__name__)
 
-DRAIN_BATCH = 5000
-FULL_CHUNK = 2000
-DELETE_TYPE_LOOKUPS = 500
-"""Deletes carry only keys; up to this many per batch get their type from the mirror's tombstone
-for ``syncd_changes_pushed``, the rest are counted under type ``unknown`` (bounded work)."""
-MAPPING_DIRTY = "j1.person_mapping_dirty"
-"""Mirror key/value flag: a mapped relationship changed; a full DIFF must carry it to J1."""
+Strategy = Literal["auto", "documented"]
+LAYOUT_KEY = "j1.layout"
+PENDING_LAYOUT_KEY = "j1.layout_pending"
+RETIRING_LAYOUT_KEY = "j1.layout_retiring"
+LEGACY_PUSH_CURSOR = "full_push"
+"""Set by every syncd after its first full push: without a layout, it marks a single-scope deployment."""
+DRAIN_PASSES = 4
+RETRY_BASE = 1.0
+PARTITION_RETRY_CAP = 300.0
+UNAVAILABLE_CAP = 60.0
+ISOLATE_AFTER = 3
+"""Consecutive failures of a partition's job (bad data) before its objects are tried one group at a
+time on a throw-away scope to find the ones J1 refuses."""
+RECENT_MISMATCHES = 20
+
+AlertSink = Callable[[str, str, str, dict[str, Any]], Awaitable[None]]
+"""(rule id, severity, message, details): raises an operational alert of syncd itself."""
+
+
+class J1Unavailable(J1Error):
+    """J1 answered with transient failures or refused the credentials: every push waits (back-off)."""
+
+
+class PartitionFailed(Exception):
+    """A job of one partition failed; the others go on."""
+
+    def __init__(self, message: str, *, bad_data: bool = False) -> None:
+        super().__init__(message)
+        self.bad_data = bad_data
 
 
 @dataclass
 class PushReport:
-    """Counts of one push, for logs and metrics."""
+    """Counts of one push, for logs, metrics and benches."""
 
     mode: str
+    jobs: Counter[str] = field(default_factory=Counter)
     entity_upserts: int = 0
     entity_deletes: int = 0
     relationship_upserts: int = 0
     relationship_deletes: int = 0
     mapped_relationships: int = 0
-    jobs: int = 0
+    partitions: int = 0
+    failed_partitions: int = 0
+    verification_failures: int = 0
+    refused: int = 0
+    deferred: bool = False
     duration: float = 0.0
 
     @property
     def objects(self) -> int:
         return (
-            self.entity_upserts + self.entity_deletes + self.relationship_upserts + self.relationship_deletes
+            self.entity_upserts
+            + self.entity_deletes
+            + self.relationship_upserts
+            + self.relationship_deletes
+            + self.mapped_relationships
         )
 
+    @property
+    def job_count(self) -> int:
+        return sum(self.jobs.values())
 
-def _is_mapped(relationship: dict[str, Any]) -> bool:
-    return "_mapping" in relationship
+    def add_plan(self, plan: PartitionPlan) -> None:
+        assert plan.mode is not None
+        self.jobs[plan.mode] += 1
+        self.entity_upserts += len(plan.entities)
+        self.entity_deletes += len(plan.delete_entities)
+        mapped = sum(1 for r in plan.relationships if "_mapping" in r)
+        self.mapped_relationships += mapped
+        self.relationship_upserts += len(plan.relationships) - mapped
+        self.relationship_deletes += len(plan.delete_relationships)
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """A FINISHED job whose counters differed from what was sent (kept for /healthz and status)."""
+
+    at: float
+    scope: str
+    mode: str
+    job_id: str
+    problems: tuple[str, ...]
+
+
+def _ref(partition: Partition, base: str) -> PartitionRef:
+    return PartitionRef(partition.scope(base), partition.kind, partition.bits, partition.bucket)
+
+
+def _backoff(attempts: int, cap: float) -> float:
+    """Exponential back-off with jitter in [50 %, 100 %] of the capped step."""
+    step: float = min(cap, RETRY_BASE * 2 ** max(attempts - 1, 0))
+    return step * random.uniform(0.5, 1.0)
 
 
 class J1Writer:
-    """Pushes to one J1 scope; the caller serialises pushes."""
+    """Pushes the mirror to J1; the caller serialises pushes (one push at a time)."""
 
     def __init__(
         self,
@@ -76,189 +152,660 @@ class J1Writer:
         mirror: Mirror,
         *,
         scope: str,
-        incremental_mode: str = "patch",
+        strategy: Strategy = "auto",
         job_timeout: float = 600.0,
-        mapping_interval: float = 3600.0,
+        concurrency: int = 8,
         partial_types: Callable[[], Sequence[str]] = lambda: (),
         on_job: Callable[[str, str], None] | None = None,
+        alert_sink: AlertSink | None = None,
     ) -> None:
         self.client = client
         self.mirror = mirror
-        self.scope = scope
-        self.incremental_mode = incremental_mode
+        self.base = scope
+        self.strategy = strategy
         self.job_timeout = job_timeout
-        self.mapping_interval = mapping_interval
+        self.concurrency = max(1, concurrency)
         self.partial_types = partial_types
         self.on_job = on_job or (lambda mode, status: None)
-        self._last_full_push = time.monotonic()
+        self.alert_sink = alert_sink
+        self.capabilities = Capabilities()
+        self.mismatches: list[Mismatch] = []
+        self._started = False
+        self._unavailable_until = 0.0
+        self._unavailable_attempts = 0
+        self._unavailable_error: str | None = None
 
-    # --- full ---------------------------------------------------------------------------------
-    async def push_full(self) -> PushReport:
-        """DIFF the scope with the complete desired graph; ack everything enqueued before it started."""
-        started = time.monotonic()
-        report = PushReport(mode="DIFF")
-        max_seq = await self.mirror.outbox_max_seq()
-        uploaded: dict[str, int] = {}
-        job_id = await self._create("DIFF", self.scope)
+    # --- state ----------------------------------------------------------------------------------
+
+    def retry_at(self) -> float:
+        """When J1 may be tried again after transient failures (0: now)."""
+        return self._unavailable_until
+
+    async def has_work(self) -> bool:
+        """Outbox rows or partitions flagged for a DIFF (a retry is worth scheduling)."""
+        if await self.mirror.outbox_depth():
+            return True
+        return bool(await self.mirror.partition_states(needs_diff_only=True))
+
+    async def start(self) -> int:
+        """Load what the mirror knows (capabilities) and close jobs a crash left open. Returns
+        how many jobs were left behind. Idempotent; every push calls it first."""
+        if self._started:
+            return 0
+        self.capabilities = Capabilities.from_json(await self.mirror.get_value(KV_KEY))
+        left = await self.recover_jobs()
+        self._started = True
+        self._publish_capabilities()
+        return left
+
+    async def reload_capabilities(self) -> None:
+        self.capabilities = Capabilities.from_json(await self.mirror.get_value(KV_KEY))
+        self._publish_capabilities()
+
+    def _publish_capabilities(self) -> None:
+        for behaviour in Behaviour:
+            metrics.J1_BEHAVIOUR_PROVEN.labels(behaviour=behaviour.value).set(
+                1 if self._proven(behaviour) else 0
+            )
+
+    def _proven(self, behaviour: Behaviour) -> bool:
+        return self.strategy == "auto" and self.capabilities.proven(behaviour)
+
+    async def recover_jobs(self) -> int:
+        """Abort jobs a crash left open; a job that finished unacknowledged makes its partition
+        doubtful (re-sent by DIFF, counters not held against J1's unknown previous state)."""
+        jobs = await self.mirror.jobs_in_flight()
+        for job_id, scope, mode, _created in jobs:
+            status = "unknown"
+            try:
+                job = await self.client.get_job(job_id)
+                status = str(job.get("status"))
+                if status == "AWAITING_UPLOADS":
+                    await self.client.abort(job_id, reason="syncd: left open by a crash, aborted at start")
+                    status = "ABORTED"
+                elif status in ("FINALIZE_PENDING", "FINALIZING_ENTITIES", "FINALIZING_RELATIONSHIPS"):
+                    job = await self.client.wait_finished(job_id, timeout=self.job_timeout)
+                    status = str(job.get("status"))
+            except J1JobFailedError as exc:
+                status = str(exc.code)
+            except J1Error as exc:
+                if exc.status == 404:
+                    status = "NOT_FOUND"
+                else:
+                    raise
+            log.warning("j1 job left behind by a crash", job_id=job_id, scope=scope, mode=mode, status=status)
+            parsed = self._partition_of_scope(scope)
+            if parsed is not None:
+                await self.mirror.mark_partitions([parsed], needs_diff=True, uncertain=True)
+            await self.mirror.forget_job(job_id)
+        return len(jobs)
+
+    def _partition_of_scope(self, scope: str) -> PartitionRef | None:
+        from syncd.j1.partitions import parse_scope
+
+        parsed = parse_scope(scope)
+        if parsed is None:
+            return None
+        _base, partition = parsed
+        return PartitionRef(scope, partition.kind, partition.bits, partition.bucket)
+
+    # --- layout ---------------------------------------------------------------------------------
+
+    async def layout(self) -> Layout | None:
+        """The layout J1 holds (None before the first partitioned push)."""
+        raw = await self.mirror.get_value(LAYOUT_KEY)
+        return Layout.from_json(raw) if isinstance(raw, dict) else None
+
+    async def pending_layout(self) -> Layout | None:
+        raw = await self.mirror.get_value(PENDING_LAYOUT_KEY)
+        return Layout.from_json(raw) if isinstance(raw, dict) else None
+
+    async def retiring_layout(self) -> Layout | None:
+        raw = await self.mirror.get_value(RETIRING_LAYOUT_KEY)
+        return Layout.from_json(raw) if isinstance(raw, dict) else None
+
+    async def _active_layout(self) -> Layout:
+        """The layout pushes write: a pending (being filled) one, else the current one; sized and
+        fully flagged the first time, or when ``[j1] scope`` changed."""
+        pending = await self.pending_layout()
+        if pending is not None:
+            return pending
+        current = await self.layout()
+        if current is not None and current.base == self.base:
+            return current
+        if current is None and await self.mirror.get_cursor(LEGACY_PUSH_CURSOR) is not None:
+            current = Layout(self.base, legacy=True)  # syncd before partitions: one scope
+        entity_objects, relationship_objects = await self.mirror.object_counts()
+        return await self._begin_layout(
+            Layout.sized(self.base, entity_objects, relationship_objects), retiring=current
+        )
+
+    async def _begin_layout(self, layout: Layout, *, retiring: Layout | None) -> Layout:
+        """Start filling ``layout`` (every partition flagged); ``retiring`` is emptied once it is full."""
+        if retiring is not None:
+            await self.mirror.set_value(RETIRING_LAYOUT_KEY, retiring.to_json())
+            log.info(
+                "j1 layout change: filling the new scopes before emptying the old ones",
+                new_partitions=layout.partition_count(),
+                old_scopes=retiring.partition_count(),
+            )
+        await self.mirror.set_value(PENDING_LAYOUT_KEY, layout.to_json())
+        await self.mirror.mark_partitions(
+            [_ref(p, layout.base) for p in layout.partitions()], needs_diff=True, uncertain=True
+        )
+        return layout
+
+    async def _finish_layout_change(self, layout: Layout) -> None:
+        """Once every partition of a pending layout is in J1: empty the scopes it replaces, then make
+        it the current layout (a crash in between repeats the emptying: it is idempotent)."""
+        if await self.pending_layout() != layout:
+            return
+        scopes = set(layout.scopes())
+        waiting = [s for s in await self.mirror.partition_states(needs_diff_only=True) if s.scope in scopes]
+        if waiting:
+            return
+        retiring = await self.retiring_layout()
+        if retiring is not None:
+            for scope in retiring.scopes():
+                if scope not in scopes:
+                    await self._empty_scope(scope)
+        await self.mirror.set_value(LAYOUT_KEY, layout.to_json())
+        await self.mirror.delete_value(PENDING_LAYOUT_KEY)
+        await self.mirror.delete_value(RETIRING_LAYOUT_KEY)
+        await self.mirror.forget_other_partition_scopes(sorted(scopes))
+        log.info("j1 layout in place", partitions=layout.partition_count(), base=layout.base)
+
+    async def _empty_scope(self, scope: str) -> dict[str, Any]:
+        """An empty DIFF job: J1 deletes everything the scope holds (documented DIFF semantics)."""
+        job = await self.client.create_job(scope=scope, sync_mode="DIFF")
+        job_id = str(job["id"])
+        await self.mirror.record_job(job_id, scope, "DIFF")
         try:
-            async for entities, relationships in self.mirror.iter_desired_graph(FULL_CHUNK):
-                await self.client.upload(job_id, entities=entities, relationships=relationships)
-                _add_types(uploaded, entities)
-                _add_types(uploaded, relationships)
-                mapped = sum(1 for r in relationships if _is_mapped(r))
-                report.entity_upserts += len(entities)
-                report.relationship_upserts += len(relationships) - mapped
-                report.mapped_relationships += mapped
-            await self._finish(job_id, "DIFF", partial=sorted(set(self.partial_types())))
-        except BaseException as exc:
-            await self._failed(job_id, "DIFF", exc)
+            await self.client.finalize(job_id)
+            finished = await self.client.wait_finished(job_id, timeout=self.job_timeout)
+        except BaseException:
+            await self._abort_quietly(job_id)
             raise
-        _count_types(uploaded, "full")
-        report.jobs = 1
-        await self.mirror.mark_all_pushed(max_seq)
-        await self.mirror.delete_value(MAPPING_DIRTY)
-        self._last_full_push = time.monotonic()
-        report.duration = time.monotonic() - started
+        finally:
+            await self.mirror.forget_job(job_id)
+        self.on_job("DIFF", "finished")
+        return finished
+
+    # --- pushes ---------------------------------------------------------------------------------
+
+    async def push_full(self) -> PushReport:
+        """Reconcile everything: a DIFF of every partition (deletions included). A tenant that
+        outgrew its partitions gets a larger layout, filled before the old one is emptied."""
+        await self.start()
+        layout = await self._active_layout()
+        if await self.pending_layout() is None:
+            grown = layout.grown(
+                {
+                    ENTITY_PART: await self.mirror.fullest_partition(ENTITY_PART, layout.entity_bits),
+                    RELATIONSHIP_PART: await self.mirror.fullest_partition(
+                        RELATIONSHIP_PART, layout.relationship_bits
+                    ),
+                }
+            )
+            if grown != layout:
+                layout = await self._begin_layout(grown, retiring=layout)
+            else:
+                await self.mirror.mark_partitions(
+                    [_ref(p, layout.base) for p in layout.partitions()], needs_diff=True, uncertain=True
+                )
+        self._unavailable_until = 0.0  # an explicit full push tries J1 now
+        report = await self.drain(mode="full")
+        waiting = [
+            s
+            for s in await self.mirror.partition_states(needs_diff_only=True)
+            if s.scope.startswith(self.base)
+        ]
+        if waiting:
+            raise J1Error(
+                None,
+                "PARTITIONS_PENDING",
+                f"{len(waiting)} of {layout.partition_count()} J1 partitions are not in J1 yet"
+                f" (last error: {waiting[0].last_error}); they are retried with back-off",
+            )
         return report
 
-    # --- incremental --------------------------------------------------------------------------
-    async def drain(self, *, force_mapping: bool = False) -> PushReport:
-        """Push pending outbox rows until the outbox is empty (on failure, rows stay)."""
-        if self.incremental_mode == "diff":
-            if await self.mirror.outbox_depth() == 0 and await self.mirror.get_value(MAPPING_DIRTY) is None:
-                return PushReport(mode="DIFF")
-            return await self.push_full()
+    async def drain(self, *, mode: str = "incremental") -> PushReport:
+        """Push every partition that has pending changes or is flagged for a DIFF."""
         started = time.monotonic()
-        report = PushReport(mode="PATCH+CROSS_SCOPE")
-        while True:
-            batch = await self.mirror.read_outbox(DRAIN_BATCH)
-            if batch.rows == 0:
+        report = PushReport(mode=mode)
+        if time.time() < self._unavailable_until:
+            report.deferred = True
+            return report
+        await self.start()
+        layout = await self._active_layout()
+        planner = PartitionPlanner(
+            layout,
+            self.capabilities,
+            fast_paths=self.strategy == "auto",
+            partial_types=self.partial_types(),
+        )
+        unavailable: J1Unavailable | None = None
+        for kind in (ENTITY_PART, RELATIONSHIP_PART):
+            for _ in range(DRAIN_PASSES):
+                due = await self._due(layout, kind)
+                if not due:
+                    break
+                outcomes = await self._run_partitions(due, planner, report)
+                unavailable = next((o for o in outcomes if isinstance(o, J1Unavailable)), None)
+                if unavailable is not None or not any(o is True for o in outcomes):
+                    break
+            if unavailable is not None:
                 break
-            if batch.has_writes:
-                await self._push_batch(batch, report)
-            await self.mirror.ack_outbox(batch)
-        if await self.mirror.get_value(MAPPING_DIRTY) is not None and (
-            force_mapping or time.monotonic() - self._last_full_push >= self.mapping_interval
-        ):
-            # Mapped relationships only travel in a DIFF of the scope (see the module docstring).
-            full = await self.push_full()
-            report.jobs += full.jobs
-            report.mapped_relationships = full.mapped_relationships
+        if unavailable is None:
+            await self._finish_layout_change(layout)
+        await self._publish_state()
         report.duration = time.monotonic() - started
+        if unavailable is not None:
+            raise unavailable
+        self._unavailable_attempts = 0
+        self._unavailable_error = None
         return report
 
-    async def _push_batch(self, batch: OutboxBatch, report: PushReport) -> None:
-        upserts = [r for r in batch.relationship_upserts if not _is_mapped(r)]
-        deletes = [k for k in batch.relationship_deletes if not is_person_mapping_key(k)]
-        if len(upserts) != len(batch.relationship_upserts) or len(deletes) != len(batch.relationship_deletes):
-            # Recorded before the ack, so a crash cannot forget that the mapping is stale in J1.
-            await self.mirror.set_value(MAPPING_DIRTY, time.time())
-        if batch.entity_upserts or batch.entity_deletes:
-            entity_delete_types = await self._delete_types(batch.entity_deletes, entity=True)
-            await self._run_job(
-                "PATCH",
-                entities=batch.entity_upserts,
-                delete_entities=[{"_key": key} for key in batch.entity_deletes],
-            )
-            report.jobs += 1
-            report.entity_upserts += len(batch.entity_upserts)
-            report.entity_deletes += len(batch.entity_deletes)
-            _count_pushed(batch.entity_upserts, "upsert")
-            _count_types(entity_delete_types, "delete")
-        if upserts or deletes:
-            relationship_delete_types = await self._delete_types(deletes, entity=False)
-            await self._run_job(
-                "CROSS_SCOPE",
-                relationships=[self._cross_scope(r) for r in upserts],
-                delete_relationships=[{"_key": key} for key in deletes],
-            )
-            report.jobs += 1
-            report.relationship_upserts += len(upserts)
-            report.relationship_deletes += len(deletes)
-            _count_pushed(upserts, "upsert")
-            _count_types(relationship_delete_types, "delete")
+    async def _due(self, layout: Layout, kind: PartKind) -> list[Partition]:
+        """Partitions of ``kind`` with outbox rows or a pending DIFF, minus those backing off."""
+        now = time.time()
+        bits = layout.bits(kind)
+        states = {s.scope: s for s in await self.mirror.partition_states() if s.kind == kind}
+        found: dict[str, Partition] = {}
+        for state in states.values():
+            if state.needs_diff and state.bits == bits:
+                found[state.scope] = Partition(kind, state.bits, state.bucket)
+        for bucket in await self.mirror.pending_buckets(kind, bits):
+            partition = Partition(kind, bits, bucket)
+            found.setdefault(partition.scope(layout.base), partition)
+        return sorted(
+            p for scope, p in found.items() if scope not in states or states[scope].next_attempt <= now
+        )
 
-    async def _delete_types(self, keys: Sequence[str], *, entity: bool) -> dict[str, int]:
-        """type → count of the deleted keys (types read from the mirror's tombstones, bounded)."""
-        counts: dict[str, int] = {}
-        for i, key in enumerate(keys):
-            type_ = "unknown"
-            if i < DELETE_TYPE_LOOKUPS:
+    async def _run_partitions(
+        self, partitions: Sequence[Partition], planner: PartitionPlanner, report: PushReport
+    ) -> list[bool | J1Unavailable]:
+        semaphore = asyncio.Semaphore(self.concurrency)
+        stop = asyncio.Event()
+
+        async def one(partition: Partition) -> bool | J1Unavailable:
+            async with semaphore:
+                if stop.is_set():
+                    return False
                 try:
-                    row = await (
-                        self.mirror.get_entity_row(key) if entity else self.mirror.get_relationship_row(key)
-                    )
-                except Exception:  # a metric label is never worth failing a push for
-                    row = None
-                if row is not None:
-                    type_ = row.type
-            counts[type_] = counts.get(type_, 0) + 1
-        return counts
+                    return await self._push_partition(partition, planner, report)
+                except J1Unavailable as exc:
+                    stop.set()
+                    return exc
 
-    def _cross_scope(self, relationship: dict[str, Any]) -> dict[str, Any]:
-        """Name the scope of both endpoints, as CROSS_SCOPE requires."""
-        labelled = dict(relationship)
-        labelled["_fromEntityScope"] = self.scope
-        labelled["_toEntityScope"] = self.scope
-        return labelled
+        return list(await asyncio.gather(*(one(p) for p in partitions)))
 
-    # --- jobs ---------------------------------------------------------------------------------
-    async def _create(self, mode: str, scope: str) -> str:
-        job = await self.client.create_job(scope=scope, sync_mode=mode)
-        return str(job["id"])
-
-    async def _finish(self, job_id: str, mode: str, *, partial: Sequence[str] = ()) -> None:
-        await self.client.finalize(job_id, partial_types=partial)
-        await self.client.wait_finished(job_id, timeout=self.job_timeout)
-        self.on_job(mode, "finished")
-
-    async def _run_job(
-        self,
-        mode: str,
-        *,
-        entities: Sequence[dict[str, Any]] = (),
-        relationships: Sequence[dict[str, Any]] = (),
-        delete_entities: Sequence[dict[str, Any]] = (),
-        delete_relationships: Sequence[dict[str, Any]] = (),
-    ) -> None:
-        job_id = await self._create(mode, self.scope)
+    async def _push_partition(
+        self, partition: Partition, planner: PartitionPlanner, report: PushReport
+    ) -> bool:
+        """Plan, run, verify and acknowledge one partition's job; False when it failed."""
+        base = planner.layout.base
+        ref = _ref(partition, base)
+        state = await self.mirror.partition_state(ref.scope)
+        if state is not None and state.next_attempt > time.time():
+            return False
+        lo, hi = partition.hash_range
+        snap = await self.mirror.partition_snapshot(partition.kind, lo, hi)
+        plan = planner.plan(partition, snap, state)
+        ack = PartitionAck(
+            part=partition.kind,
+            lo=lo,
+            hi=hi,
+            max_seq=snap.max_seq,
+            scope=ref.scope,
+            gen=state.gen if state is not None else 0,
+            cascade_proven=self._proven(Behaviour.CASCADE_DELETES),
+        )
+        report.partitions += 1
+        if plan.mode is None:
+            ack.settled = plan.settled
+            await self.mirror.ack_partition(ack)
+            return True
         try:
+            job = await self._run_job(plan, report)
+        except J1Unavailable as exc:
+            await self._partition_failed(ref, plan, state, str(exc), report, transient=True)
+            raise
+        except PartitionFailed as exc:
+            await self._partition_failed(ref, plan, state, str(exc), report, bad_data=exc.bad_data)
+            return False
+        job_id = str(job.get("id"))
+        problems = verify_job(job, plan.expectation)
+        if problems:
+            await self.mirror.forget_job(job_id)
+            await self._mismatch(ref, plan, state, job_id, problems, report)
+            return False
+        ack.job_id = job_id
+        ack.sent = plan.sent
+        ack.absent = plan.absent
+        ack.settled = plan.settled
+        await self.mirror.ack_partition(ack)
+        self.on_job(plan.mode, "finished")
+        report.add_plan(plan)
+        metrics.J1_UPLOADED_OBJECTS.labels(mode=plan.mode).inc(plan.objects)
+        upsert_op = "diff" if plan.mode == "DIFF" else "upsert"
+        for type_, n in plan.types.items():
+            metrics.CHANGES_PUSHED.labels(type=type_, op=upsert_op).inc(n)
+        for type_, n in plan.deleted_types.items():
+            metrics.CHANGES_PUSHED.labels(type=type_, op="delete").inc(n)
+        return True
+
+    async def _run_job(self, plan: PartitionPlan, report: PushReport) -> dict[str, Any]:
+        """Create, record, upload, finalize and wait; J1Unavailable or PartitionFailed on failure."""
+        assert plan.mode is not None
+        try:
+            created = await self.client.create_job(scope=plan.scope, sync_mode=plan.mode)
+        except J1Error as exc:
+            raise self._classify(exc) from exc
+        job_id = str(created["id"])
+        await self.mirror.record_job(job_id, plan.scope, plan.mode)
+        finished = False
+        try:
+            refused: list[RefusedUpload] | None = None if plan.behaviours else []
             await self.client.upload(
                 job_id,
-                entities=entities,
-                relationships=relationships,
-                delete_entities=delete_entities,
-                delete_relationships=delete_relationships,
+                entities=plan.entities,
+                relationships=plan.relationships,
+                delete_entities=plan.delete_entities,
+                delete_relationships=plan.delete_relationships,
+                refused=refused,
             )
-            await self._finish(job_id, mode)
-        except BaseException as exc:
-            await self._failed(job_id, mode, exc)
-            raise
+            if refused:
+                await self._set_aside(plan, refused)
+                report.refused += len(refused)
+            partial = sorted(set(self.partial_types())) if plan.mode == "DIFF" else []
+            await self.client.finalize(job_id, partial_types=partial)
+            job = await self.client.wait_finished(job_id, timeout=self.job_timeout)
+            finished = True
+            return job
+        except J1JobFailedError as exc:
+            self.on_job(plan.mode, "failed")
+            raise PartitionFailed(f"job {job_id} ended {exc.code}", bad_data=True) from exc
+        except J1Error as exc:
+            self.on_job(plan.mode, "failed")
+            if plan.behaviours and exc.status == 400:
+                raise PartitionFailed(
+                    f"J1 refused a job relying on {plan.behaviours}: {exc.message}"
+                ) from exc
+            raise self._classify(exc) from exc
+        finally:
+            if not finished:
+                await self._abort_quietly(job_id)
+                await self.mirror.forget_job(job_id)
 
-    async def _failed(self, job_id: str, mode: str, exc: BaseException) -> None:
-        self.on_job(mode, "failed")
+    def _classify(self, exc: J1Error) -> Exception:
+        """Transient or account-wide failures stop the whole push; the rest are the partition's."""
+        if isinstance(exc, J1RetryExhaustedError | J1AuthError):
+            return J1Unavailable(exc.status, exc.code, exc.message, attempts=exc.attempts)
+        if isinstance(exc, J1ObjectTooLargeError):
+            return PartitionFailed(str(exc), bad_data=True)
+        return PartitionFailed(str(exc), bad_data=exc.status == 400)
+
+    async def _abort_quietly(self, job_id: str) -> None:
         try:
-            await self.client.abort(job_id, reason=f"syncd: {type(exc).__name__}")
-        except Exception as abort_exc:  # best effort: the original error matters more
-            log.debug("abort failed", job_id=job_id, error=type(abort_exc).__name__)
+            async with asyncio.timeout(10):
+                await self.client.abort(job_id, reason="syncd: job not completed")
+        except Exception as exc:  # best effort: the original error matters more
+            log.debug("abort failed", job_id=job_id, error=type(exc).__name__)
+
+    async def _set_aside(self, plan: PartitionPlan, refused: Sequence[RefusedUpload]) -> None:
+        """Objects J1 refused are left out (until they change) and the job goes on without them."""
+        now = time.time()
+        rows: list[RefusedObject] = []
+        for item in refused:
+            kind: Literal["entity", "relationship"] = "entity" if item.field == "entities" else "relationship"
+            sent = plan.sent.get((kind, item.key))
+            hash_, obj = sent if sent is not None else ("", {})
+            rows.append(
+                RefusedObject(
+                    kind,
+                    item.key,
+                    hash_,
+                    str(obj.get("_type", "")),
+                    plan.scope,
+                    item.code,
+                    item.message,
+                    now,
+                )
+            )
+            plan.drop(kind, item.key)
+        await self.mirror.set_aside(rows)
+        log.error(
+            "j1 refused objects; they are set aside until they change (see `syncd status`)",
+            scope=plan.scope,
+            count=len(rows),
+            first_key=rows[0].key if rows else None,
+            code=rows[0].code if rows else None,
+        )
+
+    # --- failures -------------------------------------------------------------------------------
+
+    async def _partition_failed(
+        self,
+        ref: PartitionRef,
+        plan: PartitionPlan,
+        state: PartitionState | None,
+        error: str,
+        report: PushReport,
+        *,
+        transient: bool = False,
+        bad_data: bool = False,
+    ) -> None:
+        attempts = (state.attempts if state is not None else 0) + 1
+        report.failed_partitions += 1
+        if transient:
+            self._unavailable_attempts += 1
+            self._unavailable_until = time.time() + _backoff(self._unavailable_attempts, UNAVAILABLE_CAP)
+            self._unavailable_error = error
+            delay = self._unavailable_until - time.time()
+        else:
+            delay = _backoff(attempts, PARTITION_RETRY_CAP)
+        needs_diff = plan.mode == "DIFF" or bool(plan.behaviours)
+        if plan.behaviours and not transient:
+            await self._revoke(plan.behaviours, f"job on {ref.scope} failed: {error}")
+        await self.mirror.record_partition_failure(
+            ref,
+            attempts=attempts,
+            next_attempt=time.time() + delay,
+            error=error,
+            needs_diff=needs_diff,
+            uncertain=False,
+        )
+        log.warning(
+            "j1 partition push failed; retrying with back-off",
+            scope=ref.scope,
+            mode=plan.mode,
+            attempts=attempts,
+            retry_in_s=round(delay, 1),
+            error=error[:300],
+        )
+        if bad_data and not plan.behaviours and attempts >= ISOLATE_AFTER:
+            await self._isolate(plan)
+
+    async def _mismatch(
+        self,
+        ref: PartitionRef,
+        plan: PartitionPlan,
+        state: PartitionState | None,
+        job_id: str,
+        problems: Sequence[str],
+        report: PushReport,
+    ) -> None:
+        """J1 FINISHED a job that did not do what was sent: never acknowledged, re-sent by DIFF."""
+        assert plan.mode is not None
+        report.verification_failures += 1
+        metrics.J1_VERIFICATION_FAILURES.labels(mode=plan.mode).inc()
+        self.mismatches = [
+            *self.mismatches[-(RECENT_MISMATCHES - 1) :],
+            Mismatch(time.time(), ref.scope, plan.mode, job_id, tuple(problems)),
+        ]
+        if plan.behaviours:
+            await self._revoke(plan.behaviours, f"contradicted by job {job_id} on {ref.scope}: {problems}")
+        attempts = (state.attempts if state is not None else 0) + 1
+        delay = _backoff(attempts, PARTITION_RETRY_CAP)
+        await self.mirror.record_partition_failure(
+            ref,
+            attempts=attempts,
+            next_attempt=time.time() + (0 if attempts == 1 else delay),
+            error=f"verification: {'; '.join(problems)}"[:500],
+            needs_diff=True,
+            uncertain=True,
+        )
+        log.error(
+            "j1 job finished but did not do what was sent; not acknowledged, partition re-sent by DIFF",
+            scope=ref.scope,
+            mode=plan.mode,
+            job_id=job_id,
+            problems=list(problems),
+            relied_on=[b.value for b in plan.behaviours],
+        )
+        if self.alert_sink is not None:
+            await self.alert_sink(
+                "syncd-j1-job-mismatch",
+                "high",
+                f"J1 {plan.mode} job on {ref.scope} did not do what was sent: {'; '.join(problems)}",
+                {
+                    "scope": ref.scope,
+                    "mode": plan.mode,
+                    "job_id": job_id,
+                    "problems": list(problems),
+                    "fallback": "partition re-sent by DIFF"
+                    + (
+                        f"; stopped relying on {', '.join(b.value for b in plan.behaviours)}"
+                        if plan.behaviours
+                        else ""
+                    ),
+                },
+            )
+        if "Errors=" in " ".join(problems) and not plan.behaviours and attempts >= ISOLATE_AFTER:
+            await self._isolate(plan)
+
+    async def _revoke(self, behaviours: Iterable[Behaviour], detail: str) -> None:
+        for behaviour in behaviours:
+            if self.capabilities.proven(behaviour):
+                self.capabilities.revoke(behaviour, detail[:500])
+                log.error(
+                    "j1 behaviour no longer relied on; using the documented path", behaviour=behaviour.value
+                )
+        await self.mirror.set_value(KV_KEY, self.capabilities.to_json())
+        self._publish_capabilities()
+
+    # --- isolating refused objects --------------------------------------------------------------
+
+    async def _isolate(self, plan: PartitionPlan) -> None:
+        """A partition's job keeps failing on its data: run its objects through DIFF jobs on a
+        throw-away scope, halving the failing groups, to find the objects J1 refuses; set them aside."""
+        scope = f"{self.base}-isolate"
+        entities = {e["_key"]: e for e in plan.entities}
+        candidates: list[tuple[Literal["entity", "relationship"], dict[str, Any]]] = [
+            ("entity", e) for e in plan.entities
+        ] + [("relationship", r) for r in plan.relationships]
+        refused: list[RefusedUpload] = []
+
+        async def accepted(group: list[tuple[Literal["entity", "relationship"], dict[str, Any]]]) -> bool:
+            ents = [o for k, o in group if k == "entity"]
+            rels = [o for k, o in group if k == "relationship"]
+            sources = {r["_mapping"]["sourceEntityKey"] for r in rels if "_mapping" in r}
+            ents += [entities[k] for k in sources if k in entities and all(e["_key"] != k for e in ents)]
+            try:
+                job = await self.client.run_job(
+                    scope, "DIFF", entities=ents, relationships=rels, timeout=self.job_timeout
+                )
+            except J1JobFailedError:
+                return False
+            except J1Error as exc:
+                if exc.status == 400:
+                    return False
+                raise
+            return not verify_job(job, _errors_only())
+
+        async def search(group: list[tuple[Literal["entity", "relationship"], dict[str, Any]]]) -> None:
+            if await accepted(group):
+                return
+            if len(group) == 1:
+                kind, obj = group[0]
+                refused.append(
+                    RefusedUpload(
+                        "entities" if kind == "entity" else "relationships",
+                        str(obj.get("_key")),
+                        None,
+                        "J1 fails any job holding this object",
+                    )
+                )
+                return
+            mid = len(group) // 2
+            await search(group[:mid])
+            await search(group[mid:])
+
+        try:
+            await search(candidates)
+        finally:
+            try:
+                await self._empty_scope(scope)
+            except J1Error as exc:
+                log.warning("could not empty the isolation scope", scope=scope, error=str(exc)[:200])
+        if refused:
+            await self._set_aside(plan, refused)
+
+    # --- status ---------------------------------------------------------------------------------
+
+    async def _publish_state(self) -> None:
+        states = await self.mirror.partition_states()
+        metrics.J1_PARTITIONS_FAILING.set(sum(1 for s in states if s.attempts > 0))
+        metrics.J1_PARTITIONS_PENDING_DIFF.set(sum(1 for s in states if s.needs_diff))
+        metrics.J1_REFUSED_OBJECTS.set(await self.mirror.refused_count())
+
+    def health_problems(self, now: float | None = None, window: float = 3600.0) -> list[str]:
+        """Why J1 may not hold the truth (for /healthz): jobs whose counters did not match what
+        was sent, in the last ``window`` seconds. (Transient J1 outages show as outbox lag.)"""
+        now = time.time() if now is None else now
+        return [
+            f"J1 job {m.job_id} ({m.mode} on {m.scope}) did not do what was sent: {'; '.join(m.problems)}"
+            for m in self.mismatches
+            if now - m.at < window
+        ]
+
+    def unavailable(self, now: float | None = None) -> str | None:
+        """The transient J1 failure pushes are backing off from, if any."""
+        now = time.time() if now is None else now
+        if self._unavailable_until > now:
+            return f"retrying in {self._unavailable_until - now:.0f}s: {self._unavailable_error}"
+        return None
+
+    async def scopes_written(self) -> list[str]:
+        """Every scope syncd may have written: the current, pending and retiring layouts, the
+        single scope of syncd before partitions, and the isolation scope."""
+        scopes: list[str] = []
+        for layout in (await self.layout(), await self.pending_layout(), await self.retiring_layout()):
+            if layout is not None:
+                scopes.extend(layout.scopes())
+        scopes += [self.base, f"{self.base}-isolate"]
+        return list(dict.fromkeys(scopes))
+
+    async def purge(self) -> list[tuple[str, dict[str, Any] | J1Error]]:
+        """Empty every scope syncd wrote (``syncd uninstall --purge-j1``): (scope, finished job or
+        the error) for each; repeatable, since an empty DIFF of an empty scope changes nothing."""
+        results: list[tuple[str, dict[str, Any] | J1Error]] = []
+        for scope in await self.scopes_written():
+            try:
+                results.append((scope, await self._empty_scope(scope)))
+            except J1Error as exc:
+                results.append((scope, exc))
+        return results
 
 
-def _add_types(counts: dict[str, int], objects: Sequence[dict[str, Any]]) -> None:
-    for obj in objects:
-        type_ = str(obj.get("_type") or "unknown")
-        counts[type_] = counts.get(type_, 0) + 1
+def _errors_only() -> Expectation:
+    """Only the error counters count (a trial job on a throw-away scope)."""
+    return Expectation(
+        entities_sent=None, entities_deleted=None, relationships_sent=None, relationships_deleted=None
+    )
 
 
-def _count_types(counts: dict[str, int], op: str) -> None:
-    """``syncd_changes_pushed{type, op}``: called only once J1 finished the job (acknowledged).
-
-    ``op``: ``upsert`` / ``delete`` (incremental jobs) or ``full`` (objects sent in a full DIFF;
-    J1 works out creations, updates and deletions by omission itself)."""
-    for type_, n in counts.items():
-        metrics.CHANGES_PUSHED.labels(type=type_, op=op).inc(n)
-
-
-def _count_pushed(objects: Sequence[dict[str, Any]], op: str) -> None:
-    counts: dict[str, int] = {}
-    _add_types(counts, objects)
-    _count_types(counts, op)
+def alert_id(rule_id: str, *parts: str) -> str:
+    """A stable id for an operational alert (receivers dedupe on it)."""
+    return hashlib.sha256("\x1f".join((rule_id, *parts)).encode()).hexdigest()[:32]

@@ -17,19 +17,21 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar, cast
 
 from sqlite_utils import Database
 
+from syncd.mirror import keyhash
 from syncd.mirror import outbox as outbox_sql
+from syncd.mirror import partition_state as pstate
 from syncd.mirror.round import RoundWriter, StageTables, create_stage_tables, upsert_cursor
 from syncd.mirror.schema import migrate
 from syncd.mirror.sql import insert_alerts, transaction
 from syncd.mirror.thread import SQLiteThread
-from syncd.mirror.types import AlertRow, MirrorError, OutboxBatch, QueuedAlert, StoredRow
+from syncd.mirror.types import AlertRow, MirrorError, QueuedAlert, StoredRow
 
 T = TypeVar("T")
 
@@ -130,6 +132,7 @@ class Mirror:
             conn.execute("PRAGMA temp_store = FILE")
             # Mapped pages count in the resident set: 64 MB keeps a 100k-user resync under 400 MB.
             conn.execute("PRAGMA mmap_size = 67108864")
+            keyhash.register(conn)
             doing = "migrating the schema"
             try:
                 migrate(conn)
@@ -255,53 +258,95 @@ class Mirror:
 
     # --- outbox ---------------------------------------------------------------------------------
 
-    async def read_outbox(self, limit: int) -> OutboxBatch:
-        """The first ``limit`` outbox rows coalesced into the current state to send to J1."""
-        return await self._write("reading the outbox", lambda c: outbox_sql.read_outbox(c, limit))
+    async def partition_snapshot(self, part: str, lo: int, hi: int) -> outbox_sql.PartitionSnapshot:
+        """One J1 partition's rows and pending outbox keys, read between commits (writer thread)."""
+        return await self._write(
+            "reading a J1 partition", lambda c: outbox_sql.read_snapshot(c, part, lo, hi)
+        )
 
-    async def ack_outbox(self, batch: OutboxBatch) -> None:
-        """J1 accepted ``batch`` (job FINISHED): record it and drop the rows it covered."""
-        await self._write("acknowledging the outbox", lambda c: outbox_sql.ack_outbox(c, batch))
+    async def ack_partition(self, ack: outbox_sql.PartitionAck) -> None:
+        """J1 finished (and syncd verified) a job on a partition: record what J1 now holds."""
+        await self._write("acknowledging a J1 job", lambda c: outbox_sql.ack_partition(c, ack))
+
+    async def pending_partitions(self, limit: int) -> list[tuple[str, int]]:
+        """(part, key hash) of the oldest ``limit`` outbox rows."""
+        return await self._read("reading the outbox", lambda c: outbox_sql.pending_partitions(c, limit))
+
+    async def pending_buckets(self, part: str, bits: int) -> list[int]:
+        """Partitions (buckets of ``2 ** bits``) of kind ``part`` that have outbox rows."""
+        return await self._read("reading the outbox", lambda c: outbox_sql.pending_buckets(c, part, bits))
 
     async def outbox_depth(self) -> int:
         """Pending outbox rows (not yet acknowledged by J1)."""
         return await self._read("counting the outbox", lambda c: _scalar(c, "SELECT count(*) FROM outbox"))
 
-    async def outbox_max_seq(self) -> int:
-        """Highest outbox seq issued so far; take it before ``iter_desired_graph`` for a full push."""
-        return await self._write("reading the outbox", outbox_sql.outbox_max_seq)
+    async def object_counts(self) -> tuple[int, int]:
+        """(objects of entity partitions, explicit relationships) the desired graph holds."""
+        return await self._read("counting objects", outbox_sql.object_counts)
 
-    async def mark_all_pushed(self, max_seq: int) -> None:
-        """A full DIFF push FINISHED: J1 now holds the desired graph as of ``max_seq``."""
-        await self._write("recording a full push", lambda c: outbox_sql.mark_all_pushed(c, max_seq))
+    async def fullest_partition(self, part: str, bits: int) -> int:
+        return await self._read("sizing partitions", lambda c: outbox_sql.fullest_partition(c, part, bits))
 
-    async def iter_desired_graph(
-        self, chunk_size: int = 1000
-    ) -> AsyncIterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
-        """Stream the graph J1 should hold: entity chunks first, then live relationship chunks.
+    # --- J1 partitions, jobs in flight, refused objects ---------------------------------------------
 
-        Keyset pagination (no long read transaction); whatever changes meanwhile has outbox rows
-        after the ``outbox_max_seq()`` taken before, and ``mark_all_pushed`` re-pushes those.
-        """
-        queries = (
-            ("entities", "SELECT key, data FROM entities WHERE deleted = 0 AND key > ? ORDER BY key LIMIT ?"),
-            (
-                "relationships",
-                "SELECT key, data FROM relationships WHERE deleted = 0 AND ends_live = 1 AND key > ?"
-                " ORDER BY key LIMIT ?",
+    async def mark_partitions(
+        self, parts: Sequence[pstate.PartitionRef], *, needs_diff: bool, uncertain: bool
+    ) -> int:
+        return await self._write(
+            "flagging J1 partitions",
+            lambda c: pstate.mark(c, parts, needs_diff=needs_diff, uncertain=uncertain),
+        )
+
+    async def partition_states(self, *, needs_diff_only: bool = False) -> list[pstate.PartitionState]:
+        return await self._read(
+            "reading J1 partitions", lambda c: pstate.states(c, needs_diff_only=needs_diff_only)
+        )
+
+    async def partition_state(self, scope: str) -> pstate.PartitionState | None:
+        return await self._write("reading a J1 partition", lambda c: pstate.get(c, scope))
+
+    async def record_partition_failure(
+        self,
+        part: pstate.PartitionRef,
+        *,
+        attempts: int,
+        next_attempt: float,
+        error: str,
+        needs_diff: bool,
+        uncertain: bool,
+    ) -> None:
+        await self._write(
+            "recording a J1 failure",
+            lambda c: pstate.record_failure(
+                c, part, attempts=attempts, next_attempt=next_attempt, error=error, needs_diff=needs_diff,
+                uncertain=uncertain,
             ),
         )
-        for kind, sql in queries:
-            last = ""
-            while True:
-                rows = await self._read("streaming the desired graph", _page(sql, last, chunk_size))
-                if not rows:
-                    break
-                last = rows[-1][0]
-                objects = [cast(dict[str, Any], json.loads(data)) for _, data in rows]
-                yield (objects, []) if kind == "entities" else ([], objects)
-                if len(rows) < chunk_size:
-                    break
+
+    async def forget_other_partition_scopes(self, keep: Sequence[str]) -> None:
+        await self._write("dropping old J1 partitions", lambda c: pstate.forget_other_scopes(c, keep))
+
+    async def record_job(self, job_id: str, scope: str, mode: str) -> None:
+        await self._write("recording a J1 job", lambda c: pstate.record_job(c, job_id, scope, mode))
+
+    async def forget_job(self, job_id: str) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            with transaction(conn):
+                pstate.forget_job(conn, job_id)
+
+        await self._write("forgetting a J1 job", work)
+
+    async def jobs_in_flight(self) -> list[tuple[str, str, str, float]]:
+        return await self._read("reading J1 jobs", pstate.jobs_in_flight)
+
+    async def set_aside(self, objects: Sequence[pstate.RefusedObject]) -> int:
+        return await self._write("setting refused objects aside", lambda c: pstate.set_aside(c, objects))
+
+    async def refused_objects(self, limit: int = 100) -> list[pstate.RefusedObject]:
+        return await self._read("reading refused objects", lambda c: pstate.refused(c, limit))
+
+    async def refused_count(self) -> int:
+        return await self._read("counting refused objects", pstate.refused_count)
 
     # --- cursors ----------------------------------------------------------------------------------
 
@@ -627,15 +672,6 @@ class Mirror:
             ).fetchall(),
         )
         return [r[0] for r in rows]
-
-
-def _page(sql: str, after: str, limit: int) -> Callable[[sqlite3.Connection], list[tuple[str, str]]]:
-    """One keyset page of (key, data) rows."""
-
-    def work(conn: sqlite3.Connection) -> list[tuple[str, str]]:
-        return cast(list[tuple[str, str]], conn.execute(sql, (after, limit)).fetchall())
-
-    return work
 
 
 def _scalar(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> int:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar, cast
 
 from syncd.mirror.canonical import canonical_json, content_hash
+from syncd.mirror.keyhash import SQL_FUNCTION, relationship_khash_sql
 from syncd.mirror.sql import insert_alerts, transaction
 from syncd.mirror.types import AlertRow, Change, CommitResult, MirrorError
 
@@ -307,6 +308,8 @@ REL_NEEDS_PUSH = (
 ENTITY_NEEDS_PUSH = (
     "((e.deleted = 0 AND e.hash IS NOT e.pushed_hash) OR (e.deleted = 1 AND e.pushed_hash IS NOT NULL))"
 )
+OUTBOX_PART_SQL = "CASE WHEN r.to_key IS NULL THEN 'e' ELSE 'r' END"
+"""The J1 partition kind of relationship row ``r``: a mapped one lives with its source entity."""
 STAGED_ENDS_LIVE = (
     "(EXISTS (SELECT 1 FROM entities f WHERE f.key = s.from_key AND f.deleted = 0)"
     " AND (s.to_key IS NULL OR EXISTS (SELECT 1 FROM entities g WHERE g.key = s.to_key AND g.deleted = 0)))"
@@ -398,8 +401,10 @@ def apply_round(
             (collect,),
         )
         conn.execute(
-            "INSERT INTO entities (key, type, data, hash, origin, owner, deleted, pushed_hash, updated_at)"
-            f" SELECT s.key, s.type, s.data, s.hash, ?, s.owner, 0, NULL, ? FROM {t.entities} s"
+            "INSERT INTO entities (key, type, data, hash, origin, owner, deleted, pushed_hash, updated_at,"
+            " khash)"
+            f" SELECT s.key, s.type, s.data, s.hash, ?, s.owner, 0, NULL, ?, {SQL_FUNCTION}(s.key)"
+            f" FROM {t.entities} s"
             " WHERE NOT EXISTS (SELECT 1 FROM entities e WHERE e.key = s.key AND e.hash = s.hash"
             " AND e.deleted = 0 AND e.origin = ? AND e.owner = s.owner)"
             " ON CONFLICT(key) DO UPDATE SET type = excluded.type, data = excluded.data,"
@@ -433,9 +438,9 @@ def apply_round(
         )
         conn.execute(
             "INSERT INTO relationships (key, type, data, hash, origin, owner, from_key, to_key, deleted,"
-            " ends_live, pushed_hash, updated_at)"
+            " ends_live, pushed_hash, updated_at, khash)"
             " SELECT s.key, s.type, s.data, s.hash, ?, s.owner, s.from_key, s.to_key, 0,"
-            f" {STAGED_ENDS_LIVE}, NULL, ?"
+            f" {STAGED_ENDS_LIVE}, NULL, ?, {relationship_khash_sql('s.')}"
             f" FROM {t.relationships} s"
             " WHERE NOT EXISTS (SELECT 1 FROM relationships r WHERE r.key = s.key AND r.hash = s.hash"
             " AND r.deleted = 0 AND r.origin = ? AND r.owner = s.owner)"
@@ -443,7 +448,7 @@ def apply_round(
             " hash = excluded.hash,"
             " origin = excluded.origin, owner = excluded.owner, from_key = excluded.from_key,"
             " to_key = excluded.to_key, deleted = 0, ends_live = excluded.ends_live,"
-            " updated_at = excluded.updated_at",
+            " updated_at = excluded.updated_at, khash = excluded.khash",
             (origin, now, origin),
         )
         _remove(conn, "relationships", "SELECT key FROM m_dr", now)
@@ -495,12 +500,13 @@ def apply_round(
 
         # outbox: keys whose desired J1 state now differs from what J1 has -----------------------
         outbox_added = conn.execute(
-            "INSERT INTO outbox (kind, key) SELECT 'entity', c.key FROM m_ce c JOIN entities"
-            " e ON e.key = c.key"
+            "INSERT INTO outbox (kind, key, part, khash) SELECT 'entity', c.key, 'e', e.khash FROM m_ce c"
+            " JOIN entities e ON e.key = c.key"
             f" WHERE {ENTITY_NEEDS_PUSH} ORDER BY c.rowid"
         ).rowcount
         outbox_added += conn.execute(
-            "INSERT INTO outbox (kind, key) SELECT 'relationship', a.key FROM m_ar a"
+            "INSERT INTO outbox (kind, key, part, khash) SELECT 'relationship', a.key,"
+            f" {OUTBOX_PART_SQL}, r.khash FROM m_ar a"
             f" JOIN relationships r ON r.key = a.key WHERE {REL_NEEDS_PUSH} ORDER BY a.rowid"
         ).rowcount
 

@@ -5,10 +5,14 @@ write connection; each runs in its own transaction together with the version bum
 mid-upgrade leaves the previous version intact. Append new migrations; never edit old ones.
 """
 
+# ruff: noqa: S608 -- SQL built only from constant function names
+
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+
+from syncd.mirror.keyhash import SQL_FUNCTION, relationship_khash_sql
 
 Migration = Callable[[sqlite3.Connection], None]
 
@@ -135,6 +139,71 @@ def _v2_alerts_and_flags(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v3_j1_partitions(conn: sqlite3.Connection) -> None:
+    """J1 partitions: every row's key hash (its partition is a hash range), the partitions that
+    need a DIFF or failed, the J1 jobs in flight (aborted if a crash leaves them), and the objects
+    J1 refused (set aside until they change)."""
+    _run_script(
+        conn,
+        f"""
+        ALTER TABLE entities ADD COLUMN khash INTEGER;
+        ALTER TABLE relationships ADD COLUMN khash INTEGER;
+        ALTER TABLE outbox ADD COLUMN part TEXT;
+        ALTER TABLE outbox ADD COLUMN khash INTEGER;
+        UPDATE entities SET khash = {SQL_FUNCTION}(key);
+        UPDATE relationships SET khash = {relationship_khash_sql()};
+        UPDATE outbox SET part = 'e', khash = {SQL_FUNCTION}(key) WHERE kind = 'entity';
+        UPDATE outbox SET part = CASE WHEN r.to_key IS NULL THEN 'e' ELSE 'r' END, khash = r.khash
+            FROM relationships r WHERE outbox.kind = 'relationship' AND r.key = outbox.key;
+        UPDATE outbox SET part = 'r', khash = {SQL_FUNCTION}(key)
+            WHERE kind = 'relationship' AND khash IS NULL;
+        CREATE INDEX entities_khash ON entities(khash);
+        CREATE INDEX relationships_khash ON relationships(khash);
+        CREATE INDEX outbox_part ON outbox(part, khash);
+
+        CREATE TABLE j1_partitions (
+            scope TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            bits INTEGER NOT NULL,
+            bucket INTEGER NOT NULL,
+            needs_diff INTEGER NOT NULL DEFAULT 0,
+            uncertain INTEGER NOT NULL DEFAULT 0,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt REAL NOT NULL DEFAULT 0,
+            last_error TEXT,
+            gen INTEGER NOT NULL DEFAULT 0,
+            updated_at REAL NOT NULL
+        );
+        CREATE INDEX j1_partitions_due ON j1_partitions(needs_diff, next_attempt);
+
+        CREATE TABLE prop_sets (
+            id INTEGER PRIMARY KEY,
+            names TEXT NOT NULL UNIQUE
+        );
+        ALTER TABLE entities ADD COLUMN pushed_props INTEGER;
+
+        CREATE TABLE j1_jobs (
+            job_id TEXT PRIMARY KEY,
+            scope TEXT NOT NULL,
+            mode TEXT NOT NULL,
+            created_at REAL NOT NULL
+        );
+
+        CREATE TABLE j1_refused (
+            kind TEXT NOT NULL CHECK (kind IN ('entity', 'relationship')),
+            key TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            type TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            code TEXT,
+            message TEXT NOT NULL,
+            since REAL NOT NULL,
+            PRIMARY KEY (kind, key)
+        )
+        """,
+    )
+
+
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
     """Run DDL statement by statement: ``executescript`` would COMMIT the migration's transaction."""
     for statement in script.split(";"):
@@ -142,7 +211,7 @@ def _run_script(conn: sqlite3.Connection, script: str) -> None:
             conn.execute(statement)
 
 
-MIGRATIONS: list[Migration] = [_v1_core, _v2_alerts_and_flags]
+MIGRATIONS: list[Migration] = [_v1_core, _v2_alerts_and_flags, _v3_j1_partitions]
 """Index i upgrades user_version i to i + 1."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

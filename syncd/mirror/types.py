@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
 
 
@@ -57,36 +57,6 @@ class CommitResult:
     changes: list[Change]
     counts: dict[str, int]
     outbox_added: int
-
-
-@dataclass
-class OutboxBatch:
-    """The coalesced CURRENT state of the first outbox rows, ready to send to J1.
-
-    ``entity_hashes``/``relationship_hashes`` are the hashes being sent (acked as J1's state);
-    ``entity_keys``/``relationship_keys`` are every key the batch covers, sent or settled.
-    """
-
-    entity_upserts: list[dict[str, Any]] = field(default_factory=list)
-    entity_deletes: list[str] = field(default_factory=list)
-    relationship_upserts: list[dict[str, Any]] = field(default_factory=list)
-    relationship_deletes: list[str] = field(default_factory=list)
-    max_seq: int = 0
-    rows: int = 0
-    entity_hashes: dict[str, str] = field(default_factory=dict)
-    relationship_hashes: dict[str, str] = field(default_factory=dict)
-    entity_keys: list[str] = field(default_factory=list)
-    relationship_keys: list[str] = field(default_factory=list)
-
-    @property
-    def has_writes(self) -> bool:
-        """False when every row coalesced to "J1 already has this": ack without a job."""
-        return bool(
-            self.entity_upserts
-            or self.entity_deletes
-            or self.relationship_upserts
-            or self.relationship_deletes
-        )
 
 
 @dataclass(frozen=True)

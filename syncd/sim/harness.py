@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from syncd.config import Settings, load_settings
+from syncd.j1.partitions import parse_scope
 from syncd.sim.runner import RunningSims, render_syncd_config, start_simulators
 from syncd.sim.tenant import Tenant
 
@@ -109,13 +110,31 @@ class SimHarness:
         self.settings(extra)
         return self.state_dir / "syncd.toml"
 
+    def j1_objects(self) -> dict[str, list[dict[str, Any]]]:
+        """Every object the J1 simulator stores in syncd's partition scopes (``<scope>-e<n>-<i>``,
+        ``<scope>-r<n>-<i>``), whatever the layout: {"entities": [...], "relationships": [...]}."""
+        found = self.sims.j1_state.query_graph(None, None, self.sims.j1_account_id)
+        return {
+            kind: [o for o in objs if _is_partition_of(str(o.get("_scope")), self.scope)]
+            for kind, objs in found.items()
+        }
+
     def j1_graph(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-        """The J1 simulator's stored graph for syncd's scope: (entities by key, relationships by key)."""
-        found = self.sims.j1_state.query_graph(self.scope, None, None)
+        """The J1 simulator's stored graph in syncd's scopes: (entities by key, relationships by key)."""
+        found = self.j1_objects()
         return ({e["_key"]: e for e in found["entities"]}, {r["_key"]: r for r in found["relationships"]})
+
+    def is_syncd_scope(self, scope: str) -> bool:
+        """A scope of syncd's partition layout (jobs on probe or isolation scopes are not)."""
+        return _is_partition_of(scope, self.scope)
 
     async def stop(self) -> None:
         await self.sims.stop()
+
+
+def _is_partition_of(scope: str, base: str) -> bool:
+    parsed = parse_scope(scope)
+    return parsed is not None and parsed[0] == base
 
 
 async def start_harness(

@@ -104,7 +104,7 @@ def _diff(kind: str, type_: str, want: set[str], got: set[str]) -> str:
 def j1_directory_graph(h: SimHarness) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """The J1 simulator's graph for the scope (entities, relationships by key), checking that no
     `_key` is stored twice."""
-    found = h.sims.j1_state.query_graph(h.scope, None, None)
+    found = h.j1_objects()
     for kind in ("entities", "relationships"):
         dup = [k for k, n in Counter(o["_key"] for o in found[kind]).items() if n > 1]
         assert not dup, f"duplicate {kind} keys in J1: {dup[:5]}"

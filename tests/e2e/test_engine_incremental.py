@@ -1,13 +1,15 @@
-"""One incremental cycle after a resync pushes exactly what changed, with few Graph requests.
+"""One incremental cycle after a resync pushes only what changed, with few Graph requests.
 
 Mutations go through the simulator's Tenant; the cycle is what the daemon does on a wake-up:
-one delta round per directory resource, then one drain (PATCH, then CROSS_SCOPE).
+one delta round per directory resource, then one drain: a job only for the J1 partitions that
+hold a change (PATCH for entity upserts alone, else a DIFF of that one small partition).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from syncd.mirror.keyhash import key_hash
 from syncd.model import schema
 from syncd.runtime import open_runtime
 from syncd.sim.generator import generate_tenant
@@ -71,21 +73,22 @@ def _mutate(tenant: Tenant, restored: str) -> dict[str, Any]:
     return {"disabled": disabled, "renamed": renamed, "restored": restored}
 
 
-def _job_keys(h: SimHarness, recorder: JobRecorder, first_job: int) -> dict[str, dict[str, set[str]]]:
-    """Keys carried by the scope's jobs since `first_job`, per mode and upload field."""
-    out: dict[str, dict[str, set[str]]] = {}
+Job = tuple[dict[str, Any], dict[str, set[str]]]
+
+
+def _jobs(h: SimHarness, recorder: JobRecorder, first_job: int) -> list[Job]:
+    """(job, keys per upload field) of syncd's jobs since `first_job`."""
+    out = []
     for job in h.sims.j1_state.jobs_view()[first_job:]:
-        if job["scope"] != h.scope:
+        if not h.is_syncd_scope(job["scope"]):
             continue
-        mode = job["mode"]
-        assert job["status"] == "FINISHED", (mode, job["status"])
-        assert mode not in out, f"two {mode} jobs in one cycle"
+        assert job["status"] == "FINISHED", (job["mode"], job["status"])
         keys = recorder.keys[job["id"]]
-        out[mode] = {name: set(values) for name, values in keys.items()}
         # every upload field counted by the simulator holds distinct keys: nothing sent twice
         uploaded = {k: v for k, v in job["uploads"]["objects"].items() if v}
-        assert uploaded == {k: len(v) for k, v in keys.items() if v}, (mode, uploaded)
-        assert all(len(set(v)) == len(v) for v in keys.values()), mode
+        assert uploaded == {k: len(v) for k, v in keys.items() if v}, (job["mode"], uploaded)
+        assert all(len(set(v)) == len(v) for v in keys.values()), job["mode"]
+        out.append((job, {name: set(values) for name, values in keys.items()}))
     return out
 
 
@@ -109,6 +112,8 @@ async def test_incremental_cycle_pushes_only_the_changes(make_harness: HarnessFa
             await rt.engine.run_round(origin)
         push = await rt.engine.drain()
         assert await rt.mirror.outbox_depth() == 0
+        layout = await rt.engine.writer.layout()
+    assert layout is not None
 
     # Graph: each delta resource answered from its deltaLink in one or two requests
     routes = h.sims.graph.counters.routes
@@ -116,25 +121,38 @@ async def test_incremental_cycle_pushes_only_the_changes(make_harness: HarnessFa
         assert 1 <= routes.get(route, {}).get("requests", 0) <= 2, (resource, routes.get(route))
     assert sum(c["requests"] for c in routes.values()) <= 6, routes
 
-    # J1: the PATCH and CROSS_SCOPE jobs carry exactly the changed keys
-    jobs = _job_keys(h, recorder, first_job)
-    assert set(jobs) == {"PATCH", "CROSS_SCOPE"}
-    patch, cross = jobs["PATCH"], jobs["CROSS_SCOPE"]
+    # J1: a job only on partitions that hold a change
     want_upserts = (after.entity_keys() - before.entity_keys()) | {changed["disabled"], changed["renamed"]}
     assert changed["restored"] in want_upserts
-    assert patch["entities"] == want_upserts
-    assert patch["deleteEntities"] == before.entity_keys() - after.entity_keys()
-    assert len(patch["deleteEntities"]) >= 4  # two users, a group, its sole non-user member
-    assert not patch["relationships"] and not patch["deleteRelationships"]
-    # removed relationships whose endpoints both survive; the others go with their entity
-    want_rel_deletes = {
-        k for k in before.relationship_keys() - after.relationship_keys() if after.endpoints_exist(k)
-    }
-    assert cross["relationships"] == after.relationship_keys() - before.relationship_keys()
-    assert cross["deleteRelationships"] == want_rel_deletes
-    assert len(want_rel_deletes) == 1  # the member removed
-    assert not cross["entities"] and not cross["deleteEntities"]
-    assert push.entity_upserts == len(want_upserts) and push.relationship_deletes == 1
+    want_deletes = before.entity_keys() - after.entity_keys()
+    assert len(want_deletes) >= 4  # two users, a group, its sole non-user member
+    rel_changes = before.relationship_keys() ^ after.relationship_keys()
+    removed_rels = before.relationship_keys() - after.relationship_keys()
+    assert sum(1 for k in removed_rels if after.endpoints_exist(k)) == 1  # the member removed
+    # mapped user → Person relationships live with their user: users that came or went
+    users = before.entities[schema.USER.type] | after.entities[schema.USER.type]
+    mapped_sources = (after.entity_keys() ^ before.entity_keys()) & users
+
+    def scope(kind: str, key: str) -> str:
+        return layout.partition_of(kind, key_hash(key)).scope(layout.base)  # type: ignore[arg-type]
+
+    entity_scopes = {scope("e", k) for k in want_upserts | want_deletes | mapped_sources}
+    relationship_scopes = {scope("r", k) for k in rel_changes}
+    jobs = _jobs(h, recorder, first_job)
+    assert jobs and len(jobs) <= len(entity_scopes) + len(relationship_scopes)
+    carried: set[str] = set()
+    for job, keys in jobs:
+        assert job["scope"] in entity_scopes | relationship_scopes, job["scope"]
+        carried |= keys["entities"]
+        if job["mode"] == "PATCH":
+            # upserts only: exactly changed entities, no delete (none is proven on this account)
+            assert keys["entities"] <= want_upserts and not keys["deleteEntities"], keys
+        else:
+            assert job["mode"] == "DIFF", job["mode"]
+            assert len(keys["entities"]) + len(keys["relationships"]) <= 200
+        assert not keys["deleteEntities"] and not keys["deleteRelationships"]
+    assert want_upserts <= carried
+    assert push.verification_failures == 0 and push.failed_partitions == 0
 
     # and J1 holds the new graph exactly; unchanged entities were not touched
     assert_graph_matches(h, after)

@@ -71,19 +71,34 @@ async def _resync_exactly(make_harness: HarnessFactory, users: int) -> None:
     for member in expected.entities[schema.GROUP_MEMBER.type]:
         assert ents[member]["_type"] == schema.GROUP_MEMBER.type and ents[member]["_class"] == "User"
 
-    # the real command, from a fresh mirror: one DIFF carrying exactly the graph, nothing else
+    # the real command, from a fresh mirror: one DIFF per partition, together carrying exactly the
+    # graph, nothing else
     jobs_before = len(h.sims.j1_state.jobs_view())
     config = quiet_config(h, state_dir=h.state_dir / "cli")
     rc, out, err = await run_cli(config, "resync")
     assert rc == 0, err[-2000:]
     assert "0 failed" in out
     assert_graph_matches(h, expected)
-    scope_jobs = [j for j in h.sims.j1_state.jobs_view()[jobs_before:] if j["scope"] == h.scope]
-    assert [(j["mode"], j["status"]) for j in scope_jobs] == [("DIFF", "FINISHED")]
-    assert scope_jobs[0]["counters"]["numEntitiesUploaded"] == len(expected.entity_keys())
-    # plus one user → Person mapped relationship per user with a mail address, in the same DIFF
+    scope_jobs = [j for j in h.sims.j1_state.jobs_view()[jobs_before:] if h.is_syncd_scope(j["scope"])]
+    assert {(j["mode"], j["status"]) for j in scope_jobs} == {("DIFF", "FINISHED")}
+    scopes = [j["scope"] for j in scope_jobs]
+    assert len(scopes) == len(set(scopes)), "a partition was sent twice"
+    entity_scopes = {s for s in scopes if "-e" in s.removeprefix(h.scope)}
+    relationship_scopes = set(scopes) - entity_scopes
+    assert _is_power_of_two(len(entity_scopes)) and _is_power_of_two(len(relationship_scopes))
+    assert sum(j["counters"]["numEntitiesUploaded"] for j in scope_jobs) == len(expected.entity_keys())
+    # plus one user → Person mapped relationship per user with a mail address, in its user's partition
     mapped = sum(1 for u in tenant.list("users") if u["mail"])
-    assert scope_jobs[0]["counters"]["numRelationshipsUploaded"] == len(expected.relationship_keys()) + mapped
+    assert sum(j["counters"]["numRelationshipsUploaded"] for j in scope_jobs) == (
+        len(expected.relationship_keys()) + mapped
+    )
+    # every partition stays small: one DIFF of it (a deletion, a relationship change) is cheap
+    assert max(j["counters"]["numEntitiesUploaded"] + j["counters"]["numRelationshipsUploaded"]
+               for j in scope_jobs) <= 200
+
+
+def _is_power_of_two(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
 
 
 async def test_resync_2k_users_gives_exactly_the_tenant_graph(make_harness: HarnessFactory) -> None:

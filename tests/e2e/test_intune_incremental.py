@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 
+from syncd.mirror.keyhash import key_hash
 from syncd.model import schema as m
 from syncd.sim.harness import SimHarness
 from syncd.sources.intune import IntuneCollectionSource
@@ -43,14 +44,18 @@ def policy_statuses_of(tenant: Any, device_id: str) -> dict[tuple[str, str], str
     return out
 
 
-def uploads(h: SimHarness, since: int) -> tuple[int, dict[str, int]]:
-    """Jobs started after the first `since` ones, and what they uploaded, summed."""
-    jobs = h.sims.j1_state.jobs_view()[since:]
+def jobs_since(h: SimHarness, since: int) -> list[dict[str, Any]]:
+    """syncd's jobs started after the first `since` ones."""
+    return [j for j in h.sims.j1_state.jobs_view()[since:] if h.is_syncd_scope(j["scope"])]
+
+
+def uploads(jobs: list[dict[str, Any]]) -> dict[str, int]:
+    """What the jobs uploaded, summed per upload field."""
     total: dict[str, int] = {}
     for job in jobs:
         for name, n in job["uploads"]["objects"].items():
             total[name] = total.get(name, 0) + n
-    return len(jobs), total
+    return total
 
 
 def sub_resource_requests(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
@@ -83,7 +88,7 @@ async def test_no_change_poll_then_one_compliance_change(tmp_path: Path) -> None
             assert isinstance(source, IntuneCollectionSource) and source.last_fetched == 0
         push = await rt.engine.drain()
         assert push.objects == 0
-        assert uploads(h, jobs_before) == (0, {})
+        assert jobs_since(h, jobs_before) == []
 
         # 2. One device turns noncompliant: a device whose policy statuses are all compliant.
         device = next(
@@ -123,12 +128,20 @@ async def test_no_change_poll_then_one_compliance_change(tmp_path: Path) -> None
         assert sum(map(len, new_entities.values())) == len(changed)  # one finding per status
         updated_rels = {f"{did}|assigned|{pid}" for pid, _ in changed}  # #11 carries the status
         n_entities = 1 + len(changed)  # the device + the findings
-        n_rels = len(updated_rels) + sum(map(len, new_rels.values()))
-        n_jobs, uploaded = uploads(h, jobs_before)
-        assert n_jobs >= 1
-        assert uploaded.get("entities", 0) == n_entities, uploaded
-        assert uploaded.get("relationships", 0) == n_rels, uploaded
-        assert not uploaded.get("deleteEntities") and not uploaded.get("deleteRelationships")
+        changed_rels = updated_rels | set().union(*new_rels.values())
+        layout = await rt.engine.writer.layout()
+        assert layout is not None
+        rel_scopes = {layout.partition_of("r", key_hash(k)).scope(layout.base) for k in changed_rels}
+        jobs = jobs_since(h, jobs_before)
+        # entity upserts alone: PATCH jobs of exactly the changed entities
+        patches = [j for j in jobs if j["mode"] == "PATCH"]
+        assert uploads(patches) == {"entities": n_entities}, uploads(patches)
+        # relationship changes: a DIFF of each partition holding one, and of nothing else
+        diffs = [j for j in jobs if j["mode"] == "DIFF"]
+        assert {j["scope"] for j in diffs} == rel_scopes
+        assert all(sum(j["uploads"]["objects"].values()) <= 200 for j in diffs)
+        assert uploads(diffs).get("entities", 0) == 0
+        assert not uploads(jobs).get("deleteEntities") and not uploads(jobs).get("deleteRelationships")
 
         entities, relationships = h.j1_graph()
         assert entities[did]["complianceState"] == "noncompliant"

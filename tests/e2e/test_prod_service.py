@@ -64,7 +64,7 @@ async def test_notify_ready_watchdog_status_stopping_and_metrics(tmp_path: Path)
         code, text = await http_get(h, "/metrics")
         assert code == 200
         assert metric_value(text, "syncd_resource_lag_seconds", resource="users") is not None
-        assert (metric_value(text, "syncd_changes_pushed_total", type=m.USER.type, op="full") or 0) >= 40
+        assert (metric_value(text, "syncd_changes_pushed_total", type=m.USER.type, op="diff") or 0) >= 40
         assert (metric_value(text, "syncd_changes_pushed_total", type=m.USER.type, op="upsert") or 0) >= 1
         assert (metric_value(text, "syncd_graph_requests_total") or 0) > 0
         assert (metric_value(text, "syncd_j1_jobs_total", mode="DIFF", status="finished") or 0) >= 1

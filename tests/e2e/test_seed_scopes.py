@@ -19,8 +19,16 @@ from tests.e2e.seed_helpers import graph_routes, permission_faults, running_harn
 DEVICE_ROUTE_WORDS = ("/devices", "deviceManagement", "deviceAppManagement", "$batch")
 
 
-def _main_jobs(h: SimHarness, scope: str) -> list[dict[str, Any]]:
-    return [j for j in h.sims.j1_state.jobs_view() if j["scope"] == scope]
+def _main_jobs(h: SimHarness, since: int = 0) -> list[dict[str, Any]]:
+    """syncd's DIFF jobs (one per partition of a full resync) since job number ``since``."""
+    jobs = h.sims.j1_state.jobs_view()[since:]
+    found = [j for j in jobs if h.is_syncd_scope(j["scope"]) and j["mode"] == "DIFF"]
+    assert found
+    return found
+
+
+def _job_count(h: SimHarness) -> int:
+    return len(h.sims.j1_state.jobs_view())
 
 
 async def test_switched_off_sources_are_never_fetched(tmp_path: Path) -> None:
@@ -29,6 +37,7 @@ async def test_switched_off_sources_are_never_fetched(tmp_path: Path) -> None:
         permission_faults(h).denied = {"DeviceManagementManagedDevices.Read.All", "Device.Read.All"}
         settings = h.settings({"sync": {"sources": ["users", "groups"]}})
         h.sims.graph.counters.reset()
+        before = _job_count(h)
         assert await resync_command(settings) == 0
         routes = graph_routes(h)
         assert any("/users" in r for r in routes) and any("/groups" in r for r in routes)
@@ -42,9 +51,9 @@ async def test_switched_off_sources_are_never_fetched(tmp_path: Path) -> None:
             m.GROUP.type,
             m.GROUP_MEMBER.type,
         }
-        job = _main_jobs(h, h.scope)[-1]
-        assert m.MANAGED_DEVICE.type in job["partialTypes"]
-        assert m.USER.type not in job["partialTypes"]
+        for job in _main_jobs(h, before):
+            assert m.MANAGED_DEVICE.type in job["partialTypes"]
+            assert m.USER.type not in job["partialTypes"]
 
 
 async def test_turning_a_source_off_keeps_its_data_until_pruned(
@@ -58,27 +67,29 @@ async def test_turning_a_source_off_keeps_its_data_until_pruned(
 
         off = h.settings({"sync": {"sources": [s for s in m.ALL_SOURCES if s != m.SOURCE_DEVICES]}})
         h.sims.graph.counters.reset()
+        before = _job_count(h)
         assert await resync_command(off) == 0
         assert not [r for r in graph_routes(h) if "managedDevices" in r]
         entities, _ = h.j1_graph()
         assert len([e for e in entities.values() if e["_type"] == m.MANAGED_DEVICE.type]) == len(devices)
-        job = _main_jobs(h, h.scope)[-1]
         disabled_types = {t for o in disabled_origins(off) for t in origin_types().get(o, [])}
         assert m.MANAGED_DEVICE.type in disabled_types
-        assert disabled_types <= set(job["partialTypes"])
+        for job in _main_jobs(h, before):
+            assert disabled_types <= set(job["partialTypes"])
         capsys.readouterr()
         assert await status_command(off, as_json=False) == 0
         status = capsys.readouterr().out
         managed = next(ln for ln in status.splitlines() if ln.startswith("intune:managedDevices"))
         assert " partial " in managed and "switched off" in managed
 
+        before = _job_count(h)
         assert await resync_command(off, prune_disabled=True) == 0
         entities, _ = h.j1_graph()
         assert not [e for e in entities.values() if e["_type"] == m.MANAGED_DEVICE.type]
         assert [e for e in entities.values() if e["_type"] == m.USER.type]  # the rest is untouched
-        job = _main_jobs(h, h.scope)[-1]
-        assert m.MANAGED_DEVICE.type not in job["partialTypes"]
-        assert job["counters"]["numEntitiesDeleted"] >= len(devices)
+        jobs = _main_jobs(h, before)
+        assert all(m.MANAGED_DEVICE.type not in job["partialTypes"] for job in jobs)
+        assert sum(job["counters"]["numEntitiesDeleted"] for job in jobs) >= len(devices)
 
         # switching it back on brings the data back
         assert await resync_command(h.settings()) == 0

@@ -59,16 +59,19 @@ async def test_uninstall_purges_subscriptions_j1_and_state(tmp_path: Path) -> No
         assert "kept the local state" in res.out and settings.state_dir.exists()
         assert h.j1_graph()[0]  # J1 untouched without --purge-j1
 
+        jobs_before = len(h.sims.j1_state.jobs_view())
         res = await run_cli("-c", str(cfg), "uninstall", "--purge-j1", "--yes")
         assert res.code == 0, res.out + res.err
         assert "Traceback" not in res.out + res.err
         assert h.j1_graph() == ({}, {})
         jobs = h.sims.j1_state.jobs_view()
-        purges = jobs[-1:]
-        assert [j["scope"] for j in purges] == [h.scope]
+        purges = jobs[jobs_before:]
+        # every partition of the layout, plus the pre-partition single scope and the isolation scope
+        assert {j["scope"] for j in purges} >= {h.scope, f"{h.scope}-isolate"}
+        assert all(h.is_syncd_scope(j["scope"]) for j in purges if j["scope"].startswith(f"{h.scope}-e"))
         assert all(j["mode"] == "DIFF" and j["status"] == "FINISHED" for j in purges)
         assert all(sum(j["uploads"]["objects"].values()) == 0 for j in purges)
-        assert purges[0]["counters"]["numEntitiesDeleted"] == len(entities)
+        assert sum(j["counters"]["numEntitiesDeleted"] for j in purges) == len(entities)
         assert h.sims.j1_state.query_graph(None, None, None) == {"entities": [], "relationships": []}
         assert not settings.state_dir.exists()
         assert f"removed the local state in {settings.state_dir}" in res.out

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from syncd.mirror import Mirror, OutboxBatch
+from syncd.mirror import Mirror
 from tests.mirror.helpers import (
     GROUP,
     GROUP_HAS_MEMBER,
     GROUP_HAS_USER,
     MEMBER,
     USER,
+    Push,
     ent,
     mapped,
+    plan_push,
+    push_all,
     rel,
 )
 
@@ -32,11 +35,9 @@ async def commit(m: Mirror, origin: str, *ops: tuple, full: bool = False, **kw):
     return await r.commit(**kw)
 
 
-async def drain(m: Mirror) -> OutboxBatch:
-    """Read everything pending and ack it as if J1 accepted it."""
-    batch = await m.read_outbox(10_000)
-    await m.ack_outbox(batch)
-    return batch
+async def drain(m: Mirror) -> Push:
+    """Push everything pending (one-partition layout) and ack it as if J1 did exactly that."""
+    return await push_all(m)
 
 
 async def test_create_update_noop_delete(mirror: Mirror) -> None:
@@ -58,10 +59,10 @@ async def test_create_update_noop_delete(mirror: Mirror) -> None:
     assert (change.op, change.key, change.old, change.new) == ("deleted", U2, ent(U2), None)
     assert await mirror.get_entity(U2) is None
     # never acknowledged: the row is gone, but J1 may hold U2 from a push whose ack was lost in a
-    # crash, so its delete is still sent (a no-op in J1 if it never arrived)
+    # crash, so the next push of its partition is a DIFF that leaves it out (deleted if there)
     assert await mirror.get_entity_row(U2) is None
-    batch = await mirror.read_outbox(100)
-    assert [e["_key"] for e in batch.entity_upserts] == [U1] and batch.entity_deletes == [U2]
+    push = await plan_push(mirror, kinds=("e",))
+    assert push.modes == ["DIFF"] and push.uploaded("entity") == [U1] and push.absent("entity") == {U2}
 
 
 async def test_staged_twice_merges_and_nothing_changes_before_commit(mirror: Mirror) -> None:
@@ -172,12 +173,12 @@ async def test_orphan_rule_deletes_unreferenced_members(mirror: Mirror) -> None:
 async def test_liveness_transitions_unpushed(mirror: Mirror) -> None:
     await commit(mirror, "groups", ("stage", G1, [ent(G1, GROUP)], [rel(G1, U1)]))
     assert await mirror.count_relationships(live_only=True) == 0  # U1 does not exist yet
-    batch = await drain(mirror)
-    assert batch.relationship_upserts == []
+    push = await drain(mirror)
+    assert push.uploaded("relationship") == []
     res = await commit(mirror, "users", ("stage", U1, [ent(U1)], []))
     assert res.outbox_added == 2  # the user, and the relationship that became live
-    batch = await drain(mirror)
-    assert [r["_key"] for r in batch.relationship_upserts] == [rel(G1, U1)["_key"]]
+    push = await drain(mirror)
+    assert push.uploaded("relationship") == [rel(G1, U1)["_key"]]
     row = await mirror.get_relationship_row(rel(G1, U1)["_key"])
     assert row is not None and row.live and row.pushed_hash == row.hash
 
@@ -190,21 +191,18 @@ async def test_endpoint_delete_cascades_and_reappearance_repushes(mirror: Mirror
 
     res = await commit(mirror, "users", ("delete_owners", [U1]))
     assert res.outbox_added == 1  # only the entity delete: J1 cascades to the relationship
-    batch = await mirror.read_outbox(100)
-    assert (
-        batch.entity_deletes == [U1] and batch.relationship_deletes == [] and batch.relationship_upserts == []
-    )
     assert (await mirror.get_relationship_row(key)).live is False  # type: ignore[union-attr]
-    await mirror.ack_outbox(batch)
+    push = await drain(mirror)
+    assert push.modes == ["DIFF", None] and push.absent("entity") == {U1}
     row = await mirror.get_relationship_row(key)
     assert row is not None and row.pushed_hash is None and not row.deleted  # J1 dropped it, we keep the row
     assert await mirror.get_entity_row(U1) is None  # tombstone purged
 
     res = await commit(mirror, "users", ("stage", U1, [ent(U1)], []))
     assert res.outbox_added == 2
-    batch = await drain(mirror)
-    assert [e["_key"] for e in batch.entity_upserts] == [U1]
-    assert [r["_key"] for r in batch.relationship_upserts] == [key]
+    push = await drain(mirror)
+    assert push.modes == ["PATCH", "DIFF"]
+    assert push.uploaded("entity") == [U1] and push.uploaded("relationship") == [key]
     assert await mirror.outbox_depth() == 0
 
 
@@ -214,8 +212,8 @@ async def test_delete_then_reappear_before_push_sends_nothing(mirror: Mirror) ->
     await drain(mirror)
     await commit(mirror, "users", ("delete_owners", [U1]))
     await commit(mirror, "users", ("stage", U1, [ent(U1)], []))
-    batch = await drain(mirror)  # J1 never saw the delete; it still has both
-    assert not batch.has_writes
+    push = await drain(mirror)  # J1 never saw the delete; it still has both
+    assert push.modes == [None, None]
     assert await mirror.outbox_depth() == 0
 
 
@@ -227,8 +225,8 @@ async def test_removed_while_live_pushes_relationship_delete(mirror: Mirror) -> 
     res = await commit(mirror, "groups", ("delete_relationships", [key]))
     assert res.outbox_added == 1
     assert (await mirror.get_relationship_row(key)).deleted  # type: ignore[union-attr]  # tombstone
-    batch = await drain(mirror)
-    assert batch.relationship_deletes == [key]
+    push = await drain(mirror)
+    assert push.modes == [None, "DIFF"] and push.absent("relationship") == {key}
     assert await mirror.get_relationship_row(key) is None  # purged on ack
 
 
@@ -238,9 +236,10 @@ async def test_mapped_relationship_live_iff_from_exists(mirror: Mirror) -> None:
     row = await mirror.get_relationship_row(m["_key"])
     assert row is not None and row.to_key is None and not row.live
     await commit(mirror, "users", ("stage", U1, [ent(U1)], []))
-    batch = await drain(mirror)
-    assert [r["_key"] for r in batch.relationship_upserts] == [m["_key"]]
-    assert batch.relationship_upserts[0]["_mapping"]["sourceEntityKey"] == U1
+    push = await drain(mirror)
+    # a mapped relationship lives in its source entity's partition: a DIFF carries both
+    assert push.modes[0] == "DIFF" and push.uploaded("relationship") == [m["_key"]]
+    assert push.plans[0].relationships[0]["_mapping"]["sourceEntityKey"] == U1
 
 
 async def test_pushed_entity_delete_keeps_tombstone_until_ack(mirror: Mirror) -> None:
@@ -250,8 +249,8 @@ async def test_pushed_entity_delete_keeps_tombstone_until_ack(mirror: Mirror) ->
     row = await mirror.get_entity_row(U1)
     assert row is not None and row.deleted and row.pushed_hash == row.hash
     assert await mirror.count_entities() == 0
-    batch = await drain(mirror)
-    assert batch.entity_deletes == [U1]
+    push = await drain(mirror)
+    assert push.absent("entity") == {U1}
     assert await mirror.get_entity_row(U1) is None
 
 
@@ -305,7 +304,7 @@ async def test_change_hook_alerts_in_same_transaction(mirror: Mirror) -> None:
     with pytest.raises(RuntimeError, match="rule crashed"):
         await commit(mirror, "users", ("stage", U2, [ent(U2)], []), change_hook=failing)
     assert await mirror.get_entity(U2) is None  # the whole round rolled back
-    assert (await mirror.read_outbox(10)).rows == 1
+    assert await mirror.outbox_depth() == 1
 
 
 async def test_entity_changing_origin_is_not_swept_by_old_origin(mirror: Mirror) -> None:

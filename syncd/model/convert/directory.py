@@ -140,7 +140,9 @@ def person_mapping(user: Entity, email: str, ctx: ConvertContext) -> Relationshi
     normalized = email.strip().lower()
     target: dict[str, Any] = {"_class": PERSON_CLASS, "email": normalized}
     display = user.get("displayName")
-    if isinstance(display, str) and display:
+    if isinstance(display, str) and display and not ctx.person_skip_target_creation:
+        # only a target J1 may create needs a label; otherwise a rename would change the mapping
+        # (and cost a DIFF of the user's partition) for nothing
         target["displayName"] = display
     for key in ctx.person_match_keys:  # every filter key needs a value on the target
         if key not in target and key != "_class" and user.get(key) is not None:
