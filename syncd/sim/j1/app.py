@@ -416,12 +416,9 @@ async def finalize_job(request: web.Request) -> web.Response:
     return _job_response(job)
 
 
-class _Stop(Exception):
-    """Ends a finalize early in a terminal status already set."""
-
-
 async def _run_finalize(state: J1SimState, job: SimJob) -> None:
-    """FINALIZE_PENDING → FINALIZING_ENTITIES → FINALIZING_RELATIONSHIPS → FINISHED."""
+    """FINALIZE_PENDING → FINALIZING_ENTITIES → FINALIZING_RELATIONSHIPS → FINISHED (or
+    FINALIZING_ENTITIES → ERROR_BAD_DATA under the `bad_data_keys` fault)."""
     lo, hi = state.config.finalize_step_delay
 
     async def pause() -> None:
@@ -435,15 +432,13 @@ async def _run_finalize(state: J1SimState, job: SimJob) -> None:
         if state.has_bad_data(job):
             state.injected["bad_data_keys"] += 1
             job.status = "ERROR_BAD_DATA"  # nothing of the job is applied
-            raise _Stop
-        state.finalize_entities(job)
-        await pause()
-        job.status = "FINALIZING_RELATIONSHIPS"
-        state.finalize_relationships(job)
-        await pause()
-        job.status = "FINISHED"
-    except _Stop:
-        pass
+        else:
+            state.finalize_entities(job)
+            await pause()
+            job.status = "FINALIZING_RELATIONSHIPS"
+            state.finalize_relationships(job)
+            await pause()
+            job.status = "FINISHED"
     except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception:
