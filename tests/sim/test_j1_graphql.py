@@ -87,6 +87,9 @@ async def test_inline_arguments_and_selection_subset(sim: Sim) -> None:
     assert answer["data"]["queryV1"]["data"][0]["id"]
     block = '{ queryV1(query: """FIND * WITH _scope = "scope-a" """) { type data cursor } }'
     assert len((await gql(sim, {"query": block}))["data"]["queryV1"]["data"]) == 1
+    aliased = "query Q($q: String!) { result: queryV1(query: $q) { data } }"
+    answer = await gql(sim, {"query": aliased, "variables": {"q": "FIND User"}})
+    assert list(answer["data"]) == ["result"] and len(answer["data"]["result"]["data"]) == 1
 
 
 async def test_request_errors_are_graphql_errors(sim: Sim) -> None:

@@ -2,7 +2,8 @@
 
 This is not a GraphQL implementation. A request is a GraphQL document that calls
 `queryV1(query: ..., variables: ..., cursor: ..., ...)` and selects some of `type`, `data`,
-`cursor` (and `__typename`); argument values may be `$variables` or inline literals. The J1QL runs
+`cursor` (and `__typename`), optionally under an alias; argument values may be `$variables` or
+inline literals. The J1QL runs
 through `syncd.sim.j1.j1ql`; results are paged at 250 rows with an opaque cursor.
 """
 
@@ -28,7 +29,7 @@ ARGUMENTS = frozenset(
 """The `queryV1` arguments J1's own clients send; anything else is an unknown argument."""
 RESULT_FIELDS = frozenset({"type", "data", "cursor", "__typename"})
 
-_CALL = re.compile(r"\bqueryV1\s*\(")
+_CALL = re.compile(r"(?:\b([A-Za-z_][A-Za-z0-9_]*)\s*:\s*)?\bqueryV1\s*\(")
 _LEX = re.compile(
     r"""
     (?P<space>[\s,]+|\#[^\n]*)
@@ -53,6 +54,8 @@ class QueryV1Call:
 
     arguments: dict[str, Any]
     selection: tuple[str, ...]
+    response_key: str = "queryV1"
+    """The field's alias when the document gives one (`result: queryV1(...)`)."""
 
 
 class _Reader:
@@ -145,7 +148,7 @@ def parse_call(document: str, variables: Mapping[str, Any]) -> QueryV1Call:
         selection.append(text)
     if not selection:
         raise GraphQLError("queryV1 needs a selection of type, data and cursor")
-    return QueryV1Call(arguments, tuple(selection))
+    return QueryV1Call(arguments, tuple(selection), match.group(1) or "queryV1")
 
 
 def _fingerprint(query: str) -> str:
@@ -207,4 +210,4 @@ def execute(body: Any, graph: AccountGraph) -> tuple[int, JsonObj]:
         "cursor": encode_cursor(text, offset + PAGE_SIZE) if more else None,
         "__typename": TYPENAME,
     }
-    return 200, {"data": {"queryV1": {name: full[name] for name in call.selection}}}
+    return 200, {"data": {call.response_key: {name: full[name] for name in call.selection}}}
