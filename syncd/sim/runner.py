@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import secrets
 import signal
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,9 @@ from syncd.sim.generator import generate_tenant
 from syncd.sim.graph.app import GraphSim
 from syncd.sim.graph.faults import Faults
 from syncd.sim.graph.notifications import DeliveryConfig
+from syncd.sim.j1 import J1Behaviour, J1SimConfig, J1SimState, create_j1_app
+from syncd.sim.j1.behaviour import add_behaviour_arguments, behaviour_from_args
+from syncd.sim.j1.validation import ApiError
 from syncd.sim.tenant import Tenant, ensure_app, load_tenant, tenant_from_recording
 from syncd.sim.tls import TlsFiles, ensure_tls
 
@@ -43,6 +47,7 @@ class RunningSims:
     j1_account_id: str = ""
     j1_api_key: str = ""
     j1_state: Any = None
+    """The `J1SimState` (typed loosely: callers read it without a None check when `j1=True`)."""
     runners: list[web.AppRunner] = field(default_factory=list)
 
     @property
@@ -76,8 +81,14 @@ async def start_simulators(
     j1: bool = True,
     j1_account_id: str = "sim-account",
     j1_api_key: str | None = None,
+    j1_behaviour: Mapping[str, Any] | None = None,
 ) -> RunningSims:
-    """Start Graph (HTTPS + plain HTTP) and, when available, the J1 simulator (HTTPS) on 127.0.0.1."""
+    """Start Graph (HTTPS + plain HTTP) and, when available, the J1 simulator (HTTPS) on 127.0.0.1.
+
+    `j1_behaviour` sets the J1 simulator's readings of the open points of the J1 docs (names and
+    values of `syncd.sim.j1.J1Behaviour`, e.g. `{"explicit_deletes": "apply"}`); unset switches keep
+    their strict defaults. A bad name or value raises `ValueError` before anything starts."""
+    behaviour = _j1_behaviour(j1_behaviour)
     tls = ensure_tls(state_dir)
     client_id, client_secret = ensure_app(tenant)
     sim = GraphSim(tenant, faults=faults, delivery=delivery, client_ssl=tls.client_context())
@@ -104,7 +115,9 @@ async def start_simulators(
         )
         sim.extra_resources |= {graph_url, running.graph_http_url}
         if j1:
-            await _start_j1(running, j1_port, j1_account_id, j1_api_key or f"j1sim-{secrets.token_hex(16)}")
+            await _start_j1(
+                running, j1_port, j1_account_id, j1_api_key or f"j1sim-{secrets.token_hex(16)}", behaviour
+            )
     except BaseException:
         for r in runners:
             await r.cleanup()
@@ -112,13 +125,19 @@ async def start_simulators(
     return running
 
 
-async def _start_j1(running: RunningSims, port: int, account_id: str, api_key: str) -> None:
-    """Start the J1 simulator (written separately) if it is importable."""
+def _j1_behaviour(changes: Mapping[str, Any] | None) -> J1Behaviour:
+    """The J1 simulator's behaviour: strict defaults overridden by `changes`."""
     try:
-        from syncd.sim.j1 import J1SimState, create_j1_app
-    except ImportError:
-        return
-    state = J1SimState({account_id: api_key})
+        return J1Behaviour.from_mapping(changes)
+    except ApiError as err:
+        raise ValueError(f"j1_behaviour: {err.message}") from None
+
+
+async def _start_j1(
+    running: RunningSims, port: int, account_id: str, api_key: str, behaviour: J1Behaviour
+) -> None:
+    """Start the J1 simulator (HTTPS, same CA as Graph)."""
+    state = J1SimState({account_id: api_key}, J1SimConfig(behaviour=behaviour))
     runner = web.AppRunner(create_j1_app(state), access_log=None)
     await runner.setup()
     running.runners.append(runner)
@@ -179,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state-dir", type=Path, default=Path(".syncd-sim"))
     p.add_argument("--allow-http-notification-url", action="store_true")
     p.add_argument("--save-tenant", type=Path, help="write the (generated) tenant file here and continue")
+    add_behaviour_arguments(p)
     return p
 
 
@@ -205,6 +225,7 @@ async def _serve(args: argparse.Namespace) -> None:
         j1_port=args.j1_port,
         state_dir=args.state_dir,
         faults=faults,
+        j1_behaviour=behaviour_from_args(args),
     )
     print(render_syncd_config(running), flush=True)
     print(

@@ -189,6 +189,7 @@ async def test_run_job_diff_end_to_end_with_headers(env: Env) -> None:
     # Second run: DIFF semantics through the client, plus partial types and explicit deletes.
     job = await client.run_job("scope-a", "DIFF", entities=users(1), partial_types=["test_user"], timeout=5)
     assert job["numEntitiesDeleted"] == 0 and job["numRelationshipsDeleted"] == 1
+    env.state.behaviour.update({"explicit_deletes": "apply"})  # the permissive reading (not the default)
     job = await client.run_job(
         "scope-a",
         "PATCH",

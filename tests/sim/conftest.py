@@ -19,6 +19,7 @@ from syncd.sim.graph.faults import Faults
 from syncd.sim.graph.notifications import DeliveryConfig
 from syncd.sim.tenant import Tenant
 from syncd.sim.tls import TlsFiles, ensure_tls
+from tests.sim.j1_helpers import make_sim_fixture, sim_fixture  # noqa: F401 - J1 simulator fixtures
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "graph-recorded"
 TIMEOUT = aiohttp.ClientTimeout(total=15)

@@ -12,6 +12,7 @@ import os
 from aiohttp import web
 
 from syncd.sim.j1.app import create_j1_app
+from syncd.sim.j1.behaviour import J1Behaviour, add_behaviour_arguments, behaviour_from_args
 from syncd.sim.j1.state import J1SimConfig, J1SimState
 from syncd.sim.j1.validation import ValidationRules
 
@@ -23,11 +24,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--account-id", default="sim-account")
     parser.add_argument("--max-body-bytes", type=int, default=6_000_000)
     parser.add_argument("--no-key-min-length", action="store_true", help="do not enforce _key length >= 10")
+    add_behaviour_arguments(parser)
     args = parser.parse_args(argv)
     key = os.environ.get("J1_SIM_API_KEY", "sim-api-key-0000")
     config = J1SimConfig(
         max_body_bytes=args.max_body_bytes,
         rules=ValidationRules(enforce_key_min_length=not args.no_key_min_length),
+        behaviour=J1Behaviour.from_mapping(behaviour_from_args(args)),
     )
     state = J1SimState({args.account_id: key}, config)
     web.run_app(create_j1_app(state), host="127.0.0.1", port=args.port)

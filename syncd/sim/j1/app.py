@@ -18,10 +18,11 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from syncd.sim.j1 import graphql
 from syncd.sim.j1.state import (
-    FINALIZING,
     SOURCES,
     SYNC_MODES,
+    J1Faults,
     J1SimState,
     SimJob,
     now_ms,
@@ -41,6 +42,7 @@ ACCOUNT_ID: web.RequestKey[str] = web.RequestKey("j1_sim_account_id", str)
 BODY_BYTES: web.RequestKey[int] = web.RequestKey("j1_sim_body_bytes", int)
 
 API_PREFIX = "/persister/synchronization/jobs"
+GRAPHQL_PATH = "/graphql"
 ADMIN_PREFIX = "/_sim"
 UPLOAD_FIELDS = {
     "entities": "ENTITY_IS_NOT_ARRAY",
@@ -48,7 +50,7 @@ UPLOAD_FIELDS = {
     "deleteEntities": "DELETE_ENTITIES_IS_NOT_ARRAY",
     "deleteRelationships": "DELETE_RELATIONSHIPS_IS_NOT_ARRAY",
 }
-# Which modes accept which upload fields (explicit deletes: see docs/simulators-j1.md).
+# Which modes accept which upload fields (whether explicit deletes apply: `J1Behaviour`).
 MODES_FOR_FIELD = {
     "entities": frozenset({"DIFF", "PATCH", "OVERRIDE"}),
     "relationships": frozenset({"DIFF", "CROSS_SCOPE"}),
@@ -134,8 +136,9 @@ async def stats_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 @web.middleware
 async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """For API routes: injected faults first (latency, outage, 429, 5xx), then authentication."""
-    if not request.path.startswith("/persister/"):
+    """For API routes (sync API and GraphQL): injected faults first (latency, outage, 429, 5xx),
+    then authentication."""
+    if not (request.path.startswith("/persister/") or request.path == GRAPHQL_PATH):
         return await handler(request)
     state = _state(request)
     faults = state.faults
@@ -293,6 +296,9 @@ async def _upload(request: web.Request, allowed: tuple[str, ...]) -> web.Respons
         validate_delete(item, "deleteEntities")
     for item in body.get("deleteRelationships", []):
         validate_delete(item, "deleteRelationships")
+    _check_rejected_keys(state, body)
+    if job.sync_mode == "CROSS_SCOPE" and state.behaviour.cross_scope_same_scope == "reject":
+        _check_cross_scope_spans_scopes(job, relationships)
     ignore_dups = request.query.get("ignoreDuplicates", "").lower() == "true"
     _check_duplicates(job, entities, job.entities, job.relationships, ignore_dups)
     _check_duplicates(job, relationships, job.relationships, job.entities, ignore_dups)
@@ -318,6 +324,40 @@ async def _upload(request: web.Request, allowed: tuple[str, ...]) -> web.Respons
     for name, value in body.items():
         job.upload_objects[name] += len(value)
     return _job_response(job)
+
+
+def _check_rejected_keys(state: J1SimState, body: JsonObj) -> None:
+    """The `reject_keys` fault: a request holding a matching `_key` is refused whole, as a
+    validation error of that object's kind (the bisection a client does must find it)."""
+    patterns = state.faults.reject_keys
+    if not patterns:
+        return
+    for name, code in (
+        ("entities", "INVALID_ENTITY"),
+        ("relationships", "INVALID_RELATIONSHIP"),
+        ("deleteEntities", "INVALID_DELETE"),
+        ("deleteRelationships", "INVALID_DELETE"),
+    ):
+        for obj in body.get(name, []):
+            key = obj.get("_key")
+            if J1Faults.key_hit(patterns, key):
+                state.injected["reject_keys"] += 1
+                raise ApiError(400, code, f"{name} item with _key {key!r} failed validation")
+
+
+def _check_cross_scope_spans_scopes(job: SimJob, relationships: list[JsonObj]) -> None:
+    """CROSS_SCOPE links entities of different scopes ("if the entities in question are in the same
+    scope, use DIFF or PATCH"): under the strict reading a same-scope relationship is a 400."""
+    for rel in relationships:
+        frm = rel.get("_fromEntityScope", job.scope)
+        to = rel.get("_toEntityScope", job.scope)
+        if frm == to:
+            raise ApiError(
+                400,
+                "CROSS_SCOPE_SAME_SCOPE",
+                f"relationship {rel['_key']!r}: both entities are in scope {frm!r}; "
+                "CROSS_SCOPE is for entities in different scopes (use DIFF or PATCH)",
+            )
 
 
 def _check_duplicates(
@@ -368,11 +408,8 @@ async def finalize_job(request: web.Request) -> web.Response:
             partial = set(types)
     if job.status != "AWAITING_UPLOADS":
         raise ApiError(400, "JOB_NOT_AWAITING_UPLOADS", f"Job is not awaiting uploads (status {job.status})")
-    for other in state.jobs.values():
-        if other.account_id == job.account_id and other.scope == job.scope and other.status in FINALIZING:
-            raise ApiError(400, "SCOPE_FINALIZE_IN_PROGRESS", "Another job of this scope is finalizing")
+    state.start_finalize(job)  # one finalizing job per scope (400 otherwise)
     job.partial_types = frozenset(partial)
-    job.status = "FINALIZE_PENDING"
     task = asyncio.create_task(_run_finalize(state, job))
     state.tasks.add(task)
     task.add_done_callback(state.tasks.discard)
@@ -380,7 +417,8 @@ async def finalize_job(request: web.Request) -> web.Response:
 
 
 async def _run_finalize(state: J1SimState, job: SimJob) -> None:
-    """FINALIZE_PENDING → FINALIZING_ENTITIES → FINALIZING_RELATIONSHIPS → FINISHED."""
+    """FINALIZE_PENDING → FINALIZING_ENTITIES → FINALIZING_RELATIONSHIPS → FINISHED (or
+    FINALIZING_ENTITIES → ERROR_BAD_DATA under the `bad_data_keys` fault)."""
     lo, hi = state.config.finalize_step_delay
 
     async def pause() -> None:
@@ -391,12 +429,16 @@ async def _run_finalize(state: J1SimState, job: SimJob) -> None:
         if job.status != "FINALIZE_PENDING":
             return  # aborted meanwhile
         job.status = "FINALIZING_ENTITIES"
-        state.finalize_entities(job)
-        await pause()
-        job.status = "FINALIZING_RELATIONSHIPS"
-        state.finalize_relationships(job)
-        await pause()
-        job.status = "FINISHED"
+        if state.has_bad_data(job):
+            state.injected["bad_data_keys"] += 1
+            job.status = "ERROR_BAD_DATA"  # nothing of the job is applied
+        else:
+            state.finalize_entities(job)
+            await pause()
+            job.status = "FINALIZING_RELATIONSHIPS"
+            state.finalize_relationships(job)
+            await pause()
+            job.status = "FINISHED"
     except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception:
@@ -437,9 +479,34 @@ async def abort_job(request: web.Request) -> web.Response:
 
 # -- admin handlers -----------------------------------------------------------------------------
 async def admin_graph(request: web.Request) -> web.Response:
-    """GET /_sim/graph?scope=&type=&account=."""
+    """GET /_sim/graph?scope=&scope_prefix=&type=&account=."""
     q = request.query
-    return web.json_response(_state(request).query_graph(q.get("scope"), q.get("type"), q.get("account")))
+    return web.json_response(
+        _state(request).query_graph(q.get("scope"), q.get("type"), q.get("account"), q.get("scope_prefix"))
+    )
+
+
+async def admin_get_behaviour(request: web.Request) -> web.Response:
+    """GET /_sim/behaviour."""
+    return web.json_response(_state(request).behaviour.as_json())
+
+
+async def admin_put_behaviour(request: web.Request) -> web.Response:
+    """PUT /_sim/behaviour: partial update of the readings of the open points."""
+    state = _state(request)
+    body = await read_json(request, limit=None)
+    if not isinstance(body, dict):
+        raise ApiError(400, "INVALID_BEHAVIOUR", "Body must be a JSON object")
+    state.behaviour.update(body)
+    return web.json_response(state.behaviour.as_json())
+
+
+async def graphql_query(request: web.Request) -> web.Response:
+    """POST /graphql: J1QL through `queryV1` against the caller's account."""
+    state = _state(request)
+    body = await read_json(request, limit=_body_limit(request))
+    status, answer = graphql.execute(body, state.graph(request[ACCOUNT_ID]))
+    return web.json_response(answer, status=status)
 
 
 async def admin_jobs(request: web.Request) -> web.Response:
@@ -518,7 +585,10 @@ def create_j1_app(state: J1SimState) -> web.Application:
     r.add_post(API_PREFIX + "/{jobId}/upload", upload_combined)
     r.add_post(API_PREFIX + "/{jobId}/finalize", finalize_job)
     r.add_post(API_PREFIX + "/{jobId}/abort", abort_job)
+    r.add_post(GRAPHQL_PATH, graphql_query)
     r.add_get(ADMIN_PREFIX + "/graph", admin_graph)
+    r.add_get(ADMIN_PREFIX + "/behaviour", admin_get_behaviour)
+    r.add_put(ADMIN_PREFIX + "/behaviour", admin_put_behaviour)
     r.add_get(ADMIN_PREFIX + "/jobs", admin_jobs)
     r.add_get(ADMIN_PREFIX + "/stats", admin_stats)
     r.add_get(ADMIN_PREFIX + "/faults", admin_get_faults)

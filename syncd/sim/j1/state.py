@@ -15,12 +15,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from syncd.sim.j1.behaviour import J1Behaviour
+from syncd.sim.j1.graph import AccountGraph
 from syncd.sim.j1.validation import ApiError, JsonObj, ValidationRules
 
 SOURCES = frozenset({"api", "integration-external", "integration-managed", "system-internal"})
 SYNC_MODES = frozenset({"DIFF", "PATCH", "CROSS_SCOPE", "OVERRIDE"})
 FINALIZING = frozenset({"FINALIZE_PENDING", "FINALIZING_ENTITIES", "FINALIZING_RELATIONSHIPS"})
 TERMINAL = frozenset({"FINISHED", "ABORTED", "ABORTED_DUE_TO_INVALID_CONFIGURATION", "ERROR_BAD_DATA"})
+KEY_LIST_FAULTS = ("reject_keys", "bad_data_keys")
 MAPPER_SOURCE = "system-mapper"
 MAPPER_SCOPE = "system-mapper"
 # Fixed namespace so `_id` is a deterministic UUIDv5 of (scope, key), as after the pipeline upgrade.
@@ -78,6 +81,10 @@ class J1Faults:
     max_body_bytes: int | None = None
     latency_ms: float = 0.0
     path_filter: str | None = None
+    reject_keys: list[str] = field(default_factory=list)
+    """An upload holding an object whose `_key` contains one of these is refused whole (400)."""
+    bad_data_keys: list[str] = field(default_factory=list)
+    """A job that staged an object whose `_key` contains one of these ends `ERROR_BAD_DATA`."""
 
     def update(self, data: Mapping[str, Any]) -> None:
         """Apply a partial JSON update, type-checked so typos fail loudly."""
@@ -85,6 +92,11 @@ class J1Faults:
         for name, value in data.items():
             if name not in known:
                 raise ApiError(400, "UNKNOWN_FAULT", f"unknown fault field {name!r}")
+            if name in KEY_LIST_FAULTS:
+                if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                    raise ApiError(400, "INVALID_FAULT", f"{name!r} must be a list of non-empty strings")
+                setattr(self, name, list(value))
+                continue
             current = getattr(self, name)
             optional = name in ("retry_after", "max_body_bytes", "path_filter")
             if value is None and optional:
@@ -110,7 +122,15 @@ class J1Faults:
 
     def as_json(self) -> JsonObj:
         """Current faults as JSON."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {
+            f.name: list(getattr(self, f.name)) if f.name in KEY_LIST_FAULTS else getattr(self, f.name)
+            for f in fields(self)
+        }
+
+    @staticmethod
+    def key_hit(patterns: list[str], key: Any) -> bool:
+        """Whether `key` (a `_key`, possibly absent) contains one of `patterns`."""
+        return isinstance(key, str) and any(p in key for p in patterns)
 
 
 @dataclass
@@ -122,6 +142,8 @@ class J1SimConfig:
     override_max_entities: int = 10_000
     finalize_step_delay: tuple[float, float] = (0.0, 0.02)
     seed: int | None = None
+    behaviour: J1Behaviour = field(default_factory=J1Behaviour)
+    """The readings of the open points at start (and after `reset`); see `J1Behaviour`."""
 
 
 @dataclass
@@ -148,8 +170,9 @@ class SimJob:
     upload_bytes: int = 0
     upload_objects: Counter[str] = field(default_factory=Counter)
     abort_reason: str | None = None
-    map_index: dict[tuple[str, ...], dict[tuple[Any, ...], list[JsonObj]]] = field(default_factory=dict)
-    """Per finalize: entities indexed by the values of a mapping's filter keys (no quadratic scan)."""
+    visited: int = 0
+    """Stored objects this job's finalize examined (instrumentation: finalize work must stay
+    proportional to the job, not to the account)."""
 
     def as_json(self) -> JsonObj:
         """The documented job object."""
@@ -170,15 +193,6 @@ class SimJob:
         return job
 
 
-@dataclass
-class AccountGraph:
-    """The stored graph of one account, keyed by `_id`."""
-
-    entities: dict[str, JsonObj] = field(default_factory=dict)
-    relationships: dict[str, JsonObj] = field(default_factory=dict)
-    raw_data: dict[str, list[Any]] = field(default_factory=dict)
-
-
 def _user_props(obj: Mapping[str, Any]) -> JsonObj:
     return {k: v for k, v in obj.items() if k not in SYSTEM_FIELDS}
 
@@ -196,7 +210,10 @@ class J1SimState:
         self.accounts: dict[str, str] = dict(accounts or {})
         self.config = config or J1SimConfig()
         self.faults = J1Faults()
+        self.behaviour = self.config.behaviour.copy()
         self.jobs: dict[str, SimJob] = {}
+        self.finalizing: dict[tuple[str, str], SimJob] = {}
+        """(account, scope) → the job that last entered finalize there (one at a time per scope)."""
         self.graphs: dict[str, AccountGraph] = {}
         self.requests: Counter[str] = Counter()
         self.responses: Counter[int] = Counter()
@@ -206,12 +223,14 @@ class J1SimState:
 
     # -- housekeeping -------------------------------------------------------------------------
     def reset(self) -> None:
-        """Forget jobs, graph, stats and faults; keep accounts and config."""
+        """Forget jobs, graph, stats, faults and runtime behaviour changes; keep accounts and config."""
         for task in self.tasks:
             task.cancel()
         self.tasks.clear()
         self.faults = J1Faults()
+        self.behaviour = self.config.behaviour.copy()
         self.jobs.clear()
+        self.finalizing.clear()
         self.graphs.clear()
         self.requests.clear()
         self.responses.clear()
@@ -229,6 +248,15 @@ class J1SimState:
             raise ApiError(404, "JOB_NOT_FOUND", "Job not found")
         return job
 
+    def start_finalize(self, job: SimJob) -> None:
+        """Move a job to FINALIZE_PENDING unless another job of its scope is finalizing (400)."""
+        key = (job.account_id, job.scope)
+        other = self.finalizing.get(key)
+        if other is not None and other.status in FINALIZING:
+            raise ApiError(400, "SCOPE_FINALIZE_IN_PROGRESS", "Another job of this scope is finalizing")
+        self.finalizing[key] = job
+        job.status = "FINALIZE_PENDING"
+
     # -- seeding ------------------------------------------------------------------------------
     def seed_entity(self, account_id: str, scope: str, source: str, props: Mapping[str, Any]) -> JsonObj:
         """Store an entity directly (admin seeding), bypassing jobs."""
@@ -240,7 +268,7 @@ class J1SimState:
             {k: v for k, v in props.items() if v is not None}, account_id, scope, source, existing
         )
         stored["_id"] = eid
-        graph.entities[eid] = stored
+        graph.put_entity(stored)
         return stored
 
     @staticmethod
@@ -260,29 +288,54 @@ class J1SimState:
         )
         return props
 
+    # -- faults on staged data ----------------------------------------------------------------
+    def has_bad_data(self, job: SimJob) -> bool:
+        """Whether the job staged an object the `bad_data_keys` fault marks as bad."""
+        patterns = self.faults.bad_data_keys
+        if not patterns:
+            return False
+        staged: list[Iterable[Mapping[str, Any]]] = [
+            job.entities.values(),
+            job.relationships.values(),
+            job.delete_entities,
+            job.delete_relationships,
+        ]
+        return any(J1Faults.key_hit(patterns, obj.get("_key")) for objs in staged for obj in objs)
+
     # -- finalize: entities -------------------------------------------------------------------
     def _delete_entity(self, job: SimJob, graph: AccountGraph, eid: str) -> None:
-        graph.entities.pop(eid, None)
-        graph.raw_data.pop(eid, None)
+        """Delete an entity; its relationships go too (other scopes' only with `cascade_deletes`)."""
+        entity = graph.remove_entity(eid)
+        if entity is None:
+            return
         job.counters["numEntitiesDeleted"] += 1
-        for rid, rel in list(graph.relationships.items()):
-            if eid in (rel.get("_fromEntityId"), rel.get("_toEntityId")):
-                del graph.relationships[rid]
-                job.counters[
-                    "numMappedRelationshipsDeleted" if "_mapping" in rel else "numRelationshipsDeleted"
-                ] += 1
+        for rid in graph.relationship_ids_of(eid):
+            job.visited += 1
+            rel = graph.relationships[rid]
+            if not self.behaviour.cascade_deletes and rel["_scope"] != entity["_scope"]:
+                continue  # left dangling until its own scope removes it
+            self._remove_relationship(job, graph, rid)
+
+    @staticmethod
+    def _remove_relationship(job: SimJob, graph: AccountGraph, rid: str) -> None:
+        rel = graph.remove_relationship(rid)
+        if rel is not None:
+            job.counters[
+                "numMappedRelationshipsDeleted" if "_mapping" in rel else "numRelationshipsDeleted"
+            ] += 1
 
     def _write_entity(
         self, job: SimJob, graph: AccountGraph, eid: str, new_props: JsonObj, scope: str
     ) -> None:
         existing = graph.entities.get(eid)
+        job.visited += 1
         if existing is not None and _user_props(existing) == new_props:
             return
         stored = self._stamp(
             dict(new_props), job.account_id, scope, existing["_source"] if existing else job.source, existing
         )
         stored["_id"] = eid
-        graph.entities[eid] = stored
+        graph.put_entity(stored)
         job.counters["numEntitiesUpdated" if existing else "numEntitiesCreated"] += 1
 
     def _find_by_id_or_key(self, job: SimJob, graph: AccountGraph, obj: Mapping[str, Any]) -> str | None:
@@ -293,13 +346,12 @@ class J1SimState:
                 return None
             return str(obj["_id"])
         if job.sync_mode == "OVERRIDE":
-            hits = [
-                eid
-                for eid, e in graph.entities.items()
-                if e["_key"] == obj["_key"]
-                and e["_type"] == obj.get("_type")
-                and e["_source"] != MAPPER_SOURCE
-            ]
+            hits = []
+            for eid in sorted(graph.entity_ids_with("_key", obj["_key"])):
+                job.visited += 1
+                e = graph.entities[eid]
+                if e["_type"] == obj.get("_type") and e["_source"] != MAPPER_SOURCE:
+                    hits.append(eid)
             return hits[0] if len(hits) == 1 else None
         eid = object_id(job.scope, str(obj["_key"]))
         return eid if eid in graph.entities else None
@@ -316,18 +368,21 @@ class J1SimState:
                 props = {k: v for k, v in obj.items() if v is not None and k != "_rawData"}
                 self._write_entity(job, graph, eid, props, job.scope)
                 self._store_raw(job, graph, eid, obj)
-            for eid, ent in list(graph.entities.items()):
+            in_scope = graph.entity_ids_in_scope(job.scope)
+            job.visited += len(in_scope)
+            for eid in sorted(in_scope - kept):
+                ent = graph.entities.get(eid)
                 if (
-                    ent["_scope"] == job.scope
+                    ent is not None
                     and ent["_source"] != MAPPER_SOURCE
-                    and eid not in kept
                     and ent["_type"] not in job.partial_types
-                    and eid in graph.entities
                 ):
                     self._delete_entity(job, graph, eid)
         elif job.sync_mode in ("PATCH", "OVERRIDE"):
             for obj in job.entities.values():
                 self._patch_entity(job, graph, obj)
+        if self.behaviour.explicit_deletes != "apply":
+            return  # accepted at upload, never applied: the strict reading
         for ref in job.delete_entities:
             found = self._resolve_delete(job, graph.entities, ref)
             if found is None:
@@ -386,27 +441,49 @@ class J1SimState:
     def _endpoint(
         self, job: SimJob, graph: AccountGraph, rel: Mapping[str, Any], side: str
     ) -> JsonObj | None:
+        """Resolve one endpoint. `_xEntityId` is an `_id`. A key without a scope label, or labelled
+        with the job's scope, is looked up in the job's scope; a key in another scope needs what
+        `cross_scope_reference` asks for; a given `_xEntitySource` must always match."""
         eid = rel.get(f"_{side}EntityId")
         if eid is not None:
             return graph.entities.get(str(eid))
-        scope = rel.get(f"_{side}EntityScope", job.scope)
-        ent = graph.entities.get(object_id(str(scope), str(rel[f"_{side}EntityKey"])))
-        if ent is None:
-            return None
+        key = str(rel[f"_{side}EntityKey"])
+        scope = rel.get(f"_{side}EntityScope")
         source = rel.get(f"_{side}EntitySource")
-        if source is not None and ent["_source"] != source:
+        reading = self.behaviour.cross_scope_reference
+        ent: JsonObj | None
+        if scope is None or scope == job.scope:
+            ent = graph.entities.get(object_id(job.scope, key))
+            if ent is None and scope is None and reading == "key":
+                ent = self._unique_by_key(job, graph, key)
+        else:
+            ent = graph.entities.get(object_id(str(scope), key))
+            if source is None and reading == "key_scope_source":
+                return None  # the guide: another scope's entity is named by _key, _scope and _source
+        if ent is not None and source is not None and ent["_source"] != source:
             return None
         return ent
+
+    @staticmethod
+    def _unique_by_key(job: SimJob, graph: AccountGraph, key: str) -> JsonObj | None:
+        """The one non-mapper entity of the account with this `_key`, if exactly one exists."""
+        hits = []
+        for eid in graph.entity_ids_with("_key", key):
+            job.visited += 1
+            if graph.entities[eid]["_source"] != MAPPER_SOURCE:
+                hits.append(graph.entities[eid])
+        return hits[0] if len(hits) == 1 else None
 
     def _write_relationship(self, job: SimJob, graph: AccountGraph, props: JsonObj, mapped: bool) -> str:
         rid = object_id(job.scope, props["_key"])
         existing = graph.relationships.get(rid)
+        job.visited += 1
         prefix = "numMappedRelationships" if mapped else "numRelationships"
         if existing is not None and _user_props(existing) == props:
             return rid
         stored = self._stamp(dict(props), job.account_id, job.scope, job.source, existing)
         stored["_id"] = rid
-        graph.relationships[rid] = stored
+        graph.put_relationship(stored)
         job.counters[f"{prefix}Updated" if existing else f"{prefix}Created"] += 1
         return rid
 
@@ -414,21 +491,17 @@ class J1SimState:
     def _map_candidates(
         job: SimJob, graph: AccountGraph, keys: tuple[str, ...], target: Mapping[str, Any]
     ) -> list[JsonObj]:
-        """Entities whose first non-class filter value equals the target's (an index built once)."""
+        """Entities that may match a filter group, from the account's property index (no scan)."""
         plain = [k for k in keys if k != "_class"]
-        if not plain:
-            return list(graph.entities.values())
-        lead = plain[0]
-        index = job.map_index.get((lead,))
-        if index is None:
-            index = {}
-            for entity in graph.entities.values():
-                value = entity.get(lead)
-                if isinstance(value, (str, int, float, bool)):
-                    index.setdefault((value,), []).append(entity)
-            job.map_index[(lead,)] = index
+        lead = plain[0] if plain else "_class"
         wanted = target.get(lead)
-        return list(index.get((wanted,), [])) if isinstance(wanted, (str, int, float, bool)) else []
+        if lead == "_class" and isinstance(wanted, list):
+            wanted = wanted[0] if wanted else None
+        if isinstance(wanted, list) or wanted is None:
+            return []
+        found = [graph.entities[eid] for eid in sorted(graph.entity_ids_with(lead, wanted))]
+        job.visited += len(found)
+        return found
 
     def _map_targets(
         self, job: SimJob, graph: AccountGraph, mapping: Mapping[str, Any]
@@ -460,11 +533,7 @@ class J1SimState:
         eid = object_id(MAPPER_SCOPE, str(key))
         stored = self._stamp(props, job.account_id, MAPPER_SCOPE, MAPPER_SOURCE, None)
         stored["_id"] = eid
-        graph.entities[eid] = stored
-        for (lead,), index in job.map_index.items():
-            value = stored.get(lead)
-            if isinstance(value, (str, int, float, bool)):
-                index.setdefault((value,), []).append(stored)
+        graph.put_entity(stored)
         return [stored]
 
     def _finalize_mapped(self, job: SimJob, graph: AccountGraph, rel: JsonObj, kept: set[str]) -> None:
@@ -490,6 +559,12 @@ class J1SimState:
             )
             kept.add(self._write_relationship(job, graph, props, mapped=True))
 
+    def _owns_relationship_set(self, job: SimJob) -> bool:
+        """DIFF always; CROSS_SCOPE under the "replace" reading of "a single sync job that owns them"."""
+        if job.sync_mode == "DIFF":
+            return True
+        return job.sync_mode == "CROSS_SCOPE" and self.behaviour.cross_scope_ownership == "replace"
+
     def finalize_relationships(self, job: SimJob) -> None:
         """Apply relationship uploads (explicit and mapped) and relationship deletes."""
         graph = self.graph(job.account_id)
@@ -514,31 +589,31 @@ class J1SimState:
                 }
             )
             self._write_relationship(job, graph, props, mapped=False)
-        if job.sync_mode == "DIFF":
-            for rid, rel in list(graph.relationships.items()):
-                if rel["_scope"] == job.scope and rid not in kept and rel["_type"] not in job.partial_types:
-                    del graph.relationships[rid]
-                    mapped = "_mapping" in rel
-                    job.counters[
-                        "numMappedRelationshipsDeleted" if mapped else "numRelationshipsDeleted"
-                    ] += 1
+        if self._owns_relationship_set(job):
+            in_scope = graph.relationship_ids_in_scope(job.scope)
+            job.visited += len(in_scope)
+            for rid in sorted(in_scope - kept):
+                if graph.relationships[rid]["_type"] not in job.partial_types:
+                    self._remove_relationship(job, graph, rid)
+        if self.behaviour.explicit_deletes != "apply":
+            return
         for ref in job.delete_relationships:
             found = self._resolve_delete(job, graph.relationships, ref)
             if found is None:
                 job.counters["numRelationshipDeleteErrors"] += 1
-                continue
-            rel = graph.relationships.pop(found)
-            job.counters[
-                "numMappedRelationshipsDeleted" if "_mapping" in rel else "numRelationshipsDeleted"
-            ] += 1
+            else:
+                self._remove_relationship(job, graph, found)
 
     # -- admin views --------------------------------------------------------------------------
-    def query_graph(self, scope: str | None, type_: str | None, account_id: str | None) -> JsonObj:
-        """Entities and relationships, optionally filtered by scope, `_type` and account."""
-
-        def keep(obj: Mapping[str, Any]) -> bool:
-            return (scope is None or obj["_scope"] == scope) and (type_ is None or obj["_type"] == type_)
-
+    def query_graph(
+        self,
+        scope: str | None,
+        type_: str | None,
+        account_id: str | None,
+        scope_prefix: str | None = None,
+    ) -> JsonObj:
+        """Entities and relationships, optionally filtered by scope (or scope prefix), `_type` and
+        account; scope filters read the scope indexes instead of the whole graph."""
         graphs: Iterable[AccountGraph] = (
             [self.graphs[account_id]]
             if account_id in self.graphs
@@ -549,8 +624,15 @@ class J1SimState:
         entities: list[JsonObj] = []
         relationships: list[JsonObj] = []
         for g in graphs:
-            entities.extend(e for e in g.entities.values() if keep(e))
-            relationships.extend(r for r in g.relationships.values() if keep(r))
+            if scope is not None or scope_prefix is not None:
+                scopes = [scope] if scope is not None else list(g.scopes_with_prefix(scope_prefix or ""))
+                if scope is not None and scope_prefix is not None and not scope.startswith(scope_prefix):
+                    scopes = []
+                found_e, found_r = g.in_scopes(scopes)
+            else:
+                found_e, found_r = list(g.entities.values()), list(g.relationships.values())
+            entities.extend(e for e in found_e if type_ is None or e["_type"] == type_)
+            relationships.extend(r for r in found_r if type_ is None or r["_type"] == type_)
         return {"entities": entities, "relationships": relationships}
 
     def jobs_view(self) -> list[JsonObj]:
@@ -571,6 +653,7 @@ class J1SimState:
                     "objects": dict(j.upload_objects),
                 },
                 "counters": dict(j.counters),
+                "visited": j.visited,
             }
             for j in self.jobs.values()
         ]
