@@ -36,7 +36,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     st = sub.add_parser("status", help="cursor age, last success per resource, outbox depth, last error")
     st.add_argument("--json", action="store_true")
-    sub.add_parser("check", help="config, token, one probe per permission, J1 auth")
+    check = sub.add_parser(
+        "check", help="config, token, one probe per permission, J1 auth, J1 behaviours (capability probe)"
+    )
+    check.add_argument(
+        "--no-j1-probe",
+        action="store_true",
+        help="skip the J1 capability probe (it runs a few jobs on throw-away scopes)",
+    )
     sub.add_parser("setup", help="permissions to grant, the admin-consent URL and the config to write")
     sub.add_parser("document", help="print the data model tables")
     sim = sub.add_parser("sim", help="run the Graph and J1 simulators", add_help=False)
@@ -127,7 +134,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if cmd == "check":
         from syncd.commands.check import check_command
 
-        return asyncio.run(check_command(settings))
+        return asyncio.run(check_command(settings, j1_probe=not args.no_j1_probe))
     if cmd == "subscriptions":
         from syncd.commands.subscriptions import subscriptions_command
 

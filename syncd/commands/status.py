@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from syncd.config import Settings
+from syncd.j1.capabilities import KV_KEY, Capabilities
+from syncd.j1.writer import LAYOUT_KEY, PENDING_LAYOUT_KEY
 from syncd.mirror import Mirror, MirrorError
 from syncd.mirror.mirror import DEFAULT_BUSY_TIMEOUT, _origin_status, describe_error
 
@@ -28,6 +30,7 @@ async def collect_status(mirror: Mirror) -> dict[str, Any]:
                 entry[f"{key}_age_s"] = round(now - value, 1)
     return {
         "origins": origins,
+        "j1": await mirror.read_with("reading the J1 state", j1_status),
         "outbox_depth": await mirror.outbox_depth(),
         "alert_outbox_depth": await mirror.alert_depth(),
         "subscriptions": [
@@ -39,6 +42,81 @@ async def collect_status(mirror: Mirror) -> dict[str, Any]:
             for s in await mirror.list_subscriptions()
         ],
     }
+
+
+def _kv(conn: sqlite3.Connection, key: str) -> Any:
+    row = conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def j1_status(conn: sqlite3.Connection, refused_shown: int = 20) -> dict[str, Any]:
+    """The J1 side: scope layout, proven behaviours, partitions failing or waiting for a DIFF,
+    objects J1 refused (set aside), jobs in flight."""
+    layout, pending = _kv(conn, LAYOUT_KEY), _kv(conn, PENDING_LAYOUT_KEY)
+    capabilities = Capabilities.from_json(_kv(conn, KV_KEY))
+    failing = [
+        {
+            "scope": scope,
+            "attempts": attempts,
+            "next_attempt_in_s": round(max(0.0, nxt - time.time()), 1),
+            "last_error": error,
+        }
+        for scope, attempts, nxt, error in conn.execute(
+            "SELECT scope, attempts, next_attempt, last_error FROM j1_partitions WHERE attempts > 0"
+            " ORDER BY next_attempt LIMIT 20"
+        )
+    ]
+    refused = [
+        {"kind": kind, "key": key, "type": type_, "scope": scope, "code": code, "message": message}
+        for kind, key, type_, scope, code, message in conn.execute(
+            "SELECT kind, key, type, scope, code, message FROM j1_refused ORDER BY since LIMIT ?",
+            (refused_shown,),
+        )
+    ]
+    return {
+        "layout": layout,
+        "layout_pending": pending,
+        "behaviours": {name: f.to_json() for name, f in capabilities.findings.items()},
+        "partitions_pending_diff": int(
+            conn.execute("SELECT count(*) FROM j1_partitions WHERE needs_diff = 1").fetchone()[0]
+        ),
+        "partitions_failing": failing,
+        "refused_count": int(conn.execute("SELECT count(*) FROM j1_refused").fetchone()[0]),
+        "refused": refused,
+        "jobs_in_flight": int(conn.execute("SELECT count(*) FROM j1_jobs").fetchone()[0]),
+    }
+
+
+def _print_j1(j1: dict[str, Any]) -> None:
+    layout = j1.get("layout_pending") or j1.get("layout")
+    if layout:
+        base = layout["base"]
+        note = (
+            " (being filled: the previous scopes are emptied once it is complete)"
+            if j1.get("layout_pending")
+            else ""
+        )
+        print(
+            f"J1 scopes: {base}-e{1 << layout['entity_bits']}-*, {base}-r{1 << layout['relationship_bits']}-*"
+            f" ({(1 << layout['entity_bits']) + (1 << layout['relationship_bits'])} partitions){note}"
+        )
+    else:
+        print("J1 scopes: none yet (the first full push sizes the partitions)")
+    proven = sorted(n for n, f in j1.get("behaviours", {}).items() if f.get("ok") is True)
+    print(f"J1 behaviours proven on this account: {', '.join(proven) or 'none (documented writes only)'}")
+    print(
+        f"J1 partitions waiting for a DIFF: {j1.get('partitions_pending_diff', 0)}"
+        f"   failing: {len(j1.get('partitions_failing', []))}   jobs in flight: {j1.get('jobs_in_flight', 0)}"
+    )
+    for p in j1.get("partitions_failing", []):
+        print(
+            f"  failing {p['scope']}: {p['attempts']} attempt(s), next in {p['next_attempt_in_s']}s:"
+            f" {p['last_error']}"
+        )
+    if j1.get("refused_count"):
+        print(f"J1 refused {j1['refused_count']} object(s), set aside until they change:")
+        for r in j1.get("refused", []):
+            print(f"  {r['kind']} {r['key']} ({r['type']}): {r['code'] or ''} {r['message']}")
 
 
 def _read_only_status(path: Path) -> dict[str, Any]:
@@ -63,6 +141,7 @@ def _read_only_status(path: Path) -> dict[str, Any]:
             ).fetchall()
             return {
                 "origins": origins,
+                "j1": j1_status(conn),
                 "outbox_depth": int(conn.execute("SELECT count(*) FROM outbox").fetchone()[0]),
                 "alert_outbox_depth": int(
                     conn.execute("SELECT count(*) FROM alerts WHERE delivered_at IS NULL").fetchone()[0]
@@ -115,6 +194,7 @@ async def status_command(settings: Settings, *, as_json: bool) -> int:
             f"{(f'{cursor_age:.0f}s' if cursor_age is not None else '-'):>12}  {note or ''}"
         )
     print(f"outbox depth: {data['outbox_depth']}   alert outbox depth: {data['alert_outbox_depth']}")
+    _print_j1(data["j1"])
     for s in data["subscriptions"]:
         print(f"subscription {s.get('resource')}: {s.get('id')} expires {s.get('expiration')}")
     return 0

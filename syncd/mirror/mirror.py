@@ -238,6 +238,10 @@ class Mirror:
 
         return await self._reader.run(task)
 
+    async def read_with(self, doing: str, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a read-only ``fn(connection)`` on the reader thread (status views)."""
+        return await self._read(doing, fn)
+
     # --- rounds ---------------------------------------------------------------------------------
 
     async def begin_round(self, origin: str, *, full: bool) -> RoundWriter:
