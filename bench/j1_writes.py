@@ -8,8 +8,9 @@ time through the simulator and each is pushed on its own; the figures are the J1
 change's jobs uploaded (entities, relationships, explicit deletes) and the jobs it took, per run.
 The bounds of issue #11: a property change ≤ 2 objects, a deletion or a relationship change ≤ 200.
 
-``--j1-permissive`` runs the J1 simulator with every undocumented behaviour on, probes it first
-(so syncd proves and uses the faster paths), and reports the same figures.
+syncd probes the J1 simulator first, as the daemon does at its first start. With the default
+(strictest) simulator only the documented cascade is proven; ``--j1-permissive`` turns every
+undocumented behaviour on, so syncd proves and uses the faster paths.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from syncd.j1.capabilities import KV_KEY  # noqa: E402
 from syncd.runtime import Runtime, open_runtime, probe_account  # noqa: E402
 from syncd.sim.generator import generate_tenant  # noqa: E402
 from syncd.sim.harness import SimHarness, start_harness  # noqa: E402
+from syncd.sim.j1.behaviour import J1Behaviour  # noqa: E402
 from syncd.sim.tenant import Tenant  # noqa: E402
 
 BOUNDS = {"property": 2, "create": 200, "delete": 200, "member added": 200, "member removed": 200}
@@ -99,18 +101,21 @@ class Changes:
 async def run(users: int, runs: int, permissive: bool) -> None:
     log.configure_logging("WARNING", "console")
     groups = max(10, users // 10)
-    tenant = generate_tenant(seed=11, users=users, groups=groups, devices=max(10, users // 5), with_intune=False)
-    options: dict[str, Any] = {"j1_behaviour": {"permissive": True}} if permissive else {}
+    tenant = generate_tenant(
+        seed=11, users=users, groups=groups, devices=max(10, users // 5), with_intune=False
+    )
+    behaviour = J1Behaviour.permissive().as_json() if permissive else {}
     with tempfile.TemporaryDirectory() as tmp:
-        h = await start_harness(tenant, Path(tmp), notifications=False, **options)
+        h = await start_harness(tenant, Path(tmp), notifications=False, j1_behaviour=behaviour)
         try:
             settings = h.settings({"sync": {"sources": ["users", "groups", "devices"]}})
             async with open_runtime(settings) as rt:
-                if permissive:
-                    caps = await probe_account(settings, rt.j1)
-                    await rt.mirror.set_value(KV_KEY, caps.to_json())
-                    await rt.engine.writer.reload_capabilities()
-                    print("proven:", sorted(n for n, f in caps.findings.items() if f.ok))
+                # what the daemon does once, at its first start
+                caps = await probe_account(settings, rt.j1)
+                await rt.mirror.set_value(KV_KEY, caps.to_json())
+                await rt.engine.writer.reload_capabilities()
+                proven = sorted(n for n, f in caps.findings.items() if f.ok)
+                print("J1 behaviours proven by the probe:", proven)
                 jobs0, req0 = len(h.sims.j1_state.jobs_view()), _requests(h)
                 started = time.monotonic()
                 report = await rt.engine.resync()

@@ -211,6 +211,14 @@ class J1Writer:
     def _proven(self, behaviour: Behaviour) -> bool:
         return self.strategy == "auto" and self.capabilities.proven(behaviour)
 
+    def _cascade(self) -> bool | None:
+        """What the probe found about J1 removing a deleted entity's relationships in other scopes
+        (None: unknown, or the documented-only strategy, which assumes nothing)."""
+        finding = self.capabilities.findings.get(Behaviour.CASCADE_DELETES)
+        if self.strategy != "auto" or finding is None:
+            return None
+        return finding.ok
+
     async def recover_jobs(self) -> int:
         """Abort jobs a crash left open; a job that finished unacknowledged makes its partition
         doubtful (re-sent by DIFF, counters not held against J1's unknown previous state)."""
@@ -459,7 +467,7 @@ class J1Writer:
             max_seq=snap.max_seq,
             scope=ref.scope,
             gen=state.gen if state is not None else 0,
-            cascade_proven=self._proven(Behaviour.CASCADE_DELETES),
+            cascade=self._cascade(),
         )
         report.partitions += 1
         if plan.mode is None:

@@ -102,9 +102,10 @@ class PartitionAck:
     """Keys J1 no longer holds (deleted by this job, or never had)."""
     settled: set[ObjectId] | None = None
     """Outbox rows to drop; None: every row of the partition up to ``max_seq`` (a DIFF)."""
-    cascade_proven: bool = False
-    """J1 deletes an entity's relationships in other scopes with it (probed): otherwise they are
-    marked unknown and re-sent so their own partition's DIFF removes them."""
+    cascade: bool | None = None
+    """Whether J1 deletes an entity's relationships in other scopes with it (the probe's finding):
+    True, they are gone; False, they dangle in J1 and are queued to be deleted; None (unknown), they
+    are marked unknown and queued, so their partition's DIFF settles them."""
 
 
 def _rows(conn: sqlite3.Connection, sql: str, params: Iterable[Any]) -> list[tuple[Any, ...]]:
@@ -219,7 +220,7 @@ def ack_partition(conn: sqlite3.Connection, ack: PartitionAck, now: float | None
         newly_present = _record_sent(conn, ack, now)
         removed_entities = _record_absent(conn, ack)
         if removed_entities:
-            _after_entity_removal(conn, removed_entities, ack.cascade_proven)
+            _after_entity_removal(conn, removed_entities, ack.cascade)
         if ack.settled is None:
             conn.execute(
                 "DELETE FROM outbox WHERE part = ? AND khash BETWEEN ? AND ? AND seq <= ?",
@@ -320,17 +321,16 @@ def _record_absent(conn: sqlite3.Connection, ack: PartitionAck) -> list[str]:
     return removed
 
 
-def _after_entity_removal(conn: sqlite3.Connection, keys: list[str], cascade_proven: bool) -> None:
-    """J1 deleted these entities. Their explicit relationships live in other partitions: with the
-    cascade proven J1 removed them too; otherwise they may dangle there, so they are marked
-    unknown and queued so their partition's next DIFF removes them."""
+def _after_entity_removal(conn: sqlite3.Connection, keys: list[str], cascade: bool | None) -> None:
+    """J1 deleted these entities; their explicit relationships live in other partitions (see
+    ``PartitionAck.cascade``)."""
     attached = (
         "SELECT key FROM relationships WHERE to_key IS NOT NULL AND from_key IN (SELECT value FROM"
         " json_each(:keys)) UNION SELECT key FROM relationships WHERE to_key IN (SELECT value FROM"
         " json_each(:keys))"
     )
     params = {"keys": json_list(keys), "unknown": UNKNOWN_HASH}
-    if cascade_proven:
+    if cascade is True:
         conn.execute(
             f"UPDATE relationships SET pushed_hash = NULL WHERE key IN ({attached})"
             " AND pushed_hash IS NOT NULL",
@@ -338,14 +338,15 @@ def _after_entity_removal(conn: sqlite3.Connection, keys: list[str], cascade_pro
         )
         conn.execute(f"DELETE FROM relationships WHERE key IN ({attached}) AND deleted = 1", params)
         return
-    conn.execute(
-        f"UPDATE relationships SET pushed_hash = :unknown WHERE key IN ({attached})"
-        " AND pushed_hash IS NOT NULL",
-        params,
-    )
+    if cascade is None:
+        conn.execute(
+            f"UPDATE relationships SET pushed_hash = :unknown WHERE key IN ({attached})"
+            " AND pushed_hash IS NOT NULL",
+            params,
+        )
     conn.execute(
         "INSERT INTO outbox (kind, key, part, khash) SELECT 'relationship', r.key, 'r', r.khash"
-        f" FROM relationships r WHERE r.key IN ({attached}) AND r.pushed_hash = :unknown"
+        f" FROM relationships r WHERE r.key IN ({attached}) AND r.pushed_hash IS NOT NULL"
         " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.kind = 'relationship' AND o.key = r.key)",
         params,
     )

@@ -57,4 +57,5 @@ def test_more_writes_than_sent_is_a_mismatch_and_ranges_allow_doubt() -> None:
 
 
 def test_counters_j1_does_not_report_are_not_held_against_it() -> None:
-    assert verify_job({"id": "j", "status": "FINISHED"}, Expectation(entities_sent=1, entities_deleted=(1, 1))) == []
+    expected = Expectation(entities_sent=1, entities_deleted=(1, 1))
+    assert verify_job({"id": "j", "status": "FINISHED"}, expected) == []

@@ -86,7 +86,7 @@ async def plan_push(
     m: Mirror,
     *,
     caps: Capabilities | None = None,
-    cascade: bool = True,
+    cascade: bool | None = True,
     partial: tuple[str, ...] = (),
     kinds: tuple[PartKind, ...] = ("e", "r"),
 ) -> Push:
@@ -113,7 +113,7 @@ async def plan_push(
                 sent=plan.sent,
                 absent=plan.absent,
                 settled=plan.settled,
-                cascade_proven=cascade,
+                cascade=cascade,
             )
         )
     return push
@@ -125,7 +125,11 @@ async def ack_push(m: Mirror, push: Push) -> None:
 
 
 async def push_all(
-    m: Mirror, *, caps: Capabilities | None = None, cascade: bool = True, partial: tuple[str, ...] = ()
+    m: Mirror,
+    *,
+    caps: Capabilities | None = None,
+    cascade: bool | None = True,
+    partial: tuple[str, ...] = (),
 ) -> Push:
     """Entity partition, then relationship partition (its relationships may have waited for the
     entities), each acknowledged as a J1 that did exactly what was sent."""

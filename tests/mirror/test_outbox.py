@@ -120,17 +120,17 @@ async def test_deleted_endpoint_with_proven_cascade_needs_no_relationship_job(mi
     assert await mirror.outbox_depth() == 0
 
 
-async def test_deleted_endpoint_without_proven_cascade_is_settled_by_its_partition(mirror: Mirror) -> None:
+async def test_deleted_endpoint_with_unknown_cascade_is_settled_by_its_partition(mirror: Mirror) -> None:
     key = rel(G1, U1)["_key"]
     await put(mirror, "users", U1, [ent(U1)])
     await put(mirror, "groups", G1, [ent(G1, GROUP)], [rel(G1, U1)])
     await push_all(mirror)
     await remove(mirror, "users", U1)
-    entity_push = await plan_push(mirror, cascade=False, kinds=("e",))
+    entity_push = await plan_push(mirror, cascade=None, kinds=("e",))
     await ack_push(mirror, entity_push)
     row = await mirror.get_relationship_row(key)
     assert row is not None and row.pushed_hash == UNKNOWN_HASH  # J1 may still hold it, dangling
-    relationship_push = await plan_push(mirror, cascade=False, kinds=("r",))
+    relationship_push = await plan_push(mirror, cascade=None, kinds=("r",))
     plan = relationship_push.plans[0]
     assert plan.mode == "DIFF" and ("relationship", key) in plan.absent
     assert plan.expectation.relationships_deleted == (0, 1)  # gone already or deleted now: both fine
@@ -138,6 +138,25 @@ async def test_deleted_endpoint_without_proven_cascade_is_settled_by_its_partiti
     row = await mirror.get_relationship_row(key)
     assert row is not None and row.pushed_hash is None
     assert await mirror.outbox_depth() == 0
+
+
+async def test_deleted_endpoint_without_cascade_deletes_its_dangling_relationship(mirror: Mirror) -> None:
+    key = rel(G1, U1)["_key"]
+    await put(mirror, "users", U1, [ent(U1)])
+    await put(mirror, "groups", G1, [ent(G1, GROUP)], [rel(G1, U1)])
+    await push_all(mirror)
+    await remove(mirror, "users", U1)
+    await ack_push(mirror, await plan_push(mirror, cascade=False, kinds=("e",)))
+    row = await mirror.get_relationship_row(key)
+    assert row is not None and row.pushed_hash == row.hash  # J1 keeps it, for sure: delete it
+    caps = Capabilities(
+        {Behaviour.CROSS_SCOPE_ADDITIVE: Finding(True, ""), Behaviour.CROSS_SCOPE_DELETES: Finding(True, "")}
+    )
+    plan = (await plan_push(mirror, caps=caps, cascade=False, kinds=("r",))).plans[0]
+    assert plan.mode == "CROSS_SCOPE" and plan.delete_relationships == [{"_key": key}]
+    assert plan.expectation.relationships_deleted == (1, 1)
+    documented = (await plan_push(mirror, cascade=False, kinds=("r",))).plans[0]
+    assert documented.mode == "DIFF" and documented.expectation.relationships_deleted == (1, 1)
 
 
 async def test_relationship_waits_for_its_endpoint_to_be_in_j1(mirror: Mirror) -> None:
