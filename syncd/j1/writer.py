@@ -137,9 +137,9 @@ def _ref(partition: Partition, base: str) -> PartitionRef:
     return PartitionRef(partition.scope(base), partition.kind, partition.bits, partition.bucket)
 
 
-def _backoff(attempts: int, cap: float) -> float:
+def _backoff(attempts: int, cap: float, base: float = RETRY_BASE) -> float:
     """Exponential back-off with jitter in [50 %, 100 %] of the capped step."""
-    step: float = min(cap, RETRY_BASE * 2 ** max(attempts - 1, 0))
+    step: float = min(cap, base * 2 ** max(attempts - 1, 0))
     return step * random.uniform(0.5, 1.0)
 
 
@@ -169,6 +169,8 @@ class J1Writer:
         self.on_job = on_job or (lambda mode, status: None)
         self.alert_sink = alert_sink
         self.capabilities = Capabilities()
+        self.retry_base = RETRY_BASE
+        """First back-off step of a failing partition (doubles per attempt)."""
         self.mismatches: list[Mismatch] = []
         self._started = False
         self._unavailable_until = 0.0
@@ -345,6 +347,8 @@ class J1Writer:
         """Reconcile everything: a DIFF of every partition (deletions included). A tenant that
         outgrew its partitions gets a larger layout, filled before the old one is emptied."""
         await self.start()
+        if await self.mirror.clear_refused():
+            log.info("full push: objects J1 refused earlier are tried again")
         layout = await self._active_layout()
         if await self.pending_layout() is None:
             grown = layout.grown(
@@ -608,11 +612,13 @@ class J1Writer:
         report.failed_partitions += 1
         if transient:
             self._unavailable_attempts += 1
-            self._unavailable_until = time.time() + _backoff(self._unavailable_attempts, UNAVAILABLE_CAP)
+            self._unavailable_until = time.time() + _backoff(
+                self._unavailable_attempts, UNAVAILABLE_CAP, self.retry_base
+            )
             self._unavailable_error = error
             delay = self._unavailable_until - time.time()
         else:
-            delay = _backoff(attempts, PARTITION_RETRY_CAP)
+            delay = _backoff(attempts, PARTITION_RETRY_CAP, self.retry_base)
         needs_diff = plan.mode == "DIFF" or bool(plan.behaviours)
         if plan.behaviours and not transient:
             await self._revoke(plan.behaviours, f"job on {ref.scope} failed: {error}")
@@ -655,7 +661,7 @@ class J1Writer:
         if plan.behaviours:
             await self._revoke(plan.behaviours, f"contradicted by job {job_id} on {ref.scope}: {problems}")
         attempts = (state.attempts if state is not None else 0) + 1
-        delay = _backoff(attempts, PARTITION_RETRY_CAP)
+        delay = _backoff(attempts, PARTITION_RETRY_CAP, self.retry_base)
         await self.mirror.record_partition_failure(
             ref,
             attempts=attempts,

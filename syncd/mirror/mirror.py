@@ -349,6 +349,9 @@ class Mirror:
     async def refused_objects(self, limit: int = 100) -> list[pstate.RefusedObject]:
         return await self._read("reading refused objects", lambda c: pstate.refused(c, limit))
 
+    async def clear_refused(self) -> int:
+        return await self._write("clearing refused objects", pstate.clear_refused)
+
     async def refused_count(self) -> int:
         return await self._read("counting refused objects", pstate.refused_count)
 

@@ -217,5 +217,11 @@ def refused(conn: sqlite3.Connection, limit: int = 100) -> list[RefusedObject]:
     ]
 
 
+def clear_refused(conn: sqlite3.Connection) -> int:
+    """Forget every refusal (a full resync tries the objects again)."""
+    with transaction(conn):
+        return conn.execute("DELETE FROM j1_refused").rowcount
+
+
 def refused_count(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT count(*) FROM j1_refused").fetchone()[0])
