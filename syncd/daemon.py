@@ -560,6 +560,8 @@ class Daemon:
             text += f"; mirror unreadable ({type(exc).__name__})"
         if self.state.last_push_error:
             text += "; J1 push failing"
+        if self.rt.engine.writer.health_problems():
+            text += "; a J1 job did not do what was sent (see /healthz)"
         sdnotify.status(text)
 
 

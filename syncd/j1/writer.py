@@ -291,17 +291,23 @@ class J1Writer:
         )
 
     async def _begin_layout(self, layout: Layout, *, retiring: Layout | None) -> Layout:
-        """Start filling ``layout`` (every partition flagged); ``retiring`` is emptied once it is full."""
+        """Start filling ``layout`` (every partition flagged); ``retiring`` is emptied once it is full.
+
+        Recorded in one transaction: a crash never leaves a pending layout whose partitions are
+        not all flagged (which would let the old scopes be emptied before the new ones are full)."""
         if retiring is not None:
-            await self.mirror.set_value(RETIRING_LAYOUT_KEY, retiring.to_json())
             log.info(
                 "j1 layout change: filling the new scopes before emptying the old ones",
                 new_partitions=layout.partition_count(),
                 old_scopes=retiring.partition_count(),
             )
-        await self.mirror.set_value(PENDING_LAYOUT_KEY, layout.to_json())
-        await self.mirror.mark_partitions(
-            [_ref(p, layout.base) for p in layout.partitions()], needs_diff=True, uncertain=True
+        await self.mirror.set_values(
+            {
+                PENDING_LAYOUT_KEY: layout.to_json(),
+                RETIRING_LAYOUT_KEY: retiring.to_json() if retiring is not None else None,
+            },
+            flag=[_ref(p, layout.base) for p in layout.partitions()],
+            uncertain=True,
         )
         return layout
 
@@ -319,9 +325,9 @@ class J1Writer:
             for scope in retiring.scopes():
                 if scope not in scopes:
                     await self._empty_scope(scope)
-        await self.mirror.set_value(LAYOUT_KEY, layout.to_json())
-        await self.mirror.delete_value(PENDING_LAYOUT_KEY)
-        await self.mirror.delete_value(RETIRING_LAYOUT_KEY)
+        await self.mirror.set_values(
+            {LAYOUT_KEY: layout.to_json(), PENDING_LAYOUT_KEY: None, RETIRING_LAYOUT_KEY: None}
+        )
         await self.mirror.forget_other_partition_scopes(sorted(scopes))
         log.info("j1 layout in place", partitions=layout.partition_count(), base=layout.base)
 

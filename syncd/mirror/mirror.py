@@ -569,6 +569,28 @@ class Mirror:
 
         await self._write("deleting a value", work)
 
+    async def set_values(
+        self, values: dict[str, Any], *, flag: Sequence[pstate.PartitionRef] = (), uncertain: bool = False
+    ) -> None:
+        """Store (or, for None, delete) several key/value entries and flag ``flag`` partitions for a
+        DIFF, all in one transaction: a J1 layout change is recorded whole or not at all."""
+        now = time.time()
+
+        def work(conn: sqlite3.Connection) -> None:
+            with transaction(conn):
+                for key, value in values.items():
+                    if value is None:
+                        conn.execute("DELETE FROM kv WHERE key = ?", (key,))
+                    else:
+                        conn.execute(
+                            "INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key)"
+                            " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                            (key, json.dumps(value, sort_keys=True), now),
+                        )
+                pstate.mark_in_transaction(conn, flag, needs_diff=True, uncertain=uncertain)
+
+        await self._write("saving values", work)
+
     # --- read helpers (tests, status) --------------------------------------------------------------------
 
     async def get_entity(self, key: str) -> dict[str, Any] | None:

@@ -77,17 +77,23 @@ def mark(
     conn: sqlite3.Connection, parts: Iterable[PartitionRef], *, needs_diff: bool, uncertain: bool
 ) -> int:
     """Flag partitions (a full resync, a verification mismatch, a crash-left job); returns rows."""
+    with transaction(conn):
+        return mark_in_transaction(conn, parts, needs_diff=needs_diff, uncertain=uncertain)
+
+
+def mark_in_transaction(
+    conn: sqlite3.Connection, parts: Iterable[PartitionRef], *, needs_diff: bool, uncertain: bool
+) -> int:
     now = time.time()
     rows = [(p.scope, p.kind, p.bits, p.bucket, int(needs_diff), int(uncertain), now) for p in parts]
-    with transaction(conn):
-        conn.executemany(
-            "INSERT INTO j1_partitions (scope, kind, bits, bucket, needs_diff, uncertain, gen, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, 1, ?) ON CONFLICT(scope) DO UPDATE SET"
-            " needs_diff = max(needs_diff, excluded.needs_diff),"
-            " uncertain = max(uncertain, excluded.uncertain),"
-            " gen = gen + 1, updated_at = excluded.updated_at",
-            rows,
-        )
+    conn.executemany(
+        "INSERT INTO j1_partitions (scope, kind, bits, bucket, needs_diff, uncertain, gen, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, 1, ?) ON CONFLICT(scope) DO UPDATE SET"
+        " needs_diff = max(needs_diff, excluded.needs_diff),"
+        " uncertain = max(uncertain, excluded.uncertain),"
+        " gen = gen + 1, updated_at = excluded.updated_at",
+        rows,
+    )
     return len(rows)
 
 
