@@ -31,6 +31,7 @@ from syncd.j1.client import SyncApiClient
 from syncd.mirror import Mirror
 from syncd.mirror.types import OutboxBatch
 from syncd.model.convert.directory import is_person_mapping_key
+from syncd.pausepoints import pause_point
 
 log = structlog.get_logger(__name__)
 
@@ -101,6 +102,7 @@ class J1Writer:
         uploaded: dict[str, int] = {}
         job_id = await self._create("DIFF", self.scope)
         try:
+            await pause_point("j1.upload")
             async for entities, relationships in self.mirror.iter_desired_graph(FULL_CHUNK):
                 await self.client.upload(job_id, entities=entities, relationships=relationships)
                 _add_types(uploaded, entities)
@@ -109,10 +111,12 @@ class J1Writer:
                 report.entity_upserts += len(entities)
                 report.relationship_upserts += len(relationships) - mapped
                 report.mapped_relationships += mapped
+            await pause_point("j1.finalize")
             await self._finish(job_id, "DIFF", partial=sorted(set(self.partial_types())))
         except BaseException as exc:
             await self._failed(job_id, "DIFF", exc)
             raise
+        await pause_point("j1.ack")
         _count_types(uploaded, "full")
         report.jobs = 1
         await self.mirror.mark_all_pushed(max_seq)
@@ -136,6 +140,7 @@ class J1Writer:
                 break
             if batch.has_writes:
                 await self._push_batch(batch, report)
+            await pause_point("j1.ack")
             await self.mirror.ack_outbox(batch)
         if await self.mirror.get_value(MAPPING_DIRTY) is not None and (
             force_mapping or time.monotonic() - self._last_full_push >= self.mapping_interval
@@ -223,6 +228,7 @@ class J1Writer:
     ) -> None:
         job_id = await self._create(mode, self.scope)
         try:
+            await pause_point("j1.upload")
             await self.client.upload(
                 job_id,
                 entities=entities,
@@ -230,6 +236,7 @@ class J1Writer:
                 delete_entities=delete_entities,
                 delete_relationships=delete_relationships,
             )
+            await pause_point("j1.finalize")
             await self._finish(job_id, mode)
         except BaseException as exc:
             await self._failed(job_id, mode, exc)
