@@ -11,6 +11,7 @@ import pytest
 from syncd.config import ConfigError, Secret, load_settings
 
 SECRET = "s3cr3t-VALUE-never-shown"
+STATE = "state-123-4567890-abcdefghij-klmnopq"  # 36 characters: over the 32 minimum
 BASE = {
     "SYNCD_GRAPH_TENANT_ID": "11111111-2222-3333-4444-555555555555",
     "SYNCD_GRAPH_CLIENT_ID": "app",
@@ -111,14 +112,14 @@ def test_credentials_directory_supplies_secrets(tmp_path: Path) -> None:
     creds.mkdir()
     (creds / "client_secret").write_text(SECRET + "\n")
     (creds / "j1_api_key").write_text("j1key")
-    (creds / "client_state").write_text("state-123")
+    (creds / "client_state").write_text(STATE)
     env = {k: v for k, v in BASE.items() if "SECRET" not in k and "API_KEY" not in k}
     env["CREDENTIALS_DIRECTORY"] = str(creds)
     s = load_settings(None, environ=env)
     assert s.graph.client_secret is not None and s.graph.client_secret.get() == SECRET
     assert s.j1.api_key is not None and s.j1.api_key.get() == "j1key"
-    assert s.webhook.client_state is not None and s.webhook.client_state.get() == "state-123"
-    assert sorted(s.secrets()) == sorted([SECRET, "j1key", "state-123"])
+    assert s.webhook.client_state is not None and s.webhook.client_state.get() == STATE
+    assert sorted(s.secrets()) == sorted([SECRET, "j1key", STATE])
 
 
 def test_state_directory_from_systemd(tmp_path: Path) -> None:

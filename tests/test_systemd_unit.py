@@ -151,7 +151,8 @@ def test_example_config_loads_without_secrets() -> None:
     settings = load_settings(EXAMPLE, environ={}, require_credentials=False)
     assert settings.j1.incremental_mode == "patch"
     assert settings.webhook.listen == "127.0.0.1:8080"
-    assert settings.state.dir == "state"  # empty in the example: falls back to $STATE_DIRECTORY
+    # empty in the example and no $STATE_DIRECTORY: ./state, and syncd knows it was not given
+    assert settings.state_dir == Path("state") and not settings.state_dir_given
 
 
 def test_example_config_state_dir_comes_from_systemd() -> None:
