@@ -12,106 +12,18 @@ are reported alongside.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import json
-import os
-import sys
-import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
-from syncd import metrics
-from syncd.listener import Listener, ListenerLimits
-from syncd.webhook import WebhookHooks, create_webhook_app
+from syncd.listener import ListenerLimits
+from tests.e2e.flood_helpers import LoopProbe, attack, closed_total, serving
 
-ROOT = Path(__file__).resolve().parents[2]
-CLIENT_STATE = "flood-test-client-state-0123456789abcdef"
-TENANT = "11111111-2222-3333-4444-555555555555"
 MAX_LOOP_CPU_MS = 8.0
 """The bound on loop-thread CPU between two probe wake-ups: a few ms (the webhook decodes and sorts
-one body per loop iteration; one body at the size and structure limits costs ~3 ms here)."""
-
-
-@dataclass
-class LoopProbe:
-    """Max loop-thread CPU time and wall time between consecutive wake-ups of a 1 ms ticker."""
-
-    cpu_gaps: list[float] = field(default_factory=list)
-    wall_gaps: list[float] = field(default_factory=list)
-
-    async def run(self) -> None:
-        wall, cpu = time.perf_counter(), time.thread_time()
-        while True:
-            await asyncio.sleep(0.001)
-            now_wall, now_cpu = time.perf_counter(), time.thread_time()
-            self.wall_gaps.append(now_wall - wall)
-            self.cpu_gaps.append(now_cpu - cpu)
-            wall, cpu = now_wall, now_cpu
-
-    def summary(self) -> dict[str, float]:
-        cpu = sorted(self.cpu_gaps)
-        wall = sorted(self.wall_gaps)
-        return {
-            "ticks": len(cpu),
-            "cpu_max_ms": round(cpu[-1] * 1000, 2),
-            "cpu_p999_ms": round(cpu[int(len(cpu) * 0.999)] * 1000, 2),
-            "wall_max_ms": round(wall[-1] * 1000, 2),
-            "wall_p99_ms": round(wall[int(len(wall) * 0.99)] * 1000, 2),
-        }
-
-
-@contextlib.asynccontextmanager
-async def _listener(limits: ListenerLimits, max_body: int, woken: list[str]) -> AsyncIterator[Listener]:
-    async def wake(origin: str) -> None:
-        woken.append(origin)
-
-    async def lifecycle(sub: str, event: str) -> None:
-        raise AssertionError("no lifecycle event is valid here")
-
-    app = create_webhook_app(
-        WebhookHooks(wake=wake, lifecycle=lifecycle),
-        client_state=CLIENT_STATE,
-        tenant_id=TENANT,
-        max_body_bytes=max_body,
-        read_timeout=limits.read_timeout,
-    )
-    listener = await Listener.start(app, "127.0.0.1", 0, name="webhook", limits=limits)
-    try:
-        yield listener
-    finally:
-        await listener.stop()
-
-
-def _closed(reason: str) -> float:
-    value = metrics.REGISTRY.get_sample_value(
-        "syncd_listener_closed_total", {"listener": "webhook", "reason": reason}
-    )
-    return value or 0.0
-
-
-async def _attack(port: int, **options: Any) -> dict[str, Any]:
-    args = [f"--{k.replace('_', '-')}={v}" for k, v in options.items()]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tests.e2e.webhook_attack",
-        f"--port={port}",
-        f"--client-state={CLIENT_STATE}",
-        f"--tenant={TENANT}",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode == 0
-    return dict(json.loads(out))
+one body per loop iteration; one body at the size and structure limits costs ~1.5 ms here)."""
 
 
 async def _flood_and_slow_clients(
@@ -126,12 +38,12 @@ async def _flood_and_slow_clients(
     gc.collect()
     gc.freeze()  # the test process's own heap (pytest, hypothesis...) is not the daemon's
     try:
-        async with _listener(limits, max_body, woken) as listener:
-            timeouts_before = _closed("read_timeout")
+        async with serving(limits, max_body, woken) as listener:
+            timeouts_before = closed_total("read_timeout")
             ticker = asyncio.create_task(probe.run())
             try:
                 with capture_logs() as logs:
-                    report = await _attack(
+                    report = await attack(
                         listener.port,
                         workers=workers,
                         rounds=rounds,
@@ -168,7 +80,7 @@ async def _flood_and_slow_clients(
                 c is not None and 0.8 * read_timeout - 0.3 <= c <= read_timeout + 0.5 for c in heads
             ), heads
             assert all(c is not None and c <= read_timeout + 1.8 for c in bodies), bodies
-            assert _closed("read_timeout") - timeouts_before == len(heads)
+            assert closed_total("read_timeout") - timeouts_before == len(heads)
             # one summary line per request, never one per item
             assert len(logs) <= workers * rounds + len(legit) + slow, len(logs)
             assert listener.guard.open <= limits.max_connections
@@ -189,8 +101,8 @@ async def test_heavy_flood_and_slow_clients_keep_the_loop_responsive() -> None:
 
 async def test_connections_beyond_the_cap_are_closed_at_once() -> None:
     limits = ListenerLimits(read_timeout=5.0, keepalive_timeout=5.0, max_connections=8)
-    async with _listener(limits, 65_536, []) as listener:
-        refused_before = _closed("connection_limit")
+    async with serving(limits, 65_536, []) as listener:
+        refused_before = closed_total("connection_limit")
         conns = [await asyncio.open_connection("127.0.0.1", listener.port) for _ in range(20)]
         try:
 
@@ -203,7 +115,7 @@ async def test_connections_beyond_the_cap_are_closed_at_once() -> None:
             ended = await asyncio.gather(*(eof(r) for r, _ in conns))
             assert sum(ended) == 12, ended  # the first 8 are held (until read_timeout), the rest dropped
             assert not any(ended[:8])
-            assert _closed("connection_limit") - refused_before == 12
+            assert closed_total("connection_limit") - refused_before == 12
             assert listener.guard.open == 8
         finally:
             for _, w in conns:
