@@ -10,7 +10,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,25 +26,55 @@ TENANT = "11111111-2222-3333-4444-555555555555"
 
 @dataclass
 class LoopProbe:
-    """Max loop-thread CPU time and wall time between consecutive wake-ups of a 1 ms ticker."""
+    """How long the event loop was held, two ways.
+
+    * A 1 ms ticker: loop-thread CPU time and wall time between two of its wake-ups (a gap can
+      span two loop iterations; wall time also counts the OS running other processes).
+    * Each loop iteration's busy stretch: loop-thread CPU time from the selector's return to its
+      next call, the time during which no callback, timer or I/O could be served at all.
+    CPU time (``time.thread_time``) is what the loop spent, whatever the machine's load.
+    """
 
     cpu_gaps: list[float] = field(default_factory=list)
     wall_gaps: list[float] = field(default_factory=list)
+    busy: list[float] = field(default_factory=list)
 
     async def run(self) -> None:
-        wall, cpu = time.perf_counter(), time.thread_time()
-        while True:
-            await asyncio.sleep(0.001)
-            now_wall, now_cpu = time.perf_counter(), time.thread_time()
-            self.wall_gaps.append(now_wall - wall)
-            self.cpu_gaps.append(now_cpu - cpu)
-            wall, cpu = now_wall, now_cpu
+        restore = self._watch_iterations(asyncio.get_running_loop())
+        try:
+            wall, cpu = time.perf_counter(), time.thread_time()
+            while True:
+                await asyncio.sleep(0.001)
+                now_wall, now_cpu = time.perf_counter(), time.thread_time()
+                self.wall_gaps.append(now_wall - wall)
+                self.cpu_gaps.append(now_cpu - cpu)
+                wall, cpu = now_wall, now_cpu
+        finally:
+            restore()
+
+    def _watch_iterations(self, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
+        selector = loop._selector  # type: ignore[attr-defined]  # a SelectorEventLoop's
+        original = selector.select
+        returned: list[float] = []
+
+        def select(timeout: float | None = None) -> Any:
+            if returned:
+                self.busy.append(time.thread_time() - returned[-1])
+            try:
+                return original(timeout)
+            finally:
+                returned[:] = [time.thread_time()]
+
+        selector.select = select
+        return lambda: delattr(selector, "select")
 
     def summary(self) -> dict[str, float]:
-        cpu = sorted(self.cpu_gaps)
-        wall = sorted(self.wall_gaps)
+        cpu, wall, busy = sorted(self.cpu_gaps), sorted(self.wall_gaps), sorted(self.busy)
         return {
             "ticks": len(cpu),
+            "iterations": len(busy),
+            "iteration_max_ms": round(busy[-1] * 1000, 2),
+            "iteration_p999_ms": round(busy[int(len(busy) * 0.999)] * 1000, 2),
             "cpu_max_ms": round(cpu[-1] * 1000, 2),
             "cpu_p999_ms": round(cpu[int(len(cpu) * 0.999)] * 1000, 2),
             "wall_max_ms": round(wall[-1] * 1000, 2),

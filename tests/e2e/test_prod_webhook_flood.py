@@ -1,12 +1,11 @@
 """Hostile traffic cannot freeze the daemon: the event loop stays responsive under a flood of
-costly notification bodies and hundreds of slow clients, and slow clients are let go.
+costly notification bodies and slow clients, and slow clients are let go.
 
 The notification listener (the daemon's own `Listener` + webhook app) runs on this test's event
-loop next to a probe task that wakes every millisecond; the attack runs in a separate process
-(tests/e2e/webhook_attack.py). The probe records, between two of its wake-ups, how much CPU the
-loop thread spent: that is the longest stretch during which nothing else could run, whatever the
-machine's load (a preempted process loses wall time, not thread CPU time). The wall-clock gaps
-are reported alongside.
+loop; the attack runs in a separate process (tests/e2e/webhook_attack.py). The loop is measured
+in loop-thread CPU time, which the machine's load does not inflate (tests/e2e/flood_helpers.py,
+`LoopProbe`): every iteration's busy stretch (selector return to next select: nothing else could
+run meanwhile), and the gap between the wake-ups of a 1 ms ticker. Wall-clock gaps are reported.
 """
 
 from __future__ import annotations
@@ -22,8 +21,8 @@ from syncd.listener import ListenerLimits
 from tests.e2e.flood_helpers import LoopProbe, attack, closed_total, serving
 
 MAX_LOOP_CPU_MS = 8.0
-"""The bound on loop-thread CPU between two probe wake-ups: a few ms (the webhook decodes and sorts
-one body per loop iteration; one body at the size and structure limits costs ~1.5 ms here)."""
+"""A few ms: the webhook decodes or sorts one body per loop iteration, and one body at the size
+and structure limits costs ~1.5 ms of CPU here."""
 
 
 async def _flood_and_slow_clients(
@@ -59,7 +58,8 @@ async def _flood_and_slow_clients(
             # the loop was never held for more than a few ms, whatever came in; hundreds of
             # connections opened at the same instant add asyncio's own cost per connection event
             assert loop["ticks"] > 1000, loop
-            assert loop["cpu_max_ms"] <= MAX_LOOP_CPU_MS + burst_allowance_ms, loop
+            assert loop["iteration_max_ms"] <= MAX_LOOP_CPU_MS + burst_allowance_ms, loop
+            assert loop["cpu_p999_ms"] <= MAX_LOOP_CPU_MS + burst_allowance_ms, loop
 
             # every hostile body got a 4xx (or was cut off), none woke anything
             for outcome in report["flood"]:
