@@ -85,7 +85,6 @@ class Engine:
                 # A failed round commits nothing: its types keep their last state and are partial.
                 await self._failed(origin, started, exc, partial=True)
                 raise
-            await pause_point("engine.committed")
             if report.kind == "skipped":
                 # Not an error loop: the origin is off (e.g. no Intune); its types stay partial.
                 reason = report.skip_reason or "skipped"
@@ -93,6 +92,7 @@ class Engine:
                 self.last_success[origin] = time.time()
                 await self.mirror.set_origin_flag(origin, True, reason, disabled=True)
                 return report
+            await pause_point("engine.committed")
             self.partial.pop(origin, None)
             self.last_success[origin] = time.time()
             self.last_error.pop(origin, None)

@@ -17,13 +17,10 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from syncd import metrics
-
-log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,6 +50,8 @@ class _ConnectionGuard:
         self.name = name
         self._loop = asyncio.get_running_loop()
         self._deadlines: dict[RequestHandler, asyncio.TimerHandle | None] = {}
+        """Open connections → the timer that closes them if no request head arrives (None once one did)."""
+        self._open_gauge = metrics.LISTENER_CONNECTIONS.labels(listener=name)
         self._made = server.connection_made
         self._lost = server.connection_lost
         self._factory = server.request_factory
@@ -72,7 +71,7 @@ class _ConnectionGuard:
         self._deadlines[handler] = self._loop.call_later(
             jittered(self.limits.read_timeout), self._head_deadline, handler, transport
         )
-        metrics.LISTENER_CONNECTIONS.labels(listener=self.name).set(len(self._deadlines))
+        self._open_gauge.set(len(self._deadlines))
         self._made(handler, transport)
 
     def connection_lost(self, handler: RequestHandler, exc: BaseException | None = None) -> None:
@@ -81,7 +80,7 @@ class _ConnectionGuard:
         timer = self._deadlines.pop(handler)
         if timer is not None:
             timer.cancel()
-        metrics.LISTENER_CONNECTIONS.labels(listener=self.name).set(len(self._deadlines))
+        self._open_gauge.set(len(self._deadlines))
         self._lost(handler, exc)
 
     def request_factory(self, message: Any, payload: Any, protocol: Any, writer: Any, task: Any) -> Any:
