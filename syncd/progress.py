@@ -54,6 +54,8 @@ class Progress:
         """Send a writer probe if none is out, then say what (if anything) is stuck."""
         now = self._clock()
         if self._probe is None or self._probe.done():
+            if self._probe is not None and not self._probe.cancelled():
+                self._probe.exception()  # an error is an answer too; retrieved so asyncio stays quiet
             self._probe = asyncio.get_running_loop().create_task(self._ping_writer(), name="writer-probe")
             self._probe_sent = now
         problems: list[str] = []

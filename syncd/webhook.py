@@ -129,10 +129,8 @@ class _Outcome:
         )
 
 
-def _validation(request: web.Request, outcome: _Outcome) -> web.Response | None:
+def _validation(request: web.Request, outcome: _Outcome) -> web.Response:
     """Graph's subscription handshake: echo the decoded `validationToken` as text/plain."""
-    if "validationToken" not in request.query:
-        return None
     token = request.query["validationToken"]
     if len(token) > MAX_VALIDATION_TOKEN or any(ord(c) < 32 or ord(c) == 127 for c in token):
         outcome.finish(request, 400, "bad_validation_token")
@@ -238,17 +236,16 @@ def _sort_item(item: Any, limits: WebhookLimits, outcome: _Outcome, *, lifecycle
 
 async def _handle(request: web.Request, *, lifecycle_only: bool) -> web.Response:
     outcome = _Outcome()
-    received = None if "validationToken" in request.query else await _receive(request)
+    handshake = "validationToken" in request.query  # Graph's subscription validation: no body
+    received = None if handshake else await _receive(request)
     limits, hooks = request.app[LIMITS_KEY], request.app[HOOKS_KEY]
     async with request.app[TURN_KEY]:
         # Decoding, sorting and even refusing (a log line, counters, the answer) each get a loop
         # iteration of their own: requests or timeouts that arrive together queue here instead of
         # adding their costs up into one stall.
         await asyncio.sleep(0)
-        validation = _validation(request, outcome)
-        if validation is not None or received is None:
-            assert validation is not None
-            return validation
+        if received is None:
+            return _validation(request, outcome)
         items = received if isinstance(received, _Refusal) else _decode(received, outcome)
         if isinstance(items, _Refusal):
             outcome.finish(request, items.status, items.result)
