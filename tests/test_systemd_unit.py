@@ -4,7 +4,6 @@ syncd's config loader, so the three files cannot drift apart."""
 from __future__ import annotations
 
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -15,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from syncd.config import CREDENTIAL_FILES, SECTIONS, load_settings
+from tests.systemd_units import SYSTEMD_DIR, UNIT_FILES, directives, exec_start_argv, values
 
-SYSTEMD_DIR = Path(__file__).resolve().parent.parent / "systemd"
 UNIT = SYSTEMD_DIR / "syncd.service"
 TEMPLATE = SYSTEMD_DIR / "syncd@.service"
 INSTANCE = "ci-tenant"
@@ -25,29 +24,12 @@ ENV_FILE = SYSTEMD_DIR / "syncd.env"
 EXAMPLE = SYSTEMD_DIR / "syncd.example.toml"
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze") or "/usr/bin/systemd-analyze"
 MAX_EXPOSURE = 2.0
-SYNCD = Path(sys.executable).with_name("syncd")
 UNITS = {"syncd.service": UNIT, f"syncd@{INSTANCE}.service": TEMPLATE}
 """Unit name to check → file in the repository."""
 
 
-def _directives(text: str) -> list[tuple[str, str, str]]:
-    """(section, key, value) for every assignment; systemd allows repeated keys, configparser doesn't."""
-    out: list[tuple[str, str, str]] = []
-    section = ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith(("#", ";")):
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            section = line[1:-1]
-            continue
-        key, _, value = line.partition("=")
-        out.append((section, key.strip(), value.strip()))
-    return out
-
-
 def _values(key: str, section: str = "Service", unit: Path = UNIT) -> list[str]:
-    return [v for s, k, v in _directives(unit.read_text()) if s == section and k == key]
+    return values(unit, key, section)
 
 
 def _analyze(*args: str) -> subprocess.CompletedProcess[str]:
@@ -105,20 +87,11 @@ def test_security_threshold_gate(tmp_path: Path, name: str) -> None:
     assert result.returncode == 0, result.stdout[-2000:]
 
 
-def _exec_start_argv(unit: Path) -> list[str]:
-    """The unit's (last) ExecStart= command line, as systemd would split it for instance INSTANCE,
-    with the binary swapped for this venv's `syncd`."""
-    line = _values("ExecStart", unit=unit)[-1].lstrip("-@:+!")
-    argv = [arg.replace("%i", INSTANCE).replace("%%", "%") for arg in shlex.split(line)]
-    assert argv[0] == "/usr/bin/syncd", argv
-    return [str(SYNCD), *argv[1:]]
-
-
-@pytest.mark.parametrize("unit", sorted(SYSTEMD_DIR.glob("*.service")), ids=lambda p: p.name)
+@pytest.mark.parametrize("unit", UNIT_FILES, ids=lambda p: p.name)
 def test_exec_start_line_reaches_config_loading(tmp_path: Path, unit: Path) -> None:
     """Every unit's own command line parses and gets as far as reading its config file (absent
     here: exit 78, EX_CONFIG, which the units do not restart on) instead of a usage error (2)."""
-    argv = _exec_start_argv(unit)
+    argv = exec_start_argv(unit, INSTANCE)
     config = Path(argv[argv.index("--config") + 1])
     assert not config.exists(), f"{config} exists on this machine: the check would start a real daemon"
     env = {"PATH": "/usr/bin:/bin", "STATE_DIRECTORY": str(tmp_path)}
@@ -134,7 +107,7 @@ INSTANCE_SPECIFIC = {"Description", "ExecStart", "StateDirectory", "LoadCredenti
 def test_template_is_the_unit_per_instance() -> None:
     """syncd@.service differs from syncd.service only where an instance needs its own: config,
     state directory, credentials, environment file; the sandbox and limits are the same."""
-    plain, template = _directives(UNIT.read_text()), _directives(TEMPLATE.read_text())
+    plain, template = directives(UNIT.read_text()), directives(TEMPLATE.read_text())
     assert [d for d in plain if d[1] not in INSTANCE_SPECIFIC] == [
         d for d in template if d[1] not in INSTANCE_SPECIFIC
     ]
@@ -171,7 +144,7 @@ def _credentials(unit: Path) -> dict[str, str]:
         ("LimitNOFILE", "8192"),
     ],
 )
-def test_required_directives(key: str, value: str) -> None:
+def test_requireddirectives(key: str, value: str) -> None:
     assert value in _values(key)
 
 

@@ -319,7 +319,9 @@ async def start_daemon(
     watchdog_usec: int | None = None,
     command: tuple[str, ...] = ("run",),
     env: dict[str, str] | None = None,
+    argv: list[str] | None = None,
 ) -> DaemonProc:
+    """`python -m syncd -c CFG run` (or `command`), or exactly `argv` when given."""
     logs.mkdir(parents=True, exist_ok=True)
     n = len(list(logs.glob("*.out")))
     out_path, err_path = logs / f"{n:03d}.out", logs / f"{n:03d}.err"
@@ -330,12 +332,7 @@ async def start_daemon(
         full_env["WATCHDOG_USEC"] = str(watchdog_usec)
     with out_path.open("wb") as out, err_path.open("wb") as err:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "syncd",
-            "-c",
-            str(cfg),
-            *command,
+            *(argv or [sys.executable, "-m", "syncd", "-c", str(cfg), *command]),
             stdout=out,
             stderr=err,
             stdin=asyncio.subprocess.DEVNULL,

@@ -26,6 +26,7 @@ from tests.e2e.prod_helpers import (
     wait_converged,
     wait_for,
 )
+from tests.systemd_units import UNIT_FILES, exec_start_argv
 
 
 async def test_notify_ready_watchdog_status_stopping_and_metrics(tmp_path: Path) -> None:
@@ -207,5 +208,23 @@ async def test_healthz_503_while_a_resource_is_stale_then_200(tmp_path: Path) ->
         h.sims.graph.set_faults({"error_rate": 0.0})
         await wait_for(lambda: _healthy(h), 30, "/healthz 200 once rounds succeed again")
         assert await d.stop() == 0
+    finally:
+        await h.stop()
+
+
+async def test_each_units_own_command_line_starts_the_daemon(tmp_path: Path) -> None:
+    """The ExecStart= line of every unit in systemd/, only the binary (the venv's) and the config
+    path (the simulators') swapped: the daemon gets ready, serves /healthz, stops with 0."""
+    h = await start_harness(small_tenant(), tmp_path, notifications=False)
+    try:
+        cfg = config(h)
+        for unit in UNIT_FILES:
+            argv = exec_start_argv(unit, "ci-tenant")
+            argv[argv.index("--config") + 1] = str(cfg)
+            d = await start_daemon(cfg, tmp_path / "logs" / unit.name, argv=argv)
+            await d.wait_event("syncd ready", 40)
+            code, body = await http_get(h, "/healthz")
+            assert code == 200 and json.loads(body)["ready"] is True, (unit.name, body)
+            assert await d.stop() == 0, unit.name
     finally:
         await h.stop()
