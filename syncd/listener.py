@@ -35,6 +35,9 @@ class ListenerLimits:
     max_headers: int = 64
     lingering_time: float = 1.0
     """Seconds spent draining an unread body before the connection is closed."""
+    backlog: int = 64
+    """Listen queue, and how many connections asyncio accepts per loop iteration: a burst of
+    hundreds of connections is taken in slices instead of in one long iteration."""
 
 
 class _ConnectionGuard:
@@ -132,7 +135,7 @@ class Listener:
         assert runner.server is not None
         guard = _ConnectionGuard(runner.server, limits, name)
         try:
-            site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
+            site = web.TCPSite(runner, host, port, ssl_context=ssl_context, backlog=limits.backlog)
             await site.start()
         except BaseException:
             await runner.cleanup()

@@ -95,8 +95,9 @@ async def test_flood_and_slow_clients_keep_the_loop_responsive() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_heavy_flood_and_slow_clients_keep_the_loop_responsive() -> None:
-    # 400 connections opened within a few ms: ~40 µs of asyncio/aiohttp work each when they land
-    await _flood_and_slow_clients(workers=16, rounds=40, slow=400, max_body=131_072, burst_allowance_ms=16.0)
+    # 400 connections land within a few ms; asyncio takes them in slices of the listen backlog
+    # (64), each slice costing a few ms of connection set-up on top of the request work
+    await _flood_and_slow_clients(workers=16, rounds=40, slow=400, max_body=131_072, burst_allowance_ms=4.0)
 
 
 async def test_connections_beyond_the_cap_are_closed_at_once() -> None:
