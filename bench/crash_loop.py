@@ -1,19 +1,21 @@
-"""Crash loop: `kill -9` syncd at random moments during fetch, mirror write and J1 push, restart it
-each time while the tenant keeps changing; at the end J1 must equal the tenant's truth.
+"""Crash loop: `kill -9` syncd at each named pause point in turn, restart it, while the tenant
+keeps changing; at the end J1 must equal the tenant's truth, keys and property values.
 
     .venv/bin/python bench/crash_loop.py [--kills 30] [--seed 1] [--dir /tmp/syncd-crash-loop]
 
-The simulators run in this process; the daemon is a real `syncd run` subprocess. Latency faults
-widen each window: Graph latency for "fetch", J1 latency for "push", a burst of changes for
-"mirror write" (the round commit). The truth is computed from the simulator's tenant alone
-(user keys, group keys, user/group membership keys), never from syncd's mirror.
+The simulators run in this process; the daemon is a real `syncd run` subprocess started with
+`SYNCD_PAUSE_AT=<point>` (syncd/pausepoints.py): when it reaches the point it writes a marker
+with its pid and waits, and only then is it killed, so every kill names the moment it hit
+(fetch, mirror commit, J1 upload, finalize, ack...). The truth is computed from the simulator's
+tenant alone (user and group keys with their names and other properties, membership keys) and
+compared with every J1 scope syncd writes, never with syncd's mirror.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import random
+import json
 import shutil
 import sys
 import time
@@ -25,13 +27,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from syncd.pausepoints import ENV_MARKER, ENV_POINT, POINTS  # noqa: E402
 from syncd.sim.harness import start_harness  # noqa: E402
 from tests.e2e.prod_helpers import (  # noqa: E402
     Churn,
     config,
-    graph_faults,
     j1_directory,
-    j1_faults,
     small_tenant,
     start_daemon,
     tenant_truth,
@@ -39,15 +40,19 @@ from tests.e2e.prod_helpers import (  # noqa: E402
     wait_for,
 )
 
-PHASES = ("fetch", "mirror", "push")
+
+@dataclass(frozen=True)
+class Kill:
+    point: str
+    paused_after: float
+    """Seconds from the daemon's start until it paused at the point."""
+    changes_before: int
+    """Tenant changes made while this daemon ran, before it paused."""
 
 
 @dataclass
 class CrashLoopResult:
-    kills: int = 0
-    by_phase: dict[str, int] = field(default_factory=dict)
-    evidence: dict[str, int] = field(default_factory=dict)
-    """Kills where the targeted work was provably in flight (Graph request / J1 job open)."""
+    kills: list[Kill] = field(default_factory=list)
     changes: int = 0
     converged_s: float = 0.0
     diff: dict[str, Any] = field(default_factory=dict)
@@ -55,59 +60,66 @@ class CrashLoopResult:
     final_exit: int | None = None
 
     @property
+    def by_point(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for kill in self.kills:
+            out[kill.point] = out.get(kill.point, 0) + 1
+        return out
+
+    @property
     def ok(self) -> bool:
-        return not self.diff and self.final_exit == 0 and self.kills > 0
+        return not self.diff and self.final_exit == 0 and bool(self.kills)
 
 
 async def crash_loop(
-    kills: int, workdir: Path, *, seed: int = 1, say: Any = print, converge_timeout: float = 90.0
+    kills: int,
+    workdir: Path,
+    *,
+    seed: int = 1,
+    say: Any = print,
+    converge_timeout: float = 90.0,
+    point_timeout: float = 60.0,
 ) -> CrashLoopResult:
-    rng = random.Random(seed)
+    """Kill at POINTS[0], POINTS[1], ... (cycling) `kills` times, then converge and compare."""
     tenant = small_tenant(seed=seed, users=60, groups=8)
     h = await start_harness(tenant, workdir, notifications=True)
     churn = Churn(tenant, seed)
     result = CrashLoopResult()
     logs = workdir / "logs"
+    marker = workdir / "paused-at"
     try:
         cfg = config(h, sync={"safety_net_interval": 1.0, "drain_interval": 0.5}, j1={"request_timeout": 10})
-        graph = h.sims.graph
-        jobs = h.sims.j1_state.jobs
         for i in range(kills):
-            phase = PHASES[i % len(PHASES)]
-            graph_faults(h, latency_ms=120 if phase == "fetch" else 0)
-            j1_faults(h, latency_ms=250 if phase == "push" else 0)
-            d = await start_daemon(cfg, logs)
-            deadline = time.monotonic() + rng.uniform(1.5, 4.0)
-            graph_before, jobs_before = graph.counters.total(), len(jobs)
-            evidence = False
-            # keep the tenant changing; kill at a random moment once the targeted work is running
-            while time.monotonic() < deadline:
-                burst = 25 if phase == "mirror" else rng.randint(1, 3)
-                for _ in range(burst):
+            point = POINTS[i % len(POINTS)]
+            marker.unlink(missing_ok=True)
+            d = await start_daemon(cfg, logs, env={ENV_POINT: point, ENV_MARKER: str(marker)})
+            deadline = time.monotonic() + point_timeout
+            changes = 0
+            # the tenant keeps changing, so every restart has rounds to fetch and commit and
+            # changes to push, until the daemon reports that it stopped at the point
+            while not marker.exists():
+                if d.proc.returncode is not None:
+                    raise AssertionError(
+                        f"daemon exited {d.proc.returncode} before {point}:\n{d.output()[-3000:]}"
+                    )
+                if time.monotonic() > deadline:
+                    await d.kill9()
+                    raise AssertionError(f"the daemon never reached {point} in {point_timeout}s")
+                for _ in range(2):
                     churn.step()
-                result.changes += burst
-                await asyncio.sleep(rng.uniform(0.05, 0.4))
-                if phase == "fetch" and graph.counters.total() > graph_before:
-                    evidence = True
-                if (
-                    phase == "push"
-                    and len(jobs) > jobs_before
-                    and any(j.status not in ("FINISHED", "ABORTED") for j in jobs.values())
-                ):
-                    evidence = True
-                if evidence and rng.random() < 0.5:
-                    break
+                changes += 2
+                await asyncio.sleep(0.2)
+            hit, pid = marker.read_text().split()
+            assert (hit, int(pid)) == (point, d.pid), (hit, pid, point, d.pid)
+            paused_after = time.monotonic() - d.started
             await d.kill9()
-            result.kills += 1
-            result.by_phase[phase] = result.by_phase.get(phase, 0) + 1
-            result.evidence[phase] = result.evidence.get(phase, 0) + int(evidence)
+            result.kills.append(Kill(point, round(paused_after, 2), changes))
+            result.changes += changes
             say(
-                f"kill {i + 1:3d}/{kills} during {phase:6s} (in flight: {evidence}) after "
-                f"{time.monotonic() - d.started:.1f}s"
+                f"kill {i + 1:3d}/{kills} at {point:17s} (paused {paused_after:4.1f}s after start, "
+                f"{changes} tenant changes meanwhile)"
             )
-        # the last word: faults off, the tenant stops changing, one more start converges
-        graph_faults(h, latency_ms=0)
-        j1_faults(h, latency_ms=0)
+        # the last word: no pause, the tenant stops changing, one more start converges
         t0 = time.monotonic()
         d = await start_daemon(cfg, logs)
         try:
@@ -137,14 +149,14 @@ def main() -> int:
     args = p.parse_args()
     shutil.rmtree(args.dir, ignore_errors=True)
     result = asyncio.run(crash_loop(args.kills, args.dir, seed=args.seed))
-    print(f"kills: {result.kills} {result.by_phase}; in flight at kill: {result.evidence}")
+    print(f"kills: {len(result.kills)} by point {json.dumps(result.by_point)}")
     print(f"tenant changes during the loop: {result.changes}; truth: {result.truth_sizes}")
     print(f"converged {result.converged_s}s after the last restart; final exit {result.final_exit}")
     print(
         "RESULT:",
-        "OK: J1 equals the tenant (nothing missing, nothing left over)"
+        "OK: J1 equals the tenant, keys and properties (nothing missing, changed or left over)"
         if result.ok
-        else f"FAIL: {result.diff}",
+        else f"FAIL: {json.dumps(result.diff)[:3000]}",
     )
     return 0 if result.ok else 1
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import sys
 from collections.abc import Sequence
@@ -16,27 +17,36 @@ EXIT_OK, EXIT_FAIL, EXIT_CONFIG = 0, 1, 78
 """78 is EX_CONFIG: the systemd unit does not restart on it (RestartPreventExitStatus=78)."""
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="syncd", description=__doc__)
-    p.add_argument(
+def _config_option(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument(
         "-c",
         "--config",
         type=Path,
-        default=os.environ.get("SYNCD_CONFIG"),
+        default=default,
         help="TOML configuration file (default: $SYNCD_CONFIG)",
     )
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="syncd", description=__doc__)
+    _config_option(p, os.environ.get("SYNCD_CONFIG"))
     p.add_argument("--version", action="version", version=f"syncd {__version__}")
+    # `-c` is accepted after the command too (`syncd run -c FILE`, what the units and most
+    # daemons use); SUPPRESS keeps a value given before the command when none follows it.
+    after = argparse.ArgumentParser(add_help=False)
+    _config_option(after, argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("run", help="the daemon")
-    r = sub.add_parser("resync", help="full sync of every source and one DIFF push, then exit")
+    command = functools.partial(sub.add_parser, parents=[after])
+    command("run", help="the daemon")
+    r = command("resync", help="full sync of every source and one DIFF push, then exit")
     r.add_argument(
         "--prune-disabled",
         action="store_true",
         help="also delete from J1 the data of sources switched off in [sync] sources",
     )
-    st = sub.add_parser("status", help="cursor age, last success per resource, outbox depth, last error")
+    st = command("status", help="cursor age, last success per resource, outbox depth, last error")
     st.add_argument("--json", action="store_true")
-    check = sub.add_parser(
+    check = command(
         "check", help="config, token, one probe per permission, J1 auth, J1 behaviours (capability probe)"
     )
     check.add_argument(
@@ -44,22 +54,22 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the J1 capability probe (it runs a few jobs on throw-away scopes)",
     )
-    sub.add_parser("setup", help="permissions to grant, the admin-consent URL and the config to write")
-    sub.add_parser("document", help="print the data model tables")
+    command("setup", help="permissions to grant, the admin-consent URL and the config to write")
+    command("document", help="print the data model tables")
     sim = sub.add_parser("sim", help="run the Graph and J1 simulators", add_help=False)
     sim.add_argument("sim_args", nargs=argparse.REMAINDER)
-    demo = sub.add_parser("demo", help="the daemon against the built-in simulators, with scripted changes")
+    demo = command("demo", help="the daemon against the built-in simulators, with scripted changes")
     demo.add_argument("--users", type=int, default=200)
     demo.add_argument("--keep-running", action="store_true")
-    subs = sub.add_parser("subscriptions", help="Graph change-notification subscriptions")
+    subs = command("subscriptions", help="Graph change-notification subscriptions")
     subs.add_argument("action", choices=["list", "delete"])
-    alerts = sub.add_parser("alerts", help="alert rules")
+    alerts = command("alerts", help="alert rules")
     alerts_sub = alerts.add_subparsers(dest="alerts_command", required=True)
     at = alerts_sub.add_parser("test", help="evaluate rules against a sample change, offline")
     at.add_argument("rules", type=Path)
     at.add_argument("--change", type=Path, required=True)
     alerts_sub.add_parser("j1-rules", help="print J1QL alert rules for the default conditions")
-    un = sub.add_parser("uninstall", help="delete subscriptions, optionally the J1 data and local state")
+    un = command("uninstall", help="delete subscriptions, optionally the J1 data and local state")
     un.add_argument("--purge-j1", action="store_true", help="remove everything syncd created in J1")
     un.add_argument("--yes", action="store_true", help="do not ask before removing the local state")
     return p
@@ -107,6 +117,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         from syncd.commands.alerts import alerts_command
 
         return alerts_command(args)
+    # Everything below may create the state directory and the mirror: owner-only, also when run
+    # from a shell with umask 022 (the unit sets UMask=0077 itself).
+    os.umask(0o077)
     if cmd == "demo":
         from syncd.commands.demo import run_demo
 

@@ -5,6 +5,7 @@ Every problem is reported at once, one line each, and no message ever contains a
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -14,6 +15,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from syncd.model.schema import ALL_SOURCES
+from syncd.pausepoints import ENV_MARKER, ENV_POINT
+
+NOT_SETTINGS = frozenset({"SYNCD_CONFIG", ENV_POINT, ENV_MARKER})
+"""`SYNCD_*` variables that are not `SYNCD_<SECTION>_<KEY>` overrides."""
 
 CLOUDS: dict[str, tuple[str, str]] = {
     "global": ("https://login.microsoftonline.com", "https://graph.microsoft.com"),
@@ -107,6 +112,10 @@ class J1Settings:
     """Deprecated and ignored: mapped relationships now travel with their partition."""
 
 
+CLIENT_STATE_MIN = 32
+"""Shortest accepted clientState: it is the only proof that a notification came from Graph."""
+
+
 @dataclass
 class WebhookSettings:
     public_url: str = ""
@@ -114,12 +123,24 @@ class WebhookSettings:
     client_state: Secret | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
-    max_body_bytes: int = 1_000_000
+    max_body_bytes: int = 131_072
+    """Larger notification bodies get 413 (a Graph item is ~600 bytes: this holds ~200 of them)."""
+    read_timeout: float = 10.0
+    """Seconds a client has to send its request line, headers and body (Graph sends at once)."""
+    keepalive_timeout: float = 5.0
+    """Seconds an idle keep-alive connection stays open."""
+    max_connections: int = 256
+    """Open connections beyond this are closed at once (the unit's LimitNOFILE leaves room)."""
+
+
+DEFAULT_STATE_DIR = "state"
+"""Where the mirror goes when neither `[state] dir` nor `$STATE_DIRECTORY` says (a terminal run)."""
 
 
 @dataclass
 class StateSettings:
     dir: str = ""
+    """Empty: `$STATE_DIRECTORY` (systemd's StateDirectory=), else ./state (`Settings.state_dir`)."""
 
 
 @dataclass
@@ -151,8 +172,14 @@ class SyncSettings:
 
 @dataclass
 class HealthSettings:
+    listen: str = "127.0.0.1:8081"
+    """`/healthz` and `/metrics`: their own listener, loopback unless an operator opens it."""
     max_lag: float = 900.0
     outbox_stuck_after: float = 600.0
+    writer_timeout: float = 300.0
+    """The mirror's writer thread must answer a no-op within this (seconds), or syncd is stalled."""
+    work_timeout: float = 3600.0
+    """A round or a J1 push running longer than this (seconds) is hung: syncd is stalled."""
 
 
 @dataclass
@@ -185,7 +212,12 @@ class Settings:
 
     @property
     def state_dir(self) -> Path:
-        return Path(self.state.dir)
+        return Path(self.state.dir or DEFAULT_STATE_DIR)
+
+    @property
+    def state_dir_given(self) -> bool:
+        """True when `[state] dir` or `$STATE_DIRECTORY` named the state directory (no fallback)."""
+        return bool(self.state.dir)
 
     @property
     def mirror_path(self) -> Path:
@@ -202,8 +234,26 @@ class Settings:
         return [s.get() for s in found if s]
 
     def listen_address(self) -> tuple[str, int]:
-        host, _, port = self.webhook.listen.rpartition(":")
-        return host.strip("[]") or "127.0.0.1", int(port)
+        return split_listen(self.webhook.listen)
+
+    def health_address(self) -> tuple[str, int]:
+        return split_listen(self.health.listen)
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """`host:port` (IPv6 in brackets) → (host, port)."""
+    host, _, port = value.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """`localhost`, 127.0.0.0/8 or ::1: traffic that never leaves the machine."""
+    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 SECTIONS: dict[str, type] = {
@@ -274,11 +324,18 @@ def _coerce(value: Any, annotation: str, where: str, problems: list[str], secret
 
 
 def _check_url(value: str, where: str, problems: list[str], *, https: bool = False) -> None:
+    """A valid http(s) URL; with ``https``, plain http only to a loopback host (the simulators)."""
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         problems.append(f"{where}: not a valid http(s) URL: {value!r}")
-    elif https and parts.scheme != "https":
-        problems.append(f"{where}: must use https:// ({value!r})")
+    elif https and parts.scheme != "https" and not is_loopback(parts.hostname):
+        problems.append(f"{where}: must use https:// (plain http only to a loopback host) ({value!r})")
+
+
+def _check_listen(value: str, where: str, problems: list[str]) -> None:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        problems.append(f"{where}: expected host:port (got {value!r})")
 
 
 def load_settings(
@@ -337,7 +394,7 @@ def load_settings(
             if len(problems) == before:
                 setattr(section_obj, key, coerced)
     for name in env:
-        if name.startswith("SYNCD_") and name not in ("SYNCD_CONFIG",):
+        if name.startswith("SYNCD_") and name not in NOT_SETTINGS:
             rest = name[len("SYNCD_") :].lower()
             section, _, key = rest.partition("_")
             if section not in SECTIONS or key not in {f.name for f in fields(SECTIONS[section])}:
@@ -358,7 +415,7 @@ def _finish(s: Settings, env: Mapping[str, str], problems: list[str], require_cr
         g.authority_host = (g.authority_host or authority).rstrip("/")
         g.base_url = (g.base_url or base).rstrip("/")
     _check_url(g.authority_host, "[graph] authority_host", problems, https=True)
-    _check_url(g.base_url, "[graph] base_url", problems)
+    _check_url(g.base_url, "[graph] base_url", problems, https=True)
     if require_credentials:
         for key in ("tenant_id", "client_id"):
             if not getattr(g, key):
@@ -378,7 +435,7 @@ def _finish(s: Settings, env: Mapping[str, str], problems: list[str], require_cr
             problems.append("[j1] api_key: required")
     if bool(g.client_certificate) != bool(g.client_certificate_key):
         problems.append("[graph] client_certificate and client_certificate_key go together")
-    _check_url(s.j1.base_url, "[j1] base_url", problems)
+    _check_url(s.j1.base_url, "[j1] base_url", problems, https=True)
     if s.j1.incremental_mode not in ("", "patch", "diff"):
         problems.append(f"[j1] incremental_mode: must be 'patch' or 'diff' (got {s.j1.incremental_mode!r})")
     elif s.j1.incremental_mode == "diff":
@@ -388,7 +445,7 @@ def _finish(s: Settings, env: Mapping[str, str], problems: list[str], require_cr
     if s.j1.concurrency < 1:
         problems.append("[j1] concurrency: at least 1")
     s.j1.graphql_url = (s.j1.graphql_url or s.j1.base_url.rstrip("/") + "/graphql").rstrip("/")
-    _check_url(s.j1.graphql_url, "[j1] graphql_url", problems)
+    _check_url(s.j1.graphql_url, "[j1] graphql_url", problems, https=True)
     if not s.j1.scope:
         s.j1.scope = f"syncd-microsoft-365-{g.tenant_id}" if g.tenant_id else "syncd-microsoft-365"
     if s.webhook.public_url:
@@ -398,13 +455,25 @@ def _finish(s: Settings, env: Mapping[str, str], problems: list[str], require_cr
     cs = s.webhook.client_state
     if cs and len(cs.get()) > 128:
         problems.append("[webhook] client_state: at most 128 characters (Graph limit)")
-    host, _, port = s.webhook.listen.rpartition(":")
-    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        problems.append(f"[webhook] listen: expected host:port (got {s.webhook.listen!r})")
+    if cs and len(cs.get()) < CLIENT_STATE_MIN:
+        problems.append(
+            f"[webhook] client_state: at least {CLIENT_STATE_MIN} characters (a random value: "
+            "`syncd setup` prints one)"
+        )
+    _check_listen(s.webhook.listen, "[webhook] listen", problems)
+    _check_listen(s.health.listen, "[health] listen", problems)
+    if s.webhook.max_connections < 1 or s.webhook.max_body_bytes < 1024:
+        problems.append("[webhook] max_connections: at least 1; max_body_bytes: at least 1024")
+    for key in ("read_timeout", "keepalive_timeout"):
+        if getattr(s.webhook, key) <= 0:
+            problems.append(f"[webhook] {key}: must be positive")
+    for key in ("writer_timeout", "work_timeout"):
+        if getattr(s.health, key) <= 0:
+            problems.append(f"[health] {key}: must be positive")
     if bool(s.webhook.tls_cert) != bool(s.webhook.tls_key):
         problems.append("[webhook] tls_cert and tls_key go together")
     if not s.state.dir:
-        s.state.dir = env.get("STATE_DIRECTORY", "").split(":")[0] or "state"
+        s.state.dir = env.get("STATE_DIRECTORY", "").split(":")[0]
     unknown_sources = [x for x in s.sync.sources if x not in ALL_SOURCES]
     if unknown_sources:
         problems.append(

@@ -18,12 +18,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
-from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from syncd import log as syncd_log
 from syncd import metrics, sdnotify
 from syncd.config import Settings, load_settings
+from syncd.health import create_health_app
+from syncd.listener import Listener, ListenerLimits
+from syncd.progress import Progress
 from syncd.runtime import Runtime, open_runtime
 from syncd.sources.catalog import mark_disabled
 from syncd.subscriptions import SubscriptionManager
@@ -73,8 +75,9 @@ class Daemon:
         self.wakeups: WakeUps | None = None
         self.subs: SubscriptionManager | None = None
         self.scheduler: AsyncIOScheduler | None = None
-        self.webhook_runner: web.AppRunner | None = None
-        self.webhook_url: str | None = None
+        self.webhook: Listener | None = None
+        self.health_listener: Listener | None = None
+        self.progress: Progress | None = None
         self._on_ready: list[Callable[[], None]] = []
         self.alert_wake = asyncio.Event()
         self._alert_task: asyncio.Task[None] | None = None
@@ -87,8 +90,16 @@ class Daemon:
             self.wakeups = WakeUps(self._work, cooldown=self.settings.sync.debounce, cooldowns={PUSH: 0.0})
             if self.install_signals:
                 self._install_signals()
-            watchdog = sdnotify.watchdog_interval()
-            watchdog_task = asyncio.create_task(sdnotify.watchdog_loop(watchdog)) if watchdog else None
+            self.progress = Progress(
+                rt.mirror.ping_writer,
+                lambda: rt.engine.in_flight,
+                writer_timeout=self.settings.health.writer_timeout,
+                work_timeout=self.settings.health.work_timeout,
+                on_change=lambda _problem: asyncio.ensure_future(self._status()),
+            )
+            watchdog_task = asyncio.create_task(
+                self.progress.run(sdnotify.watchdog_interval()), name="watchdog"
+            )
             try:
                 sdnotify.status("starting: first sync")
                 if await self._start_up(rt):
@@ -100,6 +111,7 @@ class Daemon:
                         origins=sorted(rt.engine.sources),
                         notifications=bool(self.subs),
                         webhook=self.webhook_url,
+                        health=self.health_url,
                     )
                     for callback in self._on_ready:
                         callback()
@@ -119,6 +131,7 @@ class Daemon:
         """
 
         async def steps() -> None:
+            await self._start_health()
             self._start_alert_dispatcher(rt)
             await self._start_webhook()
             await self._prepare_j1(rt)
@@ -161,8 +174,8 @@ class Daemon:
 
     async def _shutdown(self, watchdog_task: asyncio.Task[None] | None) -> None:
         """Stop intake first, then let in-flight work finish (bounded); the outbox keeps the rest."""
-        if self.webhook_runner is not None:
-            await self.webhook_runner.cleanup()
+        if self.webhook is not None:
+            await self.webhook.stop()
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         if self.wakeups is not None:
@@ -173,6 +186,8 @@ class Daemon:
         if watchdog_task is not None:  # last: keep pinging while the in-flight work finishes
             watchdog_task.cancel()
             await asyncio.gather(watchdog_task, return_exceptions=True)
+        if self.health_listener is not None:
+            await self.health_listener.stop()
 
     async def reload(self) -> None:
         """SIGHUP: reopen logs; take the new log level and debounce when the file still validates.
@@ -195,7 +210,11 @@ class Daemon:
             syncd_log.register_secrets(fresh.secrets())
             if self.wakeups is not None:
                 self.wakeups.cooldown = fresh.sync.debounce
+            fresh.health.listen = self.settings.health.listen  # the listener stays where it is
             self.settings.health = fresh.health
+            if self.progress is not None:
+                self.progress.writer_timeout = fresh.health.writer_timeout
+                self.progress.work_timeout = fresh.health.work_timeout
             log.info("configuration reloaded", log_level=fresh.log.level)
         finally:
             sdnotify.ready()
@@ -289,33 +308,54 @@ class Daemon:
         metrics.J1_ERRORS.labels(code=str(getattr(exc, "code", None) or type(exc).__name__)).inc()
         log.warning("push to J1 failed; the outbox keeps the changes", error=self.state.last_push_error)
 
+    @property
+    def webhook_url(self) -> str | None:
+        return self.webhook.url if self.webhook is not None else None
+
+    @property
+    def health_url(self) -> str | None:
+        return self.health_listener.url if self.health_listener is not None else None
+
+    def _limits(self) -> ListenerLimits:
+        s = self.settings.webhook
+        return ListenerLimits(
+            read_timeout=s.read_timeout,
+            keepalive_timeout=s.keepalive_timeout,
+            max_connections=s.max_connections,
+        )
+
+    async def _start_health(self) -> None:
+        """`/healthz` and `/metrics` on their own (loopback by default) listener, from the start."""
+        host, port = self.settings.health_address()
+        self.health_listener = await Listener.start(
+            create_health_app(self.health), host, port, name="health", limits=self._limits()
+        )
+
     async def _start_webhook(self) -> None:
+        """The public notification listener; only when change notifications are on."""
         assert self.rt is not None
         s = self.settings.webhook
-        hooks = WebhookHooks(wake=self._hint, lifecycle=self._lifecycle, health=self.health)
-        prefix = urlsplit(s.public_url).path if s.public_url else ""
+        if not s.public_url:
+            return
+        hooks = WebhookHooks(wake=self._hint, lifecycle=self._lifecycle)
         app = create_webhook_app(
             hooks,
             client_state=s.client_state.get() if s.client_state else None,
             tenant_id=self.settings.graph.tenant_id,
             max_body_bytes=s.max_body_bytes,
-            path_prefix=prefix,
+            read_timeout=s.read_timeout,
+            path_prefix=urlsplit(s.public_url).path,
         )
-        self.webhook_runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
-        await self.webhook_runner.setup()
-        host, port = self.settings.listen_address()
         ssl_ctx = None
         if s.tls_cert and s.tls_key:
             import ssl
 
             ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ssl_ctx.load_cert_chain(s.tls_cert, s.tls_key)
-        site = web.TCPSite(self.webhook_runner, host, port, ssl_context=ssl_ctx)
-        await site.start()
-        sockets = self.webhook_runner.addresses
-        bound_port = sockets[0][1] if sockets else port
-        scheme = "https" if ssl_ctx else "http"
-        self.webhook_url = f"{scheme}://{host}:{bound_port}"
+        host, port = self.settings.listen_address()
+        self.webhook = await Listener.start(
+            app, host, port, name="webhook", limits=self._limits(), ssl_context=ssl_ctx
+        )
 
     async def _start_subscriptions(self, rt: Runtime) -> None:
         s = self.settings.webhook
@@ -529,13 +569,15 @@ class Daemon:
         last_ok = self.state.last_push_ok or self.state.started
         stuck = depth > 0 and now - last_ok > self.settings.health.outbox_stuck_after
         j1_problems = engine.writer.health_problems(now)
-        healthy = self.state.ready and not stale and not stuck and not j1_problems
+        stalled = self.progress.problem if self.progress is not None else None
+        healthy = self.state.ready and not stale and not stuck and not stalled and not j1_problems
         return healthy, {
             "ready": self.state.ready,
             "lag_seconds": lags,
             "stale": stale,
             "outbox_depth": depth,
             "outbox_stuck": stuck,
+            "stalled": stalled,
             "last_push_error": self.state.last_push_error,
             "j1_problems": j1_problems,
         }
@@ -562,6 +604,8 @@ class Daemon:
             text += "; J1 push failing"
         if self.rt.engine.writer.health_problems():
             text += "; a J1 job did not do what was sent (see /healthz)"
+        if self.progress is not None and self.progress.problem:
+            text = f"stalled, watchdog ping withheld: {self.progress.problem}; {text}"
         sdnotify.status(text)
 
 

@@ -7,8 +7,9 @@ the outbox is drained in order. The daemon, `syncd resync` and the tests all dri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -17,6 +18,7 @@ import structlog
 from syncd import metrics
 from syncd.j1.writer import J1Writer, PushReport
 from syncd.mirror import Mirror, MirrorError
+from syncd.pausepoints import pause_point
 from syncd.sources.base import RoundReport, SourceContext
 
 log = structlog.get_logger(__name__)
@@ -58,6 +60,8 @@ class Engine:
         """origin → reason: rounds that failed or sources switched off; their types are partial."""
         self.last_success: dict[str, float] = {}
         self.last_error: dict[str, str] = {}
+        self.in_flight: dict[str, float] = {}
+        """``round:<origin>`` / ``push`` → when it started (monotonic): the watchdog's hang check."""
 
     @property
     def mirror(self) -> Mirror:
@@ -73,7 +77,7 @@ class Engine:
         """One round of one source; failures are recorded (never turned into deletions) and re-raised."""
         source = self.sources[origin]
         lock = self._round_locks.setdefault(origin, asyncio.Lock())
-        async with lock:
+        async with lock, self._running(f"round:{origin}"):
             started = time.time()
             try:
                 report = await source.run(self.ctx, force_full=force_full, **options)
@@ -88,6 +92,7 @@ class Engine:
                 self.last_success[origin] = time.time()
                 await self.mirror.set_origin_flag(origin, True, reason, disabled=True)
                 return report
+            await pause_point("engine.committed")
             self.partial.pop(origin, None)
             self.last_success[origin] = time.time()
             self.last_error.pop(origin, None)
@@ -116,15 +121,23 @@ class Engine:
             log.error("could not record the failed round in the mirror", origin=origin,
                       error=_describe(mirror_exc))
 
+    @contextlib.asynccontextmanager
+    async def _running(self, name: str) -> AsyncIterator[None]:
+        self.in_flight[name] = time.monotonic()
+        try:
+            yield
+        finally:
+            self.in_flight.pop(name, None)
+
     async def drain(self) -> PushReport:
         """Push what the outbox holds (incremental); rows stay on failure."""
-        async with self._push_lock:
+        async with self._push_lock, self._running("push"):
             report = await self.writer.drain()
             await self._after_push(report)
             return report
 
     async def push_full(self) -> PushReport:
-        async with self._push_lock:
+        async with self._push_lock, self._running("push"):
             report = await self.writer.push_full()
             await self._after_push(report)
             return report

@@ -44,11 +44,14 @@ __all__ = [
     "J1_REFUSED_OBJECTS",
     "J1_UPLOADED_OBJECTS",
     "J1_VERIFICATION_FAILURES",
+    "LISTENER_CLOSED",
+    "LISTENER_CONNECTIONS",
     "NOTIFICATIONS",
     "OUTBOX_DEPTH",
     "REGISTRY",
     "ROUNDS",
     "ROUND_DURATION",
+    "STALLED",
     "lags",
     "metrics_handler",
     "observe_round",
@@ -140,9 +143,28 @@ ALERT_OUTBOX_DEPTH = Gauge(
 )
 NOTIFICATIONS = Counter(
     "syncd_notifications",
-    "Graph change notifications received, by result "
-    "(accepted|rejected_client_state|malformed|too_large|unknown_subscription|lifecycle).",
+    "Graph change notification items and requests received, by result (accepted, lifecycle, "
+    "validation, rejected_client_state, rejected_tenant, malformed, unknown_resource, over_limit, "
+    "too_large, too_complex, read_timeout, unsupported_media_type, bad_validation_token).",
     ["result"],
+    registry=REGISTRY,
+)
+LISTENER_CONNECTIONS = Gauge(
+    "syncd_listener_connections",
+    "Open connections per listener (webhook, health).",
+    ["listener"],
+    registry=REGISTRY,
+)
+LISTENER_CLOSED = Counter(
+    "syncd_listener_closed",
+    "Connections closed by syncd's limits, by listener and reason (connection_limit|read_timeout).",
+    ["listener", "reason"],
+    registry=REGISTRY,
+)
+STALLED = Gauge(
+    "syncd_stalled",
+    "1 while syncd makes no progress (mirror writer not answering, a round or push hung): the "
+    "systemd watchdog ping is withheld.",
     registry=REGISTRY,
 )
 ROUNDS = Counter(
@@ -366,12 +388,15 @@ def reset() -> None:
         NOTIFICATIONS,
         ROUNDS,
         ROUND_DURATION,
+        LISTENER_CONNECTIONS,
+        LISTENER_CLOSED,
     ):
         metric.clear()
     J1_REFUSED_OBJECTS.set(0)
     J1_PARTITIONS_FAILING.set(0)
     J1_PARTITIONS_PENDING_DIFF.set(0)
     OUTBOX_DEPTH.set(0)
+    STALLED.set(0)
     ALERT_OUTBOX_DEPTH.set(0)
     _TIME.clear()
 

@@ -7,7 +7,6 @@ a broken notification channel must not take the daemon down (the watchdog will n
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import time
@@ -21,7 +20,6 @@ __all__ = [
     "stopping",
     "watchdog",
     "watchdog_interval",
-    "watchdog_loop",
 ]
 
 
@@ -104,16 +102,3 @@ def watchdog_interval() -> float | None:
         except ValueError:
             return None
     return value / 1_000_000
-
-
-async def watchdog_loop(interval: float) -> None:
-    """Ping every ``interval / 2`` from the event loop itself, so a blocked loop misses its pings.
-
-    ``interval`` is the ``WatchdogSec=`` value (see :func:`watchdog_interval`). Runs until cancelled.
-    """
-    if interval <= 0:
-        raise ValueError("watchdog interval must be positive")
-    period = interval / 2
-    while True:
-        watchdog()
-        await asyncio.sleep(period)

@@ -1,26 +1,49 @@
-"""The daemon's HTTP side: Graph change and lifecycle notifications, `/healthz` and `/metrics`.
+"""The daemon's public HTTP side: Graph change and lifecycle notifications, nothing else.
 
 A notification is a hint, never data: a valid one only asks for a delta round of its resource.
 Answers are fast (202 once the hint is recorded) and never reflect input as HTML.
+
+Anyone can POST here, so the work one request may cause is bounded before it starts: the body
+is read within ``read_timeout`` and ``max_body_bytes``; its JSON structure (the commas, colons
+and brackets that parsing costs) must fit a budget proportional to that size, numbers are never
+converted, and at most ``MAX_ITEMS`` items are looked at. One request therefore holds the event
+loop for a few milliseconds at most, whatever it contains, and leaves one summary log line.
+`/healthz` and `/metrics` live on their own listener (syncd.health).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 from aiohttp import web
 
 from syncd import metrics
+from syncd.listener import read_body
 
 log = structlog.get_logger(__name__)
 
 MAX_VALIDATION_TOKEN = 4096
 RESOURCE_ORIGINS = {"users": "users", "user": "users", "groups": "groups", "group": "groups"}
+MAX_ITEMS = 200
+"""Items looked at per body; the rest are counted as ``over_limit`` and ignored. Graph documents
+no maximum batch size; a user or group notification is 550-700 bytes (the clientState is up to 128
+characters), so the default body limit (128 KiB) holds about 200 of them, and one accepted item
+already triggers the round that covers every change of its resource."""
+BYTES_PER_TOKEN = 16
+"""Structure budget: one `,` `:` `[` or `{` per this many bytes of the body limit. Graph items
+have one per ~21 bytes; denser bodies (thousands of empty objects, nested arrays) are refused
+with 413 before parsing, because parse time grows with structure, not with bytes."""
+_STRUCTURE = (b",", b":", b"[", b"{")
+_DECODER = json.JSONDecoder(parse_int=str, parse_float=str, parse_constant=str)
+"""Numbers are kept as text: nothing here uses them, and converting a 4,000-digit integer or
+a long float costs far more than reading it."""
 
 
 @dataclass
@@ -28,14 +51,27 @@ class WebhookHooks:
     """What the webhook server calls; the daemon provides these."""
 
     wake: Callable[[str], Awaitable[None]]
-    """Record a hint for an origin (durably) and schedule its round."""
+    """Record a hint for an origin and schedule its round."""
     lifecycle: Callable[[str, str], Awaitable[None]]
     """(subscription id, lifecycle event)."""
-    health: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
+
+
+@dataclass(frozen=True)
+class WebhookLimits:
+    client_state: str | None
+    tenant_id: str
+    max_body_bytes: int = 131_072
+    read_timeout: float = 10.0
+
+    @property
+    def max_structure(self) -> int:
+        return max(64, self.max_body_bytes // BYTES_PER_TOKEN)
 
 
 HOOKS_KEY = web.AppKey("syncd_webhook_hooks", WebhookHooks)
-SETTINGS_KEY = web.AppKey("syncd_webhook_settings", dict)
+LIMITS_KEY = web.AppKey("syncd_webhook_limits", WebhookLimits)
+TURN_KEY = web.AppKey("syncd_webhook_turn", asyncio.Lock)
+"""Requests are finished one at a time, each step in its own loop iteration."""
 
 
 def create_webhook_app(
@@ -43,23 +79,19 @@ def create_webhook_app(
     *,
     client_state: str | None,
     tenant_id: str,
-    max_body_bytes: int = 1_000_000,
+    max_body_bytes: int = 131_072,
+    read_timeout: float = 10.0,
     path_prefix: str = "",
 ) -> web.Application:
     """The aiohttp app. Routes exist at `/notifications` and `/lifecycle`, and under `path_prefix`."""
     app = web.Application(client_max_size=max_body_bytes)
     app[HOOKS_KEY] = hooks
-    app[SETTINGS_KEY] = {
-        "client_state": client_state,
-        "tenant_id": tenant_id.lower(),
-        "max_body_bytes": max_body_bytes,
-    }
+    app[LIMITS_KEY] = WebhookLimits(client_state, tenant_id.lower(), max_body_bytes, read_timeout)
+    app[TURN_KEY] = asyncio.Lock()
     prefixes = {""} | ({path_prefix.rstrip("/")} if path_prefix.strip("/") else set())
     for prefix in prefixes:
         app.router.add_post(f"{prefix}/notifications", handle_notifications)
         app.router.add_post(f"{prefix}/lifecycle", handle_lifecycle)
-    app.router.add_get("/healthz", handle_healthz)
-    app.router.add_get("/metrics", metrics.metrics_handler())
     return app
 
 
@@ -72,45 +104,79 @@ def _text(body: str, status: int = 200) -> web.Response:
     return resp
 
 
-def _validation(request: web.Request) -> web.Response | None:
+@dataclass
+class _Outcome:
+    """What one request amounted to: counted once, logged once."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    origins: set[str] = field(default_factory=set)
+    lifecycle: dict[tuple[str, str], None] = field(default_factory=dict)
+    """(subscription id, event) in arrival order, each once."""
+
+    def finish(self, request: web.Request, status: int, refused: str | None = None) -> None:
+        if refused is not None:
+            self.counts[refused] += 1
+        for result, n in self.counts.items():
+            metrics.NOTIFICATIONS.labels(result=result).inc(n)
+        ignored = sum(n for r, n in self.counts.items() if r not in ("accepted", "lifecycle", "validation"))
+        emit = log.warning if ignored else log.debug
+        emit(
+            "notification request",
+            path=request.path,
+            status=status,
+            origins=sorted(self.origins),
+            **{k: self.counts[k] for k in sorted(self.counts)},
+        )
+
+
+def _validation(request: web.Request, outcome: _Outcome) -> web.Response:
     """Graph's subscription handshake: echo the decoded `validationToken` as text/plain."""
-    if "validationToken" not in request.query:
-        return None
     token = request.query["validationToken"]
     if len(token) > MAX_VALIDATION_TOKEN or any(ord(c) < 32 or ord(c) == 127 for c in token):
-        metrics.NOTIFICATIONS.labels(result="bad_validation_token").inc()
+        outcome.finish(request, 400, "bad_validation_token")
         return _text("invalid validationToken", status=400)
-    metrics.NOTIFICATIONS.labels(result="validation").inc()
+    outcome.finish(request, 200, "validation")
     return _text(token)
 
 
-async def _read_items(request: web.Request) -> list[Any] | web.Response:
-    """The `value` array of a notification body, or the 4xx answer for a bad body."""
-    settings = request.app[SETTINGS_KEY]
+@dataclass(frozen=True)
+class _Refusal:
+    """A 4xx answer and the result it is counted under."""
+
+    status: int
+    result: str
+    text: str
+
+
+async def _receive(request: web.Request) -> bytes | _Refusal:
+    """The raw body within the time, size and structure limits, or why it is refused."""
+    limits = request.app[LIMITS_KEY]
     ctype = request.content_type.lower()
     if ctype not in ("application/json", "text/json") and not ctype.endswith("+json"):
-        metrics.NOTIFICATIONS.labels(result="unsupported_media_type").inc()
-        return _text("expected application/json", status=415)
-    if request.content_length is not None and request.content_length > settings["max_body_bytes"]:
-        metrics.NOTIFICATIONS.labels(result="too_large").inc()
-        return _text("body too large", status=413)
+        return _Refusal(415, "unsupported_media_type", "expected application/json")
     try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        metrics.NOTIFICATIONS.labels(result="too_large").inc()
-        return _text("body too large", status=413)
-    if len(raw) > settings["max_body_bytes"]:
-        metrics.NOTIFICATIONS.labels(result="too_large").inc()
-        return _text("body too large", status=413)
+        raw = await read_body(request, limits.max_body_bytes, limits.read_timeout)
+    except TimeoutError:
+        return _Refusal(408, "read_timeout", "request body too slow")
+    if raw is None:
+        return _Refusal(413, "too_large", "body too large")
+    if sum(raw.count(token) for token in _STRUCTURE) > limits.max_structure:
+        return _Refusal(413, "too_complex", "body too complex")
+    return raw
+
+
+def _decode(raw: bytes, outcome: _Outcome) -> list[Any] | _Refusal:
+    """The `value` array (at most ``MAX_ITEMS`` of it), or why the body is refused."""
     try:
-        body = json.loads(raw)
+        body = _DECODER.decode(raw.decode(json.detect_encoding(raw)))
     except (ValueError, RecursionError):
-        metrics.NOTIFICATIONS.labels(result="malformed").inc()
-        return _text("malformed JSON", status=400)
+        return _Refusal(400, "malformed", "malformed JSON")
     items = body.get("value") if isinstance(body, dict) else None
     if not isinstance(items, list):
-        metrics.NOTIFICATIONS.labels(result="malformed").inc()
-        return _text("expected an object with a value array", status=400)
+        return _Refusal(400, "malformed", "expected an object with a value array")
+    if len(items) > MAX_ITEMS:
+        outcome.counts["over_limit"] += len(items) - MAX_ITEMS
+        del items[MAX_ITEMS:]
     return items
 
 
@@ -144,80 +210,61 @@ def origin_of(item: dict[str, Any]) -> str | None:
     return RESOURCE_ORIGINS.get(head)
 
 
-async def _trusted_items(request: web.Request) -> list[dict[str, Any]] | web.Response:
-    """The body's items that carry our clientState and tenant; the answer for a bad body."""
-    items = await _read_items(request)
-    if isinstance(items, web.Response):
-        return items
-    settings = request.app[SETTINGS_KEY]
-    trusted: list[dict[str, Any]] = []
-    for item in items:
-        if not isinstance(item, dict):
-            metrics.NOTIFICATIONS.labels(result="malformed").inc()
-        elif not _client_state_ok(item, settings["client_state"]):
-            metrics.NOTIFICATIONS.labels(result="rejected_client_state").inc()
-            log.warning(
-                "notification with a wrong clientState ignored",
-                subscription_id=str(item.get("subscriptionId"))[:64],
-            )
-        elif not _tenant_ok(item, settings["tenant_id"]):
-            metrics.NOTIFICATIONS.labels(result="rejected_tenant").inc()
-            log.warning("notification for another tenant ignored")
+def _sort_item(item: Any, limits: WebhookLimits, outcome: _Outcome, *, lifecycle_only: bool) -> None:
+    """Count one item under its result; a trusted one adds its origin or lifecycle event."""
+    if not isinstance(item, dict):
+        outcome.counts["malformed"] += 1
+    elif not _client_state_ok(item, limits.client_state):
+        outcome.counts["rejected_client_state"] += 1
+    elif not _tenant_ok(item, limits.tenant_id):
+        outcome.counts["rejected_tenant"] += 1
+    elif lifecycle_only or "lifecycleEvent" in item:
+        event, sub_id = item.get("lifecycleEvent"), item.get("subscriptionId")
+        if isinstance(event, str) and isinstance(sub_id, str):
+            outcome.counts["lifecycle"] += 1
+            outcome.lifecycle[sub_id[:128], event[:64]] = None
         else:
-            trusted.append(item)
-    return trusted
+            outcome.counts["malformed"] += 1
+    else:
+        origin = origin_of(item)
+        if origin is None:
+            outcome.counts["unknown_resource"] += 1
+        else:
+            outcome.counts["accepted"] += 1
+            outcome.origins.add(origin)
 
 
-async def _lifecycle_event(hooks: WebhookHooks, item: dict[str, Any]) -> None:
-    event = item.get("lifecycleEvent")
-    sub_id = item.get("subscriptionId")
-    if not isinstance(event, str) or not isinstance(sub_id, str):
-        metrics.NOTIFICATIONS.labels(result="malformed").inc()
-        return
-    metrics.NOTIFICATIONS.labels(result="lifecycle").inc()
-    await hooks.lifecycle(sub_id, event)
+async def _handle(request: web.Request, *, lifecycle_only: bool) -> web.Response:
+    outcome = _Outcome()
+    handshake = "validationToken" in request.query  # Graph's subscription validation: no body
+    received = None if handshake else await _receive(request)
+    limits, hooks = request.app[LIMITS_KEY], request.app[HOOKS_KEY]
+    async with request.app[TURN_KEY]:
+        # Decoding, sorting and even refusing (a log line, counters, the answer) each get a loop
+        # iteration of their own: requests or timeouts that arrive together queue here instead of
+        # adding their costs up into one stall.
+        await asyncio.sleep(0)
+        if received is None:
+            return _validation(request, outcome)
+        items = received if isinstance(received, _Refusal) else _decode(received, outcome)
+        if isinstance(items, _Refusal):
+            outcome.finish(request, items.status, items.result)
+            return _text(items.text, status=items.status)
+        await asyncio.sleep(0)
+        for item in items:
+            _sort_item(item, limits, outcome, lifecycle_only=lifecycle_only)
+        for sub_id, event in outcome.lifecycle:
+            await hooks.lifecycle(sub_id, event)
+        for origin in sorted(outcome.origins):
+            await hooks.wake(origin)
+        outcome.finish(request, 202)
+    return web.Response(status=202)
 
 
 async def handle_notifications(request: web.Request) -> web.Response:
     """Change notifications (and lifecycle events when no separate lifecycle URL was given)."""
-    validation = _validation(request)
-    if validation is not None:
-        return validation
-    items = await _trusted_items(request)
-    if isinstance(items, web.Response):
-        return items
-    hooks = request.app[HOOKS_KEY]
-    origins: set[str] = set()
-    for item in items:
-        if "lifecycleEvent" in item:
-            await _lifecycle_event(hooks, item)
-            continue
-        origin = origin_of(item)
-        if origin is None:
-            metrics.NOTIFICATIONS.labels(result="unknown_resource").inc()
-            continue
-        metrics.NOTIFICATIONS.labels(result="accepted").inc()
-        origins.add(origin)
-    for origin in sorted(origins):
-        await hooks.wake(origin)
-    return web.Response(status=202)
+    return await _handle(request, lifecycle_only=False)
 
 
 async def handle_lifecycle(request: web.Request) -> web.Response:
-    validation = _validation(request)
-    if validation is not None:
-        return validation
-    items = await _trusted_items(request)
-    if isinstance(items, web.Response):
-        return items
-    hooks = request.app[HOOKS_KEY]
-    for item in items:
-        await _lifecycle_event(hooks, item)
-    return web.Response(status=202)
-
-
-async def handle_healthz(request: web.Request) -> web.Response:
-    healthy, details = await request.app[HOOKS_KEY].health()
-    return web.json_response(
-        {"status": "ok" if healthy else "unhealthy", **details}, status=200 if healthy else 503
-    )
+    return await _handle(request, lifecycle_only=True)

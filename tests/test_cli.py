@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "microsoft-365-integration.md"
 
 
@@ -59,3 +61,31 @@ def test_setup_without_credentials_prints_consent_url() -> None:
         "?client_id=11111111-2222-3333-4444-555555555555"
     ) in proc.stdout
     assert "User.Read.All" in proc.stdout and "GroupMember.Read.All" in proc.stdout
+    # a fresh clientState, long enough for the config check, different on every run
+    states = [
+        re.findall(
+            r"printf %s '([^']+)' \| sudo install -m 0600 /dev/stdin /etc/syncd/credentials/client_state", out
+        )
+        for out in (proc.stdout, _syncd_setup_again())
+    ]
+    assert [len(found) for found in states] == [1, 1]
+    assert len(states[0][0]) >= 32 and states[0][0] != states[1][0]
+
+
+def _syncd_setup_again() -> str:
+    env = {"PATH": "/usr/bin:/bin", "SYNCD_GRAPH_TENANT_ID": "t", "SYNCD_GRAPH_CLIENT_ID": "c"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "syncd", "setup"], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+@pytest.mark.parametrize(
+    "argv", [["run", "-c", "{cfg}"], ["-c", "{cfg}", "run"], ["run", "--config", "{cfg}"]]
+)
+def test_config_option_before_or_after_the_command(tmp_path: Path, argv: list[str]) -> None:
+    cfg = tmp_path / "absent.toml"
+    proc = _syncd(*(a.format(cfg=cfg) for a in argv))
+    assert proc.returncode == 78, proc.stderr  # reached config loading: not a usage error (2)
+    assert f"config file not found: {cfg}" in proc.stderr

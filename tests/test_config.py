@@ -11,6 +11,7 @@ import pytest
 from syncd.config import ConfigError, Secret, load_settings
 
 SECRET = "s3cr3t-VALUE-never-shown"
+STATE = "state-123-4567890-abcdefghij-klmnopq"  # 36 characters: over the 32 minimum
 BASE = {
     "SYNCD_GRAPH_TENANT_ID": "11111111-2222-3333-4444-555555555555",
     "SYNCD_GRAPH_CLIENT_ID": "app",
@@ -111,14 +112,14 @@ def test_credentials_directory_supplies_secrets(tmp_path: Path) -> None:
     creds.mkdir()
     (creds / "client_secret").write_text(SECRET + "\n")
     (creds / "j1_api_key").write_text("j1key")
-    (creds / "client_state").write_text("state-123")
+    (creds / "client_state").write_text(STATE)
     env = {k: v for k, v in BASE.items() if "SECRET" not in k and "API_KEY" not in k}
     env["CREDENTIALS_DIRECTORY"] = str(creds)
     s = load_settings(None, environ=env)
     assert s.graph.client_secret is not None and s.graph.client_secret.get() == SECRET
     assert s.j1.api_key is not None and s.j1.api_key.get() == "j1key"
-    assert s.webhook.client_state is not None and s.webhook.client_state.get() == "state-123"
-    assert sorted(s.secrets()) == sorted([SECRET, "j1key", "state-123"])
+    assert s.webhook.client_state is not None and s.webhook.client_state.get() == STATE
+    assert sorted(s.secrets()) == sorted([SECRET, "j1key", STATE])
 
 
 def test_state_directory_from_systemd(tmp_path: Path) -> None:
@@ -185,3 +186,68 @@ def test_alert_target_errors_are_config_problems(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(path, environ=BASE)
     assert any("[alerts] targets:" in p and "ops" in p for p in info.value.problems)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "ok"),
+    [
+        ("SYNCD_GRAPH_BASE_URL", "http://graph.example.com", False),
+        ("SYNCD_GRAPH_BASE_URL", "http://127.0.0.1:8443", True),
+        ("SYNCD_GRAPH_BASE_URL", "http://localhost:8443", True),
+        ("SYNCD_GRAPH_BASE_URL", "http://[::1]:8443", True),
+        ("SYNCD_GRAPH_BASE_URL", "http://10.0.0.5", False),
+        ("SYNCD_GRAPH_AUTHORITY_HOST", "http://login.example.com", False),
+        ("SYNCD_GRAPH_AUTHORITY_HOST", "http://127.0.0.2:9000", True),
+        ("SYNCD_J1_BASE_URL", "http://api.us.jupiterone.io", False),
+        ("SYNCD_J1_BASE_URL", "http://127.0.0.1:9999", True),
+        ("SYNCD_J1_BASE_URL", "https://api.us.jupiterone.io", True),
+    ],
+)
+def test_plain_http_only_to_loopback(key: str, value: str, ok: bool) -> None:
+    env = {**BASE, key: value}
+    if ok:
+        load_settings(None, environ=env)
+        return
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, environ=env)
+    where = {
+        "SYNCD_GRAPH_BASE_URL": "[graph] base_url",
+        "SYNCD_GRAPH_AUTHORITY_HOST": "[graph] authority_host",
+        "SYNCD_J1_BASE_URL": "[j1] base_url",
+    }[key]
+    assert info.value.problems == [
+        f"{where}: must use https:// (plain http only to a loopback host) ({value!r})"
+    ], info.value
+
+
+def test_client_state_needs_32_characters() -> None:
+    short = "x" * 31
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, environ={**BASE, "SYNCD_WEBHOOK_CLIENT_STATE": short})
+    assert info.value.problems == [
+        "[webhook] client_state: at least 32 characters (a random value: `syncd setup` prints one)"
+    ]
+    assert short not in str(info.value)
+    s = load_settings(None, environ={**BASE, "SYNCD_WEBHOOK_CLIENT_STATE": "y" * 32})
+    assert s.webhook.client_state == Secret("y" * 32)
+
+
+def test_health_listener_and_limits_are_checked() -> None:
+    s = load_settings(None, environ=BASE)
+    assert s.health_address() == ("127.0.0.1", 8081)  # loopback unless an operator opens it
+    assert s.listen_address() == ("127.0.0.1", 8080)
+    with pytest.raises(ConfigError) as info:
+        load_settings(
+            None,
+            environ={
+                **BASE,
+                "SYNCD_HEALTH_LISTEN": "nowhere",
+                "SYNCD_WEBHOOK_READ_TIMEOUT": "0",
+                "SYNCD_HEALTH_WORK_TIMEOUT": "0",
+            },
+        )
+    assert info.value.problems == [
+        "[health] listen: expected host:port (got 'nowhere')",
+        "[webhook] read_timeout: must be positive",
+        "[health] work_timeout: must be positive",
+    ]

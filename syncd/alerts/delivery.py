@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import inspect
 import json
 import os
 import random
+import re
 import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -189,10 +191,31 @@ def alerts_to_rows(alerts: Sequence[Alert], targets: Sequence[AlertTarget]) -> l
 
 
 # --- payload formats ---------------------------------------------------------------------------
+# Alert texts carry names an attacker can choose (a guest's or a device's display name): each
+# format gets them in a form its renderer shows as text, never as a link, mention or markup.
+
+_TEAMS_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
 
 
 def _slack_escape(text: str) -> str:
+    """Slack's three control characters (`&`, `<`, `>`): no link, mention or channel ping can form."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _slack_text(text: str) -> dict[str, Any]:
+    """A mrkdwn text object that Slack shows verbatim: no auto-linked URLs or names."""
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
+
+
+def _teams_markdown_escape(text: str) -> str:
+    """For MessageCard fields, which Teams renders as Markdown (and some HTML): every Markdown
+    control character backslash-escaped, `&`, `<`, `>` as entities; a `[x](url)` stays text."""
+    return _TEAMS_MARKDOWN.sub(r"\\\1", html.escape(text, quote=False))
+
+
+def _text_run(text: str, **style: Any) -> dict[str, Any]:
+    """Adaptive Card TextRun: its text is never read as Markdown (TextBlock and FactSet are)."""
+    return {"type": "TextRun", "text": text, **style}
 
 
 def _facts(payload: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -222,20 +245,23 @@ def slack_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
     facts = _facts(payload)
     return {
         "text": f"[{sev}] {message}",
+        "mrkdwn": False,
+        "unfurl_links": False,
+        "unfurl_media": False,
         "blocks": [
             {"type": "header", "text": {"type": "plain_text", "text": f"syncd alert: {sev}"[:150]}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": message[:2900] or " "}},
+            {"type": "section", "text": _slack_text(message[:2900] or " ")},
             {
                 "type": "section",
                 "fields": [
-                    {"type": "mrkdwn", "text": f"*{name}*\n{_slack_escape(value)[:1900] or '-'}"}
+                    _slack_text(f"*{name}*\n{_slack_escape(value)[:1900] or '-'}")
                     for name, value in facts[:10]
                     if name != "Alert id"
                 ],
             },
             {
                 "type": "context",
-                "elements": [{"type": "mrkdwn", "text": f"alert id `{payload.get('alert_id', '')}`"}],
+                "elements": [_slack_text(f"alert id `{_slack_escape(str(payload.get('alert_id', '')))}`")],
             },
         ],
     }
@@ -251,11 +277,13 @@ def teams_payload(payload: Mapping[str, Any], fmt: str = "adaptive") -> dict[str
         return {
             "@type": "MessageCard",
             "@context": "https://schema.org/extensions",
-            "summary": message[:200] or title,
+            "summary": message[:200] or title,  # the notification preview: plain text
             "themeColor": _SEVERITY_COLOR.get(sev, "808080"),
-            "title": title,
-            "text": message,
-            "sections": [{"facts": [{"name": n, "value": v} for n, v in facts]}],
+            "title": _teams_markdown_escape(title),
+            "text": _teams_markdown_escape(message),
+            "sections": [
+                {"facts": [{"name": n, "value": _teams_markdown_escape(v)} for n, v in facts]}
+            ],
         }
     return {
         "type": "message",
@@ -275,8 +303,15 @@ def teams_payload(payload: Mapping[str, Any], fmt: str = "adaptive") -> dict[str
                             "text": title,
                             "color": "Attention" if sev in ("high", "critical") else "Default",
                         },
-                        {"type": "TextBlock", "text": message, "wrap": True},
-                        {"type": "FactSet", "facts": [{"title": n, "value": v} for n, v in facts]},
+                        {"type": "RichTextBlock", "inlines": [_text_run(message)]},
+                        *(
+                            {
+                                "type": "RichTextBlock",
+                                "spacing": "None",
+                                "inlines": [_text_run(f"{name}: ", weight="Bolder"), _text_run(value)],
+                            }
+                            for name, value in facts
+                        ),
                     ],
                 },
             }

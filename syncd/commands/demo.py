@@ -210,7 +210,7 @@ async def _demo(users: int, keep_running: bool, receiver: AlertReceiver, harness
     if keep_running:
         _say(
             f"Running: Graph simulator {h.sims.graph_http_url}, J1 simulator {h.sims.j1_url}, "
-            f"daemon health {daemon.webhook_url}/healthz. Ctrl-C to stop."
+            f"daemon health {daemon.health_url}/healthz. Ctrl-C to stop."
         )
         await daemon.stop_event.wait()
     daemon.request_stop()

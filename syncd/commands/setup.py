@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import secrets
+
 from syncd.commands.permissions import needed_permissions
-from syncd.config import Settings
+from syncd.config import CLIENT_STATE_MIN, Settings
 from syncd.graph.permissions import admin_consent_url
 
+CLIENT_STATE_FILE = "/etc/syncd/credentials/client_state"
 
-def render_setup(settings: Settings) -> str:
+
+def render_setup(settings: Settings, client_state: str | None = None) -> str:
+    client_state = client_state or new_client_state()
     g = settings.graph
     tenant = g.tenant_id or "<your-tenant-id>"
     client = g.client_id or "<your-app-client-id>"
@@ -36,9 +41,19 @@ def render_setup(settings: Settings) -> str:
         '     public_url = "https://syncd.example.com/graph"   # optional: enables change notifications',
         "     # client_state: /etc/syncd/credentials/client_state",
         "",
-        "5. Run `syncd check`: every line should read OK.",
+        "5. The clientState that proves a notification comes from Graph: a fresh random value",
+        f"   (at least {CLIENT_STATE_MIN} characters), kept as a root-only credential file:",
+        "",
+        f"     printf %s '{client_state}' | sudo install -m 0600 /dev/stdin {CLIENT_STATE_FILE}",
+        "",
+        "6. Run `syncd check`: every line should read OK.",
     ]
     return "\n".join(out) + "\n"
+
+
+def new_client_state() -> str:
+    """64 URL-safe characters (384 random bits): over syncd's minimum (32), under Graph's maximum (128)."""
+    return secrets.token_urlsafe(48)
 
 
 def setup_command(settings: Settings) -> int:

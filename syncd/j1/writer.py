@@ -45,6 +45,7 @@ from syncd.j1.partitions import ENTITY_PART, RELATIONSHIP_PART, Layout, Partitio
 from syncd.j1.plan import PartitionPlan, PartitionPlanner
 from syncd.j1.verify import Expectation, verify_job
 from syncd.mirror import Mirror, PartitionAck, PartitionRef, PartitionState, RefusedObject
+from syncd.pausepoints import pause_point
 
 log = structlog.get_logger(__name__)
 
@@ -502,6 +503,7 @@ class J1Writer:
         ack.sent = plan.sent
         ack.absent = plan.absent
         ack.settled = plan.settled
+        await pause_point("j1.ack")
         await self.mirror.ack_partition(ack)
         self.on_job(plan.mode, "finished")
         report.add_plan(plan)
@@ -524,6 +526,7 @@ class J1Writer:
         await self.mirror.record_job(job_id, plan.scope, plan.mode)
         finished = False
         try:
+            await pause_point("j1.upload")
             refused: list[RefusedUpload] | None = None if plan.behaviours else []
             await self.client.upload(
                 job_id,
@@ -537,6 +540,7 @@ class J1Writer:
                 await self._set_aside(plan, refused)
                 report.refused += len(refused)
             partial = sorted(set(self.partial_types())) if plan.mode == "DIFF" else []
+            await pause_point("j1.finalize")
             await self.client.finalize(job_id, partial_types=partial)
             job = await self.client.wait_finished(job_id, timeout=self.job_timeout)
             finished = True

@@ -202,6 +202,13 @@ class Mirror:
                 self._lock_file.close()
                 self._lock_file = None
 
+    async def ping_writer(self) -> None:
+        """Return once the writer thread has run everything queued before this call.
+
+        The watchdog's probe: a writer stuck in SQLite never answers, and syncd is stalled.
+        """
+        await self._writer.run(_noop)
+
     async def __aenter__(self) -> Mirror:
         return self
 
@@ -756,6 +763,24 @@ def _origin_status(conn: sqlite3.Connection, now: float) -> list[dict[str, Any]]
             partial=bool(row["partial"]), disabled=bool(row["disabled"]), reason=row["reason"]
         )
     return [status[k] for k in sorted(status)]
+
+
+def _noop() -> None:
+    return None
+
+
+def own_files(path: Path) -> list[Path]:
+    """Every file a mirror at ``path`` may leave in its directory (and nothing else there)."""
+    stage = path.with_name(path.name + "-stage")
+    return [
+        path,
+        path.with_name(path.name + "-wal"),
+        path.with_name(path.name + "-shm"),
+        path.with_name(path.name + "-journal"),
+        stage,
+        stage.with_name(stage.name + "-journal"),
+        path.with_name(path.name + ".lock"),
+    ]
 
 
 def _take_lock(path: Path) -> IO[str]:

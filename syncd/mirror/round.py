@@ -22,6 +22,7 @@ from syncd.mirror.canonical import canonical_json, content_hash
 from syncd.mirror.keyhash import SQL_FUNCTION, relationship_khash_sql
 from syncd.mirror.sql import insert_alerts, transaction
 from syncd.mirror.types import AlertRow, Change, CommitResult, MirrorError
+from syncd.pausepoints import pause_point_blocking
 
 T = TypeVar("T")
 
@@ -558,6 +559,7 @@ def apply_round(
         if change_hook is not None:
             alerts = change_hook(changes, _entity_lookup(conn))
             counts["alerts_added"] = insert_alerts(conn, alerts, now)
+        pause_point_blocking("mirror.commit")
         result = CommitResult(
             changes=changes if collect_changes else [], counts=counts, outbox_added=outbox_added
         )

@@ -74,7 +74,8 @@ class SimHarness:
     state_dir: Path
     notifications: bool
     webhook_port: int
-    client_state: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    health_port: int = field(default_factory=free_port)
+    client_state: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
     @property
     def tenant(self) -> Tenant:
@@ -88,6 +89,7 @@ class SimHarness:
         """The TOML: the simulators' keys, the webhook, the state dir, plus `extra` sections."""
         sections: dict[str, dict[str, Any]] = tomllib.loads(render_syncd_config(self.sims))
         sections["webhook"]["listen"] = f"127.0.0.1:{self.webhook_port}"
+        sections["health"] = {"listen": f"127.0.0.1:{self.health_port}"}
         if self.notifications:
             sections["webhook"]["public_url"] = f"https://127.0.0.1:{self.webhook_port}"
             sections["webhook"]["client_state"] = self.client_state
@@ -109,6 +111,11 @@ class SimHarness:
     def config_path(self, extra: dict[str, dict[str, Any]] | None = None) -> Path:
         self.settings(extra)
         return self.state_dir / "syncd.toml"
+
+    @property
+    def health_url(self) -> str:
+        """The daemon's `/healthz` and `/metrics` listener (plain HTTP on loopback)."""
+        return f"http://127.0.0.1:{self.health_port}"
 
     def j1_objects(self) -> dict[str, list[dict[str, Any]]]:
         """Every object the J1 simulator stores in syncd's partition scopes (``<scope>-e<n>-<i>``,

@@ -26,6 +26,7 @@ from syncd.model.convert.directory import (
     convert_user,
 )
 from syncd.model.selects import DEVICE_SELECT, GROUP_SELECT, USER_SELECT
+from syncd.pausepoints import pause_point
 from syncd.sources.alerting import change_hook_for
 from syncd.sources.base import RoundReport, SourceContext
 from syncd.sources.members import MemberDetails
@@ -75,6 +76,7 @@ class DeltaSource:
             # signInActivity is not tracked by delta: the stored value is kept (one query a round).
             sign_ins = await self.sign_ins.stored_values(ctx) if self.sign_ins is not None else {}
             async for page in delta_pages(ctx.graph, link or self.initial_url()):
+                await pause_point("source.page")
                 report.pages += 1
                 await self._stage_page(ctx, round_, page.objects, full, report, sign_ins)
                 if page.delta_link:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import socket
 import sys
 import time
@@ -306,13 +307,89 @@ async def test_slack_and_teams_shapes_on_the_wire(
     card = teams["attachments"][0]
     assert card["contentType"] == "application/vnd.microsoft.card.adaptive"
     assert card["content"]["type"] == "AdaptiveCard"
-    facts = {f["title"]: f["value"] for f in card["content"]["body"][2]["facts"]}
+    body = card["content"]["body"]
+    assert body[1]["inlines"] == [{"type": "TextRun", "text": "User disabled: Alice <1> & co"}]
+    facts = {b["inlines"][0]["text"].removesuffix(": "): b["inlines"][1]["text"] for b in body[2:]}
     assert facts["Alert id"] == make_alert().alert_id and facts["Severity"] == "HIGH"
     assert facts["Changed"] == "accountEnabled: true → false"
 
     legacy = card_rx.requests[0]["json"]
     assert legacy["@type"] == "MessageCard" and legacy["themeColor"] == "E67E22"
     assert {f["name"] for f in legacy["sections"][0]["facts"]} >= {"Rule", "Alert id"}
+
+
+HOSTILE = (
+    "[Re-authenticate](https://evil.example/login) <https://evil.example|Open> <!channel> "
+    "**urgent** <b>bold</b> & `code`"
+)
+LINK = "[Re-authenticate](https://evil.example/login)"
+
+
+def _hostile_alert() -> dict[str, Any]:
+    alert = make_alert()
+    payload = alert.to_dict()
+    payload["message"] = f"Guest user created: {HOSTILE}"
+    payload["change"] = {
+        **payload["change"],
+        "key": HOSTILE,
+        "changes": {"displayName": {"old": "Bob", "new": HOSTILE}},
+    }
+    return payload
+
+
+def _strings(node: Any, path: str = "") -> list[tuple[str, str]]:
+    """(json path, string) for every string in a payload."""
+    if isinstance(node, dict):
+        return [s for k, v in node.items() for s in _strings(v, f"{path}.{k}")]
+    if isinstance(node, list):
+        return [s for i, v in enumerate(node) for s in _strings(v, f"{path}[{i}]")]
+    return [(path, node)] if isinstance(node, str) else []
+
+
+def _objects(node: Any) -> list[dict[str, Any]]:
+    """Every JSON object in a payload, nested ones included."""
+    if isinstance(node, dict):
+        return [node, *(o for v in node.values() for o in _objects(v))]
+    if isinstance(node, list):
+        return [o for v in node for o in _objects(v)]
+    return []
+
+
+def test_slack_shows_hostile_names_as_text() -> None:
+    payload = slack_payload(_hostile_alert())
+    assert payload["mrkdwn"] is False and payload["unfurl_links"] is False
+    texts = _strings(payload)
+    for path, text in texts:
+        assert "<" not in text and ">" not in text, (path, text)  # no <url|label>, <!channel>, <@U..>
+    mrkdwn = [t for t in _objects(payload["blocks"]) if t.get("type") == "mrkdwn"]
+    assert len(mrkdwn) >= 3 and all(t["verbatim"] is True for t in mrkdwn)  # no auto-linked URLs
+    section = payload["blocks"][1]["text"]["text"]
+    assert "&lt;https://evil.example|Open&gt; &lt;!channel&gt;" in section and "&amp; `code`" in section
+    assert any("&lt;!channel&gt;" in t["text"] for t in payload["blocks"][2]["fields"])
+
+
+def test_teams_adaptive_card_keeps_hostile_names_out_of_markdown() -> None:
+    card = teams_payload(_hostile_alert())["attachments"][0]["content"]
+    markdown = [  # the Adaptive Card fields Teams renders as Markdown
+        (p, t) for p, t in _strings(card) if p.endswith(".text") and ".inlines[" not in p
+    ]
+    assert markdown and all(LINK not in t and "evil.example" not in t for _, t in markdown), markdown
+    assert not any(b["type"] in ("FactSet", "ColumnSet") for b in card["body"])
+    runs = [r for b in card["body"] if b["type"] == "RichTextBlock" for r in b["inlines"]]
+    assert all(r["type"] == "TextRun" for r in runs)
+    assert runs[0]["text"] == f"Guest user created: {HOSTILE}"  # shown exactly, as plain text
+    assert any(HOSTILE in r["text"] for r in runs[1:])
+
+
+def test_teams_message_card_escapes_markdown_and_html() -> None:
+    card = teams_payload(_hostile_alert(), "messagecard")
+    rendered = [card["title"], card["text"], *(f["value"] for f in card["sections"][0]["facts"])]
+    link = re.compile(r"(?<!\\)\[[^\]]*(?<!\\)\]\(")  # an unescaped [label]( starts a link
+    for text in rendered:
+        assert not link.search(text), text
+        assert "<" not in text and ">" not in text, text
+    assert "\\[Re\\-authenticate\\]\\(https://evil\\.example/login\\)" in card["text"]
+    assert "\\*\\*urgent\\*\\*" in card["text"] and "&lt;b&gt;bold&lt;/b&gt; &amp;" in card["text"]
 
 
 def test_payload_builders_tolerate_sparse_payloads() -> None:

@@ -229,11 +229,20 @@ async def run_cli(config: Path, *args: str, timeout: float = 120) -> tuple[int, 
     return proc.returncode, out.decode(), err.decode()
 
 
-async def start_daemon(config: Path, log_file: Path) -> asyncio.subprocess.Process:
+async def start_daemon(
+    config: Path, log_file: Path, env: dict[str, str] | None = None
+) -> asyncio.subprocess.Process:
     """`syncd -c <config> run` in a child process, its output appended to `log_file`."""
     with log_file.open("ab") as sink:
         return await asyncio.create_subprocess_exec(
-            str(SYNCD), "-c", str(config), "run", stdout=sink, stderr=sink, cwd=ROOT, env=child_env()
+            str(SYNCD),
+            "-c",
+            str(config),
+            "run",
+            stdout=sink,
+            stderr=sink,
+            cwd=ROOT,
+            env={**child_env(), **(env or {})},
         )
 
 

@@ -235,9 +235,8 @@ class DaemonProcess:
             self.proc = await asyncio.create_subprocess_exec(
                 syncd, "-c", str(self.config), "run", stdout=out, stderr=out
             )
-        url = f"https://127.0.0.1:{self.h.webhook_port}/healthz"
-        connector = aiohttp.TCPConnector(ssl=webhook_ssl(self.h))
-        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=5)) as http:
+        url = f"{self.h.health_url}/healthz"
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
             while time.monotonic() - started < timeout:
                 if self.proc.returncode is not None:
                     raise RuntimeError(f"syncd exited with {self.proc.returncode}; see {self.log_path}")

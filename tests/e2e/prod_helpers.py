@@ -14,7 +14,6 @@ import os
 import random
 import signal
 import socket
-import ssl
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -55,45 +54,93 @@ def config(h: SimHarness, **sections: dict[str, Any]) -> Path:
 
 # --- truth vs J1 ------------------------------------------------------------------------------------
 
+USER_PROPERTIES = ("displayName", "jobTitle", "accountEnabled", "userPrincipalName")
+GROUP_PROPERTIES = ("displayName", "description")
+"""Graph properties syncd carries to J1 under the same name (the data model's pass-through)."""
+
+Props = tuple[tuple[str, Any], ...]
+
+
+def _props(obj: dict[str, Any], names: tuple[str, ...]) -> Props:
+    return tuple((name, obj.get(name)) for name in names)
+
 
 @dataclass(frozen=True)
 class Directory:
-    """User keys, group keys and membership relationship keys (user and group members)."""
+    """Users and groups (key → the properties compared) and membership relationship keys."""
 
-    users: frozenset[str]
-    groups: frozenset[str]
+    users: dict[str, Props]
+    groups: dict[str, Props]
     memberships: frozenset[str]
+    duplicated: frozenset[str] = frozenset()
+    """Keys stored more than once across syncd's J1 scopes (always a bug)."""
 
-    def diff(self, other: Directory) -> dict[str, dict[str, list[str]]]:
-        out: dict[str, dict[str, list[str]]] = {}
-        for name in ("users", "groups", "memberships"):
+    def diff(self, other: Directory) -> dict[str, dict[str, Any]]:
+        """What `other` (J1) gets wrong compared with `self` (the truth): empty when equal."""
+        out: dict[str, dict[str, Any]] = {}
+        for name in ("users", "groups"):
             mine, theirs = getattr(self, name), getattr(other, name)
-            missing, extra = sorted(mine - theirs), sorted(theirs - mine)
-            if missing or extra:
-                out[name] = {"missing": missing[:10], "left_over": extra[:10]}
+            missing, extra = sorted(mine.keys() - theirs.keys()), sorted(theirs.keys() - mine.keys())
+            changed = {
+                key: {
+                    p: [want, got]
+                    for (p, want), (_, got) in zip(mine[key], theirs[key], strict=True)
+                    if want != got
+                }
+                for key in sorted(mine.keys() & theirs.keys())
+                if mine[key] != theirs[key]
+            }
+            if missing or extra or changed:
+                out[name] = {
+                    "missing": missing[:10],
+                    "left_over": extra[:10],
+                    "changed": dict(list(changed.items())[:10]),
+                }
+        missing_m, extra_m = (
+            sorted(self.memberships - other.memberships),
+            sorted(other.memberships - self.memberships),
+        )
+        if missing_m or extra_m:
+            out["memberships"] = {"missing": missing_m[:10], "left_over": extra_m[:10]}
+        if other.duplicated:
+            out["duplicated"] = {"keys": sorted(other.duplicated)[:10]}
         return out
 
 
 def tenant_truth(tenant: Tenant) -> Directory:
     """Computed from the simulator's tenant alone (not from syncd's converters or mirror)."""
-    users = {u["id"] for u in tenant.list("users")}
-    groups = {g["id"] for g in tenant.list("groups")}
+    users = {u["id"]: _props(u, USER_PROPERTIES) for u in tenant.list("users")}
+    groups = {g["id"]: _props(g, GROUP_PROPERTIES) for g in tenant.list("groups")}
     memberships = {
         f"{gid}|has|{mid}"
         for gid in groups
         for mid in tenant.member_ids(gid)
         if mid in users or mid in groups
     }
-    return Directory(frozenset(users), frozenset(groups), frozenset(memberships))
+    return Directory(users, groups, frozenset(memberships))
+
+
+def j1_objects(h: SimHarness) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every entity and relationship syncd wrote for this tenant, across all of its J1 scopes
+    (scope `[j1] scope` or one starting with it), in the harness's J1 account."""
+    found = h.sims.j1_state.query_graph(None, None, h.sims.j1_account_id)
+    mine = [o for o in found["entities"] if str(o.get("_scope", "")).startswith(h.scope)]
+    rels = [o for o in found["relationships"] if str(o.get("_scope", "")).startswith(h.scope)]
+    return mine, rels
 
 
 def j1_directory(h: SimHarness) -> Directory:
-    entities, relationships = h.j1_graph()
-    users = {k for k, e in entities.items() if e["_type"] == m.USER.type}
-    groups = {k for k, e in entities.items() if e["_type"] == m.GROUP.type}
+    entities, relationships = j1_objects(h)
+    seen: set[str] = set()
+    duplicated: set[str] = set()
+    for obj in (*entities, *relationships):
+        key = str(obj["_key"])
+        (duplicated if key in seen else seen).add(key)
+    users = {e["_key"]: _props(e, USER_PROPERTIES) for e in entities if e["_type"] == m.USER.type}
+    groups = {e["_key"]: _props(e, GROUP_PROPERTIES) for e in entities if e["_type"] == m.GROUP.type}
     member_types = {m.GROUP_HAS_USER.type, m.GROUP_HAS_GROUP.type}
-    memberships = {k for k, r in relationships.items() if r["_type"] in member_types}
-    return Directory(frozenset(users), frozenset(groups), frozenset(memberships))
+    memberships = {r["_key"] for r in relationships if r["_type"] in member_types}
+    return Directory(users, groups, frozenset(memberships), frozenset(duplicated))
 
 
 async def wait_for(
@@ -272,7 +319,9 @@ async def start_daemon(
     watchdog_usec: int | None = None,
     command: tuple[str, ...] = ("run",),
     env: dict[str, str] | None = None,
+    argv: list[str] | None = None,
 ) -> DaemonProc:
+    """`python -m syncd -c CFG run` (or `command`), or exactly `argv` when given."""
     logs.mkdir(parents=True, exist_ok=True)
     n = len(list(logs.glob("*.out")))
     out_path, err_path = logs / f"{n:03d}.out", logs / f"{n:03d}.err"
@@ -283,12 +332,7 @@ async def start_daemon(
         full_env["WATCHDOG_USEC"] = str(watchdog_usec)
     with out_path.open("wb") as out, err_path.open("wb") as err:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "syncd",
-            "-c",
-            str(cfg),
-            *command,
+            *(argv or [sys.executable, "-m", "syncd", "-c", str(cfg), *command]),
             stdout=out,
             stderr=err,
             stdin=asyncio.subprocess.DEVNULL,
@@ -320,12 +364,10 @@ async def run_cli(cfg: Path, *args: str, timeout: float = 60.0) -> tuple[int, st
 
 
 async def http_get(h: SimHarness, path: str) -> tuple[int, str]:
-    ctx = ssl.create_default_context(cafile=str(h.sims.ca_file))
+    """GET on the daemon's health listener (`/healthz`, `/metrics`)."""
     async with (
         aiohttp.ClientSession() as session,
-        session.get(
-            f"https://127.0.0.1:{h.webhook_port}{path}", ssl=ctx, timeout=aiohttp.ClientTimeout(total=10)
-        ) as resp,
+        session.get(f"{h.health_url}{path}", timeout=aiohttp.ClientTimeout(total=10)) as resp,
     ):
         return resp.status, await resp.text()
 

@@ -50,7 +50,9 @@ class CliResult:
     err: str
 
 
-async def run_cli(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> CliResult:
+async def run_cli(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None, cwd: Path = ROOT
+) -> CliResult:
     """`python -m syncd ARGS` in a subprocess while this loop keeps serving the simulators."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -60,8 +62,8 @@ async def run_cli(*args: str, env: dict[str, str] | None = None, stdin: str | No
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "SYNCD_LOG_FORMAT": "console", **(env or {})},
-        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "SYNCD_LOG_FORMAT": "console", **(env or {})},
+        cwd=cwd,
     )
     out, err = await asyncio.wait_for(proc.communicate(stdin.encode() if stdin else None), timeout=60)
     assert proc.returncode is not None

@@ -1,10 +1,12 @@
-"""kill -9 of `syncd run` at any moment, then a restart: nothing lost, nothing duplicated.
+"""kill -9 of `syncd run` at named moments, then a restart: nothing lost, nothing duplicated.
 
-The simulators run in the test process and outlive the killed daemon. The daemon is killed
-at several moments: during its first full sync, while a J1 job is in flight (J1 latency fault,
-so pushes are slow enough to be caught), and during incremental rounds and pushes after
-changes made through the simulator. A last start must converge to exactly the graph the
-tenant implies, stop cleanly on SIGTERM, and leave a mirror that opens with an empty outbox.
+The simulators run in the test process and outlive the killed daemon. The daemon is started
+with `SYNCD_PAUSE_AT=<point>` (syncd/pausepoints.py) and killed once it reports that it paused
+there: during its first full sync (a page fetched, the first DIFF uploaded but not finalized,
+finished but not acknowledged), then during incremental rounds and pushes after changes made
+through the simulator (mirror commit, round committed, PATCH job created). A last start must
+converge to exactly the graph the tenant implies, keys and property values, stop cleanly on
+SIGTERM, and leave a mirror that opens with an empty outbox.
 """
 
 from __future__ import annotations
@@ -12,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from syncd.mirror import Mirror
 from syncd.model import schema
+from syncd.pausepoints import ENV_MARKER, ENV_POINT, POINTS
 from syncd.sim.generator import generate_tenant
 from syncd.sim.harness import SimHarness
 from syncd.sim.tenant import Tenant
@@ -32,6 +34,7 @@ from tests.e2e.conftest import (
     start_daemon,
     wait_for,
 )
+from tests.e2e.prod_helpers import j1_directory, tenant_truth
 
 SYNC = {"safety_net_interval": 1.0, "devices_delta_interval": 1.0, "drain_interval": 0.5, "debounce": 0.2}
 
@@ -55,30 +58,19 @@ def _mutate(tenant: Tenant, rng: random.Random) -> None:
     tenant.update("groups", g[2], {"description": f"changed {rng.random():.6f}"})
 
 
-def _jobs_in_flight(h: SimHarness, after: int) -> Callable[[], bool]:
-    def check() -> bool:
-        return any(j["status"] == "AWAITING_UPLOADS" for j in h.sims.j1_state.jobs_view()[after:])
-
-    return check
-
-
-async def _kill_cycle(h: SimHarness, config: Path, log: Path, moment: str, delay: float) -> str:
-    """Start the daemon, kill -9 it at `moment`; returns what was happening when it died."""
-    first_job = len(h.sims.j1_state.jobs_view())
-    proc = await start_daemon(config, log)
+async def _kill_cycle(h: SimHarness, config: Path, log: Path, point: str) -> str:
+    """Start the daemon, kill -9 it once it paused at `point`; returns the point it hit."""
+    marker = h.state_dir / "paused-at"
+    marker.unlink(missing_ok=True)
+    proc = await start_daemon(config, log, env={ENV_POINT: point, ENV_MARKER: str(marker)})
     try:
-        if moment == "push":
-            h.sims.j1_state.faults.latency_ms = 150.0
-            caught = await wait_for(_jobs_in_flight(h, first_job), timeout=60, interval=0.02)
-            assert caught, "no J1 job was started"
-            await asyncio.sleep(delay)
-        else:
-            await asyncio.sleep(delay)
-        assert proc.returncode is None, f"the daemon exited on its own ({proc.returncode})"
+        paused = await wait_for(lambda: marker.exists() or proc.returncode is not None, timeout=60)
+        assert paused and proc.returncode is None, f"never paused at {point}:\n{log.read_text()[-3000:]}"
+        hit, pid = marker.read_text().split()
+        assert (hit, int(pid)) == (point, proc.pid)
     finally:
         await kill9(proc)
-        h.sims.j1_state.faults.latency_ms = 0.0
-    return moment
+    return hit
 
 
 async def _converge_and_check(h: SimHarness, tenant: Tenant, config: Path, log: Path) -> None:
@@ -89,6 +81,8 @@ async def _converge_and_check(h: SimHarness, tenant: Tenant, config: Path, log: 
         assert converged, "\n".join(graph_mismatches(h, expected)) + "\n" + log.read_text()[-3000:]
         await asyncio.sleep(1.5)  # a few more scheduler ticks: still exact (nothing re-added twice)
         assert_graph_matches(h, expected)
+        # property values too (names, enabled flags, descriptions), over every scope syncd writes
+        assert tenant_truth(tenant).diff(j1_directory(h)) == {}
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
@@ -104,38 +98,61 @@ async def _converge_and_check(h: SimHarness, tenant: Tenant, config: Path, log: 
     assert_graph_matches(h, expected)
 
 
-async def _crash_loop(
-    make_harness: HarnessFactory, tmp_path: Path, users: int, moments: list[tuple[str, float]]
-) -> None:
+async def _crash_loop(make_harness: HarnessFactory, tmp_path: Path, users: int, points: list[str]) -> None:
     rng = random.Random(users)
     tenant = generate_tenant(seed=9, users=users, groups=users // 10, devices=users // 20, with_intune=False)
     h = await make_harness(tenant)
     config = quiet_config(h, **SYNC)
     log = tmp_path / "daemon.log"
-    for i, (moment, delay) in enumerate(moments):
+    hits = []
+    for i, point in enumerate(points):
         if i > 0:  # every restart has changes to catch up on (and so a push to be caught in)
             _mutate(tenant, rng)
-        await _kill_cycle(h, config, log, moment, delay)
+        if point == SETTLE:
+            await _settle(h, tenant, config, log)
+            continue
+        hits.append(await _kill_cycle(h, config, log, point))
+    assert hits == [p for p in points if p != SETTLE]
     _mutate(tenant, rng)
     await _converge_and_check(h, tenant, config, log)
 
 
-async def test_kill9_at_several_moments_then_restart_converges(
+async def _settle(h: SimHarness, tenant: Tenant, config: Path, log: Path) -> None:
+    """One start that finishes its (first) full sync, then a clean stop: later kills hit a daemon
+    that catches up by delta and pushes incrementally."""
+    proc = await start_daemon(config, log)
+    try:
+        expected = expected_directory_graph(tenant)
+        assert await wait_for(lambda: not graph_mismatches(h, expected), timeout=90, interval=0.25)
+        await asyncio.sleep(1.0)  # the full push is recorded right after J1 finished it
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+
+
+SETTLE = "settle"
+FIRST_SYNC_THEN_RUNNING = [
+    "source.page",  # start-up: the first full rounds are fetching
+    "j1.finalize",  # the first DIFF is uploaded, not yet finalized
+    "j1.ack",  # again: J1 finished that DIFF, the mirror has not recorded it
+    SETTLE,  # a start that completes the first sync, stopped with SIGTERM
+    "mirror.commit",  # catching up: a delta round inside its transaction
+    "engine.committed",  # a delta round committed, its push not yet started
+    "j1.upload",  # an incremental PATCH job created, nothing uploaded
+    "j1.ack",  # incremental jobs finished, the outbox rows not yet acknowledged
+]
+
+
+async def test_kill9_at_named_points_then_restart_converges(
     make_harness: HarnessFactory, tmp_path: Path
 ) -> None:
-    moments = [
-        ("time", 2.0),  # start-up: first full rounds
-        ("push", 0.3),  # the first DIFF job in flight
-        ("push", 0.1),  # again: a restart that had not yet recorded its full push
-        ("time", 4.0),  # running: safety-net rounds and incremental pushes
-        ("push", 0.05),  # an incremental PATCH/CROSS_SCOPE in flight
-    ]
-    await _crash_loop(make_harness, tmp_path, 600, moments)
+    assert set(FIRST_SYNC_THEN_RUNNING) == {*POINTS, SETTLE}
+    await _crash_loop(make_harness, tmp_path, 600, FIRST_SYNC_THEN_RUNNING)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 async def test_kill9_loop_long(make_harness: HarnessFactory, tmp_path: Path) -> None:
     rng = random.Random(4)
-    moments = [(rng.choice(("time", "push")), rng.uniform(0.0, 3.0) + 1.0) for _ in range(25)]
-    await _crash_loop(make_harness, tmp_path, 2000, moments)
+    points = [rng.choice(POINTS) for _ in range(12)] + [SETTLE] + [rng.choice(POINTS) for _ in range(12)]
+    await _crash_loop(make_harness, tmp_path, 2000, points)

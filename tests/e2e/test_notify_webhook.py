@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 
 from syncd import metrics
+from syncd.health import create_health_app
 from syncd.webhook import WebhookHooks, create_webhook_app
 
 SECRET = "s3cret-client-state-Zq81"
@@ -33,15 +34,12 @@ class Recorder:
     async def on_lifecycle(self, sub_id: str, event: str) -> None:
         self.lifecycle.append((sub_id, event))
 
-    async def health(self) -> tuple[bool, dict[str, Any]]:
-        return True, {}
-
 
 @pytest.fixture
 async def hook() -> AsyncIterator[tuple[TestClient[Any, Any], Recorder]]:
     rec = Recorder()
     app = create_webhook_app(
-        WebhookHooks(wake=rec.wake, lifecycle=rec.on_lifecycle, health=rec.health),
+        WebhookHooks(wake=rec.wake, lifecycle=rec.on_lifecycle),
         client_state=SECRET,
         tenant_id=TENANT,
         max_body_bytes=16_384,
@@ -131,9 +129,20 @@ async def test_wrong_client_state_is_accepted_ignored_counted_and_never_logged(
     dumped = json.dumps(logs, default=str)
     assert logs, "a rejection is logged"
     assert WRONG not in dumped and SECRET not in dumped
-    # the counter is exposed on /metrics
-    text = await (await client.get("/metrics")).text()
+    # the counter is exposed on /metrics, which lives on the health listener, not on this one
+    assert (await client.get("/metrics")).status == 404
+    assert (await client.get("/healthz")).status == 404
+    health: TestClient[Any, Any] = TestClient(TestServer(create_health_app(_healthy)))
+    await health.start_server()
+    try:
+        text = await (await health.get("/metrics")).text()
+    finally:
+        await health.close()
     assert 'syncd_notifications_total{result="rejected_client_state"}' in text
+
+
+async def _healthy() -> tuple[bool, dict[str, Any]]:
+    return True, {}
 
 
 async def test_other_tenant_is_ignored(hook: tuple[TestClient[Any, Any], Recorder]) -> None:

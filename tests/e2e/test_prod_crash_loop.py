@@ -1,31 +1,54 @@
-"""kill -9 during fetch, mirror write and J1 push, with restarts, while the tenant changes.
+"""kill -9 at every named pause point (fetch, mirror commit, J1 upload/finalize/ack...), with
+restarts while the tenant changes; then J1 equals the tenant, keys and property values.
 
-CI runs 6 kills; the slow test and `bench/crash_loop.py` run 30."""
+CI kills once at each point; the slow test and `bench/crash_loop.py` go round five times."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from bench.crash_loop import crash_loop
+from syncd.pausepoints import POINTS
+from tests.e2e.prod_helpers import small_tenant, tenant_truth
 
 
 async def _run(tmp_path: Path, kills: int) -> None:
-    result = await crash_loop(kills, tmp_path, seed=7, say=lambda _msg: None, converge_timeout=30)
-    assert result.kills == kills
-    assert set(result.by_phase) == {"fetch", "mirror", "push"}
-    assert result.evidence.get("push", 0) >= 1 and result.evidence.get("fetch", 0) >= 1, result.evidence
+    lines: list[str] = []
+    result = await crash_loop(kills, tmp_path, seed=7, say=lines.append, converge_timeout=30)
+    assert [k.point for k in result.kills] == [POINTS[i % len(POINTS)] for i in range(kills)]
+    assert len(lines) == kills and all(
+        f"at {k.point}" in line for k, line in zip(result.kills, lines, strict=True)
+    )
     assert result.changes > kills
     assert result.diff == {}, result.diff
     assert result.final_exit == 0
 
 
-async def test_crash_loop_ci(tmp_path: Path) -> None:
-    await _run(tmp_path, 6)
+async def test_crash_loop_kills_once_at_every_point(tmp_path: Path) -> None:
+    await _run(tmp_path, len(POINTS))
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 async def test_crash_loop_full(tmp_path: Path) -> None:
-    await _run(tmp_path, 30)
+    await _run(tmp_path, 5 * len(POINTS))
+
+
+def test_the_end_state_check_catches_a_lost_rename_and_a_duplicate() -> None:
+    truth = tenant_truth(small_tenant())
+    uid = next(iter(truth.users))
+    stale = dict(truth.users[uid]) | {"displayName": "the name before the rename"}
+    j1 = replace(truth, users={**truth.users, uid: tuple(stale.items())})
+    renamed_to = dict(truth.users[uid])["displayName"]
+    assert truth.diff(j1) == {
+        "users": {
+            "missing": [],
+            "left_over": [],
+            "changed": {uid: {"displayName": [renamed_to, "the name before the rename"]}},
+        }
+    }
+    assert truth.diff(replace(truth, duplicated=frozenset({uid}))) == {"duplicated": {"keys": [uid]}}
+    assert truth.diff(truth) == {}

@@ -73,8 +73,7 @@ async def test_graph_faults_then_convergence(
         await h.stop()
 
 
-@pytest.mark.slow
-async def test_graph_timeouts_fail_rounds_without_deleting_then_recover(tmp_path: Path) -> None:
+async def _graph_timeouts_then_recover(tmp_path: Path, *, until_round_fails: bool) -> None:
     h = await _harness(tmp_path)
     logs = io.StringIO()
     try:
@@ -83,14 +82,32 @@ async def test_graph_timeouts_fail_rounds_without_deleting_then_recover(tmp_path
             before = j1_directory(h)
             graph_faults(h, latency_ms=1500)  # every Graph call outlives the client timeout
             _churn(h, 8, seed=11)
-            await wait_for(
-                lambda: any(e.get("event") == "round failed" for e in log_events(logs)), 40, "a failed round"
-            )
+
+            def timed_out(n: int) -> bool:
+                return sum("timeout, retry" in str(e.get("event")) for e in log_events(logs)) >= n
+
+            if until_round_fails:  # every retry of a round times out: the round fails (~35 s)
+                await wait_for(
+                    lambda: any(e.get("event") == "round failed" for e in log_events(logs)),
+                    40,
+                    "a failed round",
+                )
+            else:  # rounds are stuck retrying timed-out calls
+                await wait_for(lambda: timed_out(2), 20, "two timed-out Graph calls")
             assert j1_directory(h) == before  # a failed fetch produced no deletion (nor anything else)
             graph_faults(h, latency_ms=0)
             await wait_converged(h, 40)
     finally:
         await h.stop()
+
+
+async def test_graph_timeouts_change_nothing_then_recover(tmp_path: Path) -> None:
+    await _graph_timeouts_then_recover(tmp_path, until_round_fails=False)
+
+
+@pytest.mark.slow
+async def test_graph_timeouts_fail_rounds_without_deleting_then_recover(tmp_path: Path) -> None:
+    await _graph_timeouts_then_recover(tmp_path, until_round_fails=True)
 
 
 async def test_j1_outage_over_several_cycles_then_drains_in_order(tmp_path: Path) -> None:

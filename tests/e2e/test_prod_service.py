@@ -6,14 +6,13 @@ The daemon is a real subprocess with a local NOTIFY_SOCKET; the simulators run i
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 from pathlib import Path
 
-import pytest
-
 from syncd.model import schema as m
-from syncd.sim.harness import start_harness
+from syncd.sim.harness import SimHarness, start_harness
 from tests.e2e.prod_helpers import (
     NotifySocket,
     config,
@@ -27,6 +26,7 @@ from tests.e2e.prod_helpers import (
     wait_converged,
     wait_for,
 )
+from tests.systemd_units import UNIT_FILES, exec_start_argv
 
 
 async def test_notify_ready_watchdog_status_stopping_and_metrics(tmp_path: Path) -> None:
@@ -147,8 +147,17 @@ async def test_sighup_reloads_log_level_and_refuses_a_broken_config(tmp_path: Pa
         await h.stop()
 
 
-@pytest.mark.slow
-async def test_healthz_503_when_stale_or_outbox_stuck(tmp_path: Path) -> None:
+async def _unhealthy(h: SimHarness) -> bool:
+    code, _ = await http_get(h, "/healthz")
+    return code == 503
+
+
+async def _healthy(h: SimHarness) -> bool:
+    code, _ = await http_get(h, "/healthz")
+    return code == 200
+
+
+async def test_healthz_503_while_the_outbox_is_stuck_then_200(tmp_path: Path) -> None:
     h = await start_harness(small_tenant(), tmp_path, notifications=False)
     try:
         # the safety-net round (every 0.5 s) keeps the lag low; J1 down makes the outbox stuck
@@ -159,14 +168,9 @@ async def test_healthz_503_when_stale_or_outbox_stuck(tmp_path: Path) -> None:
         assert code == 200, body
         j1_faults(h, outage=True)
         h.tenant.update("users", next(iter(h.tenant.list("users")))["id"], {"jobTitle": "queued"})
-
-        async def unhealthy() -> bool:
-            c, _ = await http_get(h, "/healthz")
-            return c == 503
-
-        await wait_for(unhealthy, 20, "/healthz 503 while J1 is down")
+        await wait_for(lambda: _unhealthy(h), 20, "/healthz 503 while J1 is down")
         _, body = await http_get(h, "/healthz")
-        assert '"outbox_stuck": true' in body and '"stale": []' in body
+        assert '"outbox_stuck": true' in body and '"stale": []' in body and '"stalled": null' in body
 
         async def j1_errors_counted() -> bool:
             _, page = await http_get(h, "/metrics")
@@ -176,14 +180,15 @@ async def test_healthz_503_when_stale_or_outbox_stuck(tmp_path: Path) -> None:
         _, text = await http_get(h, "/metrics")
         assert (metric_value(text, "syncd_outbox_depth") or 0) >= 1
         j1_faults(h, outage=False)
-
-        async def healthy() -> bool:
-            c, _ = await http_get(h, "/healthz")
-            return c == 200
-
-        await wait_for(healthy, 20, "/healthz 200 after J1 is back")
+        await wait_for(lambda: _healthy(h), 20, "/healthz 200 after J1 is back")
         assert await d.stop() == 0
+    finally:
+        await h.stop()
 
+
+async def test_healthz_503_while_a_resource_is_stale_then_200(tmp_path: Path) -> None:
+    h = await start_harness(small_tenant(), tmp_path, notifications=False)
+    try:
         # staleness: Graph fails every request, so the lag passes max_lag
         cfg = config(
             h,
@@ -194,11 +199,32 @@ async def test_healthz_503_when_stale_or_outbox_stuck(tmp_path: Path) -> None:
         d = await start_daemon(cfg, tmp_path / "logs")
         await d.wait_event("syncd ready", 40)
         h.sims.graph.set_faults({"error_rate": 1.0, "error_retry_after": "0"})
-        await wait_for(unhealthy, 30, "/healthz 503 when users are stale")
-        _, body = await http_get(h, "/healthz")
-        assert '"users"' in body.split('"stale":', 1)[1]
+
+        async def users_stale() -> bool:
+            code, body = await http_get(h, "/healthz")
+            return code == 503 and "users" in json.loads(body)["stale"]
+
+        await wait_for(users_stale, 30, "/healthz 503 naming users as stale")
         h.sims.graph.set_faults({"error_rate": 0.0})
-        await wait_for(healthy, 30, "/healthz 200 once rounds succeed again")
+        await wait_for(lambda: _healthy(h), 30, "/healthz 200 once rounds succeed again")
         assert await d.stop() == 0
+    finally:
+        await h.stop()
+
+
+async def test_each_units_own_command_line_starts_the_daemon(tmp_path: Path) -> None:
+    """The ExecStart= line of every unit in systemd/, only the binary (the venv's) and the config
+    path (the simulators') swapped: the daemon gets ready, serves /healthz, stops with 0."""
+    h = await start_harness(small_tenant(), tmp_path, notifications=False)
+    try:
+        cfg = config(h)
+        for unit in UNIT_FILES:
+            argv = exec_start_argv(unit, "ci-tenant")
+            argv[argv.index("--config") + 1] = str(cfg)
+            d = await start_daemon(cfg, tmp_path / "logs" / unit.name, argv=argv)
+            await d.wait_event("syncd ready", 40)
+            code, body = await http_get(h, "/healthz")
+            assert code == 200 and json.loads(body)["ready"] is True, (unit.name, body)
+            assert await d.stop() == 0, unit.name
     finally:
         await h.stop()

@@ -89,3 +89,63 @@ async def test_uninstall_refuses_while_the_daemon_holds_the_mirror(tmp_path: Pat
         assert "stop the daemon first" in res.out
         assert "Traceback" not in res.out + res.err
         assert settings.state_dir.exists()
+
+
+def _config_without_state_dir(h: object, path: Path) -> Path:
+    """The harness config minus its [state] table: a terminal run would use ./state."""
+    text = h.config_text()  # type: ignore[attr-defined]
+    kept, skip = [], False
+    for line in text.splitlines():
+        if line.startswith("["):
+            skip = line == "[state]"
+        if not skip:
+            kept.append(line)
+    path.write_text("\n".join(kept) + "\n")
+    return path
+
+
+async def test_uninstall_refuses_without_a_named_state_directory(tmp_path: Path) -> None:
+    async with running_harness(tmp_path, with_intune=False) as h:
+        settings = h.settings()
+        assert await resync_command(settings) == 0
+        await _add_subscription(h, settings.mirror_path, "sub-0002")
+        cwd = tmp_path / "somewhere"
+        (cwd / "state").mkdir(parents=True)
+        precious = cwd / "state" / "precious.txt"
+        precious.write_text("not syncd's")
+        cfg = _config_without_state_dir(h, tmp_path / "no-state.toml")
+
+        res = await run_cli("-c", str(cfg), "uninstall", "--purge-j1", "--yes", cwd=cwd)
+        assert res.code == 78, res.out + res.err
+        assert "[state] dir" in res.err and "STATE_DIRECTORY" in res.err and "nothing was done" in res.err
+        assert precious.read_text() == "not syncd's" and sorted(
+            p.name for p in (cwd / "state").iterdir()
+        ) == ["precious.txt"]
+        assert h.sims.graph.subscriptions.get("sub-0002") is not None  # nothing was done
+        assert h.j1_graph()[0] and settings.mirror_path.exists()
+
+
+async def test_uninstall_with_no_mirror_in_the_directory_does_nothing(tmp_path: Path) -> None:
+    async with running_harness(tmp_path, with_intune=False) as h:
+        empty = tmp_path / "not-the-state-dir"
+        empty.mkdir()
+        (empty / "keep.me").write_text("x")
+        res = await run_cli(
+            "-c", str(h.config_path()), "uninstall", "--yes", env={"SYNCD_STATE_DIR": str(empty)}
+        )
+        assert res.code == 1, res.out + res.err
+        assert f"no syncd mirror in {empty}" in res.out and "nothing was done" in res.out
+        assert sorted(p.name for p in empty.iterdir()) == ["keep.me"]
+
+
+async def test_uninstall_deletes_only_syncds_own_files(tmp_path: Path) -> None:
+    async with running_harness(tmp_path, with_intune=False) as h:
+        settings = h.settings()
+        assert await resync_command(settings) == 0
+        state = settings.state_dir
+        (state / "operator-notes.txt").write_text("mine")
+        assert any(p.name.startswith("mirror.sqlite") for p in state.iterdir())
+        res = await run_cli("-c", str(h.config_path()), "uninstall", "--yes")
+        assert res.code == 0, res.out + res.err
+        assert sorted(p.name for p in state.iterdir()) == ["operator-notes.txt"]
+        assert f"removed syncd's files from {state}; kept the directory" in res.out
