@@ -444,8 +444,9 @@ def _finish(s: Settings, env: Mapping[str, str], problems: list[str], require_cr
         problems.append(f"[j1] strategy: one of auto, documented (got {s.j1.strategy!r})")
     if s.j1.concurrency < 1:
         problems.append("[j1] concurrency: at least 1")
+    if s.j1.graphql_url:
+        _check_url(s.j1.graphql_url, "[j1] graphql_url", problems, https=True)
     s.j1.graphql_url = (s.j1.graphql_url or s.j1.base_url.rstrip("/") + "/graphql").rstrip("/")
-    _check_url(s.j1.graphql_url, "[j1] graphql_url", problems, https=True)
     if not s.j1.scope:
         s.j1.scope = f"syncd-microsoft-365-{g.tenant_id}" if g.tenant_id else "syncd-microsoft-365"
     if s.webhook.public_url:
