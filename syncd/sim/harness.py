@@ -144,9 +144,16 @@ def _is_partition_of(scope: str, base: str) -> bool:
     return parsed is not None and parsed[0] == base
 
 
+DEFAULT_J1_BEHAVIOUR: dict[str, Any] = {}
+"""J1 simulator switches (docs/simulators.md) a harness starts with when its caller names none:
+the e2e suites that must hold under every reading of the J1 docs set it for a run."""
+
+
 async def start_harness(
     tenant: Tenant, state_dir: Path, *, notifications: bool = True, **sim_options: Any
 ) -> SimHarness:
     state_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before any loop work
+    if DEFAULT_J1_BEHAVIOUR:
+        sim_options.setdefault("j1_behaviour", dict(DEFAULT_J1_BEHAVIOUR))
     sims = await start_simulators(tenant=tenant, state_dir=state_dir / "sim", **sim_options)
     return SimHarness(sims=sims, state_dir=state_dir, notifications=notifications, webhook_port=free_port())

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from syncd.model import schema
+from syncd.sim import harness as harness_module
 from syncd.sim.harness import SimHarness, start_harness
 from syncd.sim.tenant import Tenant
 
@@ -172,6 +173,17 @@ class JobRecorder:
 
 
 # --- harness -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["strict", "permissive"])
+def j1_reading(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test against the J1 simulator's strictest reading of the J1 docs (its defaults) and
+    against the most permissive one: syncd must keep J1 equal to the tenant under both."""
+    from tests.e2e.j1_helpers import READINGS
+
+    monkeypatch.setattr(harness_module, "DEFAULT_J1_BEHAVIOUR", dict(READINGS[request.param]))
+    return str(request.param)
+
 HarnessFactory = Callable[..., Awaitable[SimHarness]]
 
 

@@ -47,7 +47,9 @@ def _jobs(h: SimHarness, recorder: JobRecorder, first_job: int) -> list[Job]:
     return out
 
 
-async def test_incremental_cycle_pushes_only_the_changes(make_harness: HarnessFactory) -> None:
+async def test_incremental_cycle_pushes_only_the_changes(
+    make_harness: HarnessFactory, j1_reading: str
+) -> None:
     tenant = generate_tenant(seed=5, users=1500, groups=150, devices=60, with_intune=False)
     pre_deleted = list(tenant.list("users"))[4]["id"]
     tenant.soft_delete("users", pre_deleted)

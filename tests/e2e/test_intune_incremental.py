@@ -68,7 +68,7 @@ def sub_resource_requests(before: dict[str, int], after: dict[str, int]) -> dict
     return out
 
 
-async def test_no_change_poll_then_one_compliance_change(tmp_path: Path) -> None:
+async def test_no_change_poll_then_one_compliance_change(tmp_path: Path, j1_reading: str) -> None:
     tenant = intune_tenant()
     intune = tenant.intune
     async with harness(tenant, tmp_path) as h, runtime(h, intune_full_pass_every=100) as rt:

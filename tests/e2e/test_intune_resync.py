@@ -29,7 +29,7 @@ ENTITY_TYPES = [e.type for e in m.ENTITY_TYPES]
 RELATIONSHIP_TYPES = [r.type for r in m.RELATIONSHIP_TYPES]
 
 
-async def test_full_resync_gives_exactly_the_expected_graph(tmp_path: Path) -> None:
+async def test_full_resync_gives_exactly_the_expected_graph(tmp_path: Path, j1_reading: str) -> None:
     tenant = intune_tenant()
     expected = expected_graph(tenant)
     # The tenant must exercise the whole model, else "exact" proves little.

@@ -27,7 +27,7 @@ async def _run(tmp_path: Path, kills: int) -> None:
     assert result.final_exit == 0
 
 
-async def test_crash_loop_kills_once_at_every_point(tmp_path: Path) -> None:
+async def test_crash_loop_kills_once_at_every_point(tmp_path: Path, j1_reading: str) -> None:
     await _run(tmp_path, len(POINTS))
 
 

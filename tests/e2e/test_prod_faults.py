@@ -54,7 +54,7 @@ def _throttled() -> float:
     ],
 )
 async def test_graph_faults_then_convergence(
-    tmp_path: Path, case: str, faults: dict[str, Any], extra: dict[str, Any]
+    tmp_path: Path, case: str, faults: dict[str, Any], extra: dict[str, Any], j1_reading: str
 ) -> None:
     h = await _harness(tmp_path)
     try:
@@ -110,7 +110,7 @@ async def test_graph_timeouts_fail_rounds_without_deleting_then_recover(tmp_path
     await _graph_timeouts_then_recover(tmp_path, until_round_fails=True)
 
 
-async def test_j1_outage_over_several_cycles_then_drains_in_order(tmp_path: Path) -> None:
+async def test_j1_outage_over_several_cycles_then_drains_in_order(tmp_path: Path, j1_reading: str) -> None:
     h = await _harness(tmp_path)
     try:
         cfg = config(h, sync={"safety_net_interval": 0.5})
@@ -142,7 +142,9 @@ def _empty(daemon: Any) -> Any:
 
 
 @pytest.mark.parametrize("death", ["expired token (syncStateNotFound)", "410 resyncRequired"])
-async def test_delta_token_death_then_full_round_sweeps_deletions(tmp_path: Path, death: str) -> None:
+async def test_delta_token_death_then_full_round_sweeps_deletions(
+    tmp_path: Path, death: str, j1_reading: str
+) -> None:
     h = await _harness(tmp_path)
     try:
         # no notifications reach the daemon while the token is dead: the next round finds it dead
@@ -166,7 +168,7 @@ async def test_delta_token_death_then_full_round_sweeps_deletions(tmp_path: Path
         await h.stop()
 
 
-async def test_dropped_notifications_are_recovered_by_the_safety_net(tmp_path: Path) -> None:
+async def test_dropped_notifications_are_recovered_by_the_safety_net(tmp_path: Path, j1_reading: str) -> None:
     h = await _harness(tmp_path)
     try:
         cfg = config(h, sync={"safety_net_interval": 2.0})
