@@ -568,7 +568,7 @@ class Daemon:
         metrics.OUTBOX_DEPTH.set(depth)
         last_ok = self.state.last_push_ok or self.state.started
         stuck = depth > 0 and now - last_ok > self.settings.health.outbox_stuck_after
-        j1_problems = engine.writer.health_problems(now)
+        j1_problems = engine.writer.health_problems()
         stalled = self.progress.problem if self.progress is not None else None
         healthy = self.state.ready and not stale and not stuck and not stalled and not j1_problems
         return healthy, {

@@ -505,6 +505,8 @@ class J1Writer:
         ack.settled = plan.settled
         await pause_point("j1.ack")
         await self.mirror.ack_partition(ack)
+        if self.mismatches:  # J1 holds this partition as sent again: its mismatch is resolved
+            self.mismatches = [m for m in self.mismatches if m.scope != ref.scope]
         self.on_job(plan.mode, "finished")
         report.add_plan(plan)
         metrics.J1_UPLOADED_OBJECTS.labels(mode=plan.mode).inc(plan.objects)
@@ -784,14 +786,13 @@ class J1Writer:
         metrics.J1_PARTITIONS_PENDING_DIFF.set(sum(1 for s in states if s.needs_diff))
         metrics.J1_REFUSED_OBJECTS.set(await self.mirror.refused_count())
 
-    def health_problems(self, now: float | None = None, window: float = 3600.0) -> list[str]:
+    def health_problems(self) -> list[str]:
         """Why J1 may not hold the truth (for /healthz): jobs whose counters did not match what
-        was sent, in the last ``window`` seconds. (Transient J1 outages show as outbox lag.)"""
-        now = time.time() if now is None else now
+        was sent, until a later job on the same partition succeeds. (Transient J1 outages show as
+        outbox lag instead.)"""
         return [
             f"J1 job {m.job_id} ({m.mode} on {m.scope}) did not do what was sent: {'; '.join(m.problems)}"
             for m in self.mismatches
-            if now - m.at < window
         ]
 
     def unavailable(self, now: float | None = None) -> str | None:

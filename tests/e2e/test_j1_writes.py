@@ -128,6 +128,7 @@ async def test_a_behaviour_the_account_stops_honouring_is_caught_and_abandoned(
         assert ("syncd-j1-job-mismatch", "ops") in alerts
         second = await rt.engine.drain()  # the documented path: a DIFF of the partition
         assert second.verification_failures == 0 and set(second.jobs) == {"DIFF"}
+        assert rt.engine.writer.health_problems() == []  # resolved once J1 holds it as sent
         assert await rt.mirror.outbox_depth() == 0
         await assert_j1_equals_mirror(h, rt)
 
