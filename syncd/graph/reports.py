@@ -39,6 +39,8 @@ COMPLETED = "completed"
 FAILED = "failed"
 POLL_DELAYS: tuple[float, ...] = (1.0, 1.0, 2.0, 3.0, 5.0, 5.0, 10.0, 10.0, 15.0, 30.0)
 """Seconds between status polls (the last one repeats until the timeout)."""
+LIST_POLL_MIN = 3
+"""From this many pending jobs on, one list request reads them all instead of one read each."""
 MAX_DOWNLOAD_BYTES = 4 << 30
 SPOOL_BYTES = 32 << 20
 """Downloads larger than this go to a temporary file instead of memory."""
@@ -132,7 +134,7 @@ class ReportExporter:
         *,
         timeout: float = 900.0,
         poll_delays: Sequence[float] = POLL_DELAYS,
-        max_in_flight: int = 20,
+        max_in_flight: int = 50,
         download_concurrency: int = 4,
         max_bytes: int = MAX_DOWNLOAD_BYTES,
     ) -> None:
@@ -143,6 +145,7 @@ class ReportExporter:
         self.download_concurrency = max(1, download_concurrency)
         self.max_bytes = max_bytes
         self.stats = ExportStats()
+        self.list_refused = False
 
     async def run(
         self, requests: Sequence[ExportRequest], reduce: Callable[[Rows], T]
@@ -227,6 +230,28 @@ class ReportExporter:
         return done
 
     async def _poll(self, ids: list[str]) -> dict[str, Mapping[str, Any]]:
+        """The status of each job: one read per job while there are few, else the job list
+        (``GET exportJobs``, every job in one answer; a job missing from it is read alone)."""
+        if len(ids) >= LIST_POLL_MIN and not self.list_refused:
+            found: dict[str, Mapping[str, Any]] = {}
+            wanted = set(ids)
+            try:
+                async for page in self.graph.iter_pages(EXPORT_JOBS, version=EXPORT_VERSION):
+                    self.stats.polls += 1
+                    for job in page.get("value") or []:
+                        if isinstance(job, Mapping) and job.get("id") in wanted:
+                            found[str(job["id"])] = job
+            except GraphError as exc:
+                self.list_refused = True
+                log.info("export job list unavailable: polling jobs one by one", error=str(exc)[:200])
+            else:
+                rest = [j for j in ids if j not in found]
+                if rest:
+                    found.update(await self._poll_each(rest))
+                return found
+        return await self._poll_each(ids)
+
+    async def _poll_each(self, ids: list[str]) -> dict[str, Mapping[str, Any]]:
         """One status read per job (``$batch`` when several): id -> job body."""
         paths = {job_id: f"{EXPORT_JOBS}/{quote(job_id, safe='')}" for job_id in ids}
         self.stats.polls += len(ids)

@@ -119,6 +119,9 @@ class ReportConfig:
     """The next N downloads answer 503 ``ServerBusy`` (with Retry-After 0.1)."""
     read_permissions_ok: bool = False
     """Accept the Read permissions for creating a job (the docs list only ReadWrite)."""
+    application_keys: str = "detectedApp"
+    """What ``AppInvRawData``'s ``ApplicationKey`` holds (the docs do not say): the detectedApp id
+    (``detectedApp``), or a key of its own (``ownKey``: a hash of name, version and platform)."""
 
     def update(self, changes: JSON) -> None:
         names = {f.name: f for f in fields(self)}
@@ -142,7 +145,7 @@ class ReportConfig:
 
 
 # --- the reports -------------------------------------------------------------------------------
-RowSource = Callable[[IntuneData, dict[str, str]], Iterator[JSON]]
+RowSource = Callable[[IntuneData, dict[str, str], ReportConfig], Iterator[JSON]]
 
 
 @dataclass(frozen=True)
@@ -164,13 +167,16 @@ def _short_version(version: str) -> str:
     return ".".join(parts[:2]) if len(parts) > 1 else version
 
 
-def _app_inventory(data: IntuneData, where: dict[str, str]) -> Iterator[JSON]:
+def _app_inventory(data: IntuneData, where: dict[str, str], config: ReportConfig) -> Iterator[JSON]:
     for device in data.list("managedDevices"):
         for app in data.sub("managedDevices", str(device["id"]), "detectedApps"):
             version = str(app.get("version") or "")
             platform = str(app.get("platform") or "")
+            key = app.get("id")
+            if config.application_keys == "ownKey":
+                key = hashlib.sha1(f"{app.get('displayName')}|{version}|{platform}".encode()).hexdigest()  # noqa: S324
             yield {
-                "ApplicationKey": app.get("id"),
+                "ApplicationKey": key,
                 "ApplicationName": app.get("displayName"),
                 "ApplicationPublisher": app.get("publisher"),
                 "ApplicationShortVersion": _short_version(version),
@@ -194,7 +200,7 @@ def _hex_error(code: Any) -> str:
     return f"0x{value & 0xFFFFFFFF:08X}"
 
 
-def _install_status(data: IntuneData, where: dict[str, str]) -> Iterator[JSON]:
+def _install_status(data: IntuneData, where: dict[str, str], config: ReportConfig) -> Iterator[JSON]:
     app_id = where.get("ApplicationId", "")
     app = data.get("mobileApps", app_id)
     if app is None:
@@ -491,7 +497,7 @@ def build_file(job: ExportJob, data: IntuneData, config: ReportConfig) -> bytes:
                 keys.append(f"{col}_loc")
     rows = [
         r
-        for r in job.report.rows(data, job.where)
+        for r in job.report.rows(data, job.where, config)
         if all(str(r.get(k) or "") == v for k, v in job.where.items() if k in r)
     ]
     if job.format == "json":

@@ -182,6 +182,8 @@ class IntuneGraphRoutes:
         ver, root, segs = parts[0], parts[1], parts[2:]
         served = SERVED.get(segs[0]) if segs else None
         fault = collection_fault(self.sim, served.data if served is not None else (segs[0] if segs else ""))
+        if fault is None and len(segs) >= 3:
+            fault = object_fault(self.sim, segs[1])
         if fault is not None:
             return fault(request)
         try:
@@ -482,9 +484,11 @@ def register_intune_routes(
 
 
 # --- per-collection faults ---------------------------------------------------------------------
-FAULT_KINDS = ("forbidden", "unavailable")
+FAULT_KINDS = ("forbidden", "unavailable", "flaky")
 """``forbidden``: Graph's 403 ``Authorization_RequestDenied`` (a permission not consented);
-``unavailable``: 503 ``serviceNotAvailable`` on every attempt (a 5xx that outlasts the retries)."""
+``unavailable``: 503 ``serviceNotAvailable`` on every attempt (a 5xx that outlasts the retries);
+``flaky`` (object ids, not collections): the sub-resources of those objects answer 503 without
+Retry-After on every attempt, while the rest of the collection answers."""
 
 
 def intune_faults(sim: Any) -> dict[str, set[str]]:
@@ -516,6 +520,16 @@ def collection_fault(sim: Any, collection: str) -> Callable[[web.Request], web.R
             "The service is temporarily unavailable. Please retry later.",
         )
     return None
+
+
+def object_fault(sim: Any, object_id: str) -> Callable[[web.Request], web.Response] | None:
+    """The 503 every sub-resource request of a ``flaky`` object gets, if any."""
+    faults: dict[str, set[str]] | None = getattr(sim, "intune_faults", None)
+    if not faults or object_id not in faults.get("flaky", ()):
+        return None
+    return lambda request: graph_error(
+        request, 503, "serviceNotAvailable", "The service is temporarily unavailable. Please retry later."
+    )
 
 
 # --- admin API ---------------------------------------------------------------------------------
@@ -637,7 +651,7 @@ def register_intune_admin_routes(app: web.Application, sim: Any) -> None:
                 raise IntuneError(400, f"unknown fault {kind!r} (known: {', '.join(FAULT_KINDS)})")
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
                 raise IntuneError(400, f"{kind} must be a list of collection names")
-            unknown = [n for n in names if n not in COLLECTIONS]
+            unknown = [n for n in names if n not in COLLECTIONS] if kind != "flaky" else []
             if unknown:
                 raise IntuneError(400, f"unknown Intune collections {unknown}")
         faults = intune_faults(sim)

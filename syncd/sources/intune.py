@@ -75,6 +75,10 @@ class SubResource:
     policies lives on `iosManagedAppProtections/{id}/apps` ...). When set, objects of other types
     have no such navigation: nothing is requested and nothing embedded."""
     kind: str = NAVIGATION
+    expand: bool = False
+    """Small lists read with the collection itself (`?$expand=<key>`, one request for all
+    objects). A list request that refuses the `$expand` is repeated without it and these are
+    then read per object (logged once)."""
     owned_types: tuple[str, ...] = ()
     """Relationship types made from this sub-resource only: staged under their own owner
     (`<id>#<key>`), so when it cannot be read its last state is kept while the object updates."""
@@ -169,8 +173,8 @@ COLLECTIONS: tuple[Collection, ...] = (
         "v1.0",
         f"{DAM}/mobileApps",
         subs=(
-            SubResource("categories", "categories"),
-            SubResource("assignments", "assignments"),
+            SubResource("categories", "categories", expand=True),
+            SubResource("assignments", "assignments", expand=True),
             SubResource(
                 "deviceStatuses",
                 "",
@@ -188,7 +192,7 @@ COLLECTIONS: tuple[Collection, ...] = (
         "v1.0",
         f"{DM}/deviceCompliancePolicies",
         subs=(
-            SubResource("assignments", "assignments"),
+            SubResource("assignments", "assignments", expand=True),
             SubResource("deviceStatuses", "deviceStatuses"),
             SubResource("userStatuses", "userStatuses"),
             SubResource(
@@ -216,7 +220,10 @@ COLLECTIONS: tuple[Collection, ...] = (
         m.SOURCE_CONFIGURATIONS,
         "v1.0",
         f"{DM}/deviceConfigurations",
-        subs=(SubResource("assignments", "assignments"), SubResource("deviceStatuses", "deviceStatuses")),
+        subs=(
+            SubResource("assignments", "assignments", expand=True),
+            SubResource("deviceStatuses", "deviceStatuses"),
+        ),
         types=_types(
             m.DEVICE_CONFIGURATION,
             m.NONCOMPLIANCE_FINDING,
@@ -393,6 +400,7 @@ class IntuneCollectionSource:
         """Objects whose sub-resources the last round fetched (for tests and benches)."""
         self.last_bulk = False
         """Whether the last round read detected apps from the inventory export."""
+        self.expand_refused = False
 
     def _subs(self) -> list[SubResource]:
         return [
@@ -428,7 +436,7 @@ class IntuneCollectionSource:
             report.skip_reason = self.shared.unavailable or NO_INTUNE_REASON
             return report
         report.pages = 1
-        hashes = {str(o["id"]): _top_hash(_strip_subs(o, self.collection)) for o in objects}
+        hashes = {str(o["id"]): self._hash(o) for o in objects}
         if full_pass:
             fetch = objects
         else:
@@ -493,6 +501,13 @@ class IntuneCollectionSource:
             failed=len(embedded.failed),
         )
         return report
+
+    def _hash(self, obj: Mapping[str, Any]) -> str:
+        """What the list shows of an object: its own properties and the expanded sub-resources
+        (a changed assignment is seen without reading anything else)."""
+        expanded = {s.key for s in self._expanded()}
+        drop = {s.key for s in self.collection.subs if s.key not in expanded} | set(SCRIPT_CONTENT_FIELDS)
+        return _top_hash({k: v for k, v in obj.items() if k not in drop})
 
     def _owned_subs(self) -> list[SubResource]:
         return [s for s in self._subs() if s.owned_types]
@@ -590,7 +605,7 @@ class IntuneCollectionSource:
 
         result = await round_.commit(change_hook=change_hook_for(ctx), collect_changes=False)
         for obj in objects:
-            self._remember(obj, _top_hash(_strip_subs(obj, self.collection)))
+            self._remember(obj, self._hash(obj))
             if self.collection.name == conv.MANAGED_DEVICES:
                 self.shared.device_stamps[str(obj["id"])] = _device_stamp(obj)
         self.last_fetched = len(objects)
@@ -602,14 +617,39 @@ class IntuneCollectionSource:
         report.duration = time.monotonic() - started
         return report
 
+    def _expanded(self) -> list[SubResource]:
+        """Sub-resources this collection's list request expands (none once Graph refused it)."""
+        if self.expand_refused:
+            return []
+        return [s for s in self._subs() if s.expand]
+
     async def _list(self, graph: GraphClient) -> list[dict[str, Any]]:
+        expanded = self._expanded()
+        params = {"$expand": ",".join(s.path for s in expanded)} if expanded else None
         objects: list[dict[str, Any]] = []
         try:
-            async for page in graph.iter_pages(self.collection.path, version=self.collection.version):
+            async for page in graph.iter_pages(
+                self.collection.path, params=params, version=self.collection.version
+            ):
                 objects.extend(o for o in page.get("value") or [] if isinstance(o, dict) and o.get("id"))
         except NotApplicableTenant:
             self._no_intune()
             raise
+        except GraphError as exc:
+            if not expanded or exc.status != 400:
+                raise
+            self.expand_refused = True
+            log.warning(
+                "Graph refused $expand on an Intune list: its sub-resources are read per object",
+                origin=self.origin,
+                expand=params,
+                error=str(exc)[:200],
+            )
+            return await self._list(graph)
+        for obj in objects:
+            for sub in expanded:
+                if not isinstance(obj.get(sub.key), list):
+                    obj.pop(sub.key, None)  # not expanded after all: read per object
         return objects
 
     def _no_intune(self) -> None:
@@ -634,6 +674,8 @@ class IntuneCollectionSource:
             return out
         navigation: list[SubResource] = []
         for sub in subs:
+            if sub.expand and all(isinstance(o.get(sub.key), list) for o in objects):
+                continue  # came with the list (`$expand`)
             if sub.kind == INVENTORY:
                 many = bulk and len(objects) >= self.shared.bulk_min_objects
                 if many and await self._inventory(graph, objects, sub):

@@ -171,6 +171,8 @@ class IntuneLookups:
     known_app_ids: Collection[str] = ()
     app_ids_by_identifier: Mapping[str, Sequence[str]] = field(default_factory=dict)
     """Lower-cased bundle id / package id -> the mobileApp ids that carry it (#27)."""
+    detected_apps: dict[tuple[Any, ...], Entity] = field(default_factory=dict, compare=False)
+    """Detected-app entities already made in this round: 20k devices share a few hundred apps."""
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -283,7 +285,10 @@ def _lookup_user(status: Mapping[str, Any], user_ids_by_upn: Mapping[str, str]) 
 
 # --- managed devices --------------------------------------------------------------------------
 def convert_managed_device(
-    raw: Mapping[str, Any], ctx: ConvertContext, category_ids_by_name: Mapping[str, str] = _EMPTY
+    raw: Mapping[str, Any],
+    ctx: ConvertContext,
+    category_ids_by_name: Mapping[str, str] = _EMPTY,
+    detected_apps: dict[tuple[Any, ...], Entity] | None = None,
 ) -> Derived:
     """A managed device (beta shape) with #6 owner, #7 category and #8 detected apps."""
     device_id = str(raw["id"])
@@ -340,9 +345,21 @@ def convert_managed_device(
         app_id = str_or_none(app.get("id"))
         if app_id is None:
             continue
-        out.add_entity(convert_detected_app(app, ctx))
+        out.add_entity(_detected_app(app, ctx, detected_apps))
         out.add_relationship(make_relationship(DEVICE_HAS_DETECTED_APP, device_id, app_id))
     return out
+
+
+def _detected_app(
+    app: Mapping[str, Any], ctx: ConvertContext, cache: dict[tuple[Any, ...], Entity] | None
+) -> Entity:
+    if cache is None:
+        return convert_detected_app(app, ctx)
+    key = (app.get("id"), *(app.get(name) for name in DETECTED_APP_FIELDS))
+    entity = cache.get(key)
+    if entity is None:
+        entity = cache[key] = convert_detected_app(app, ctx)
+    return dict(entity)
 
 
 def convert_detected_app(app: Mapping[str, Any], ctx: ConvertContext) -> Entity:
@@ -725,7 +742,9 @@ def convert_app_configuration(raw: Mapping[str, Any], ctx: ConvertContext) -> De
 _Converter = Callable[[Mapping[str, Any], ConvertContext, IntuneLookups], Derived]
 
 CONVERTERS: dict[str, _Converter] = {
-    MANAGED_DEVICES: lambda raw, ctx, lk: convert_managed_device(raw, ctx, lk.category_ids_by_name),
+    MANAGED_DEVICES: lambda raw, ctx, lk: convert_managed_device(
+        raw, ctx, lk.category_ids_by_name, lk.detected_apps
+    ),
     DEVICE_CATEGORIES: lambda raw, ctx, lk: convert_device_category(raw, ctx),
     DEVICE_COMPLIANCE_POLICIES: lambda raw, ctx, lk: convert_compliance_policy(raw, ctx, lk.user_ids_by_upn),
     DEVICE_CONFIGURATIONS: lambda raw, ctx, lk: convert_device_configuration(raw, ctx),
