@@ -29,6 +29,7 @@ accepts the ``Read`` ones practitioners report working).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import csv
 import hashlib
@@ -432,8 +433,9 @@ class ReportStore:
         self.created += 1
         return job
 
-    def refresh(self, job: ExportJob, data: IntuneData | None) -> ExportJob:
-        """Advance a job on its clock; a completed job gets its file and URL then."""
+    async def refresh(self, job: ExportJob, data: IntuneData | None) -> ExportJob:
+        """Advance a job on its clock; a completed job gets its file (written in a worker
+        thread, as a separate service would: the loop keeps serving) and its URL then."""
         if job.status in ("completed", "failed"):
             return job
         elapsed = self.clock() - job.created
@@ -445,10 +447,12 @@ class ReportStore:
         elif job.fails or data is None or self.storage_base is None:
             job.status = "failed"
         else:
-            job.content = build_file(job, data, self.config)
-            job.expires = datetime.now(UTC) + timedelta(seconds=self.config.url_ttl_seconds)
-            job.url = self._sign(job)
-            job.status = "completed"
+            if job.content is None:
+                job.content = await asyncio.to_thread(build_file, job, data, self.config)
+            if job.status not in ("completed", "failed"):
+                job.expires = datetime.now(UTC) + timedelta(seconds=self.config.url_ttl_seconds)
+                job.url = self._sign(job)
+                job.status = "completed"
         return job
 
     def _signature(self, blob: str, expiry: str) -> str:
@@ -634,7 +638,7 @@ def register_report_routes(app: web.Application, sim: Any) -> None:
             return graph_error(request, 400, "BadRequest", str(exc))
         return graph_json(request, {"@odata.context": context(request, True), **job.to_json()}, 201)
 
-    def one(request: web.Request, job_id: str) -> web.StreamResponse:
+    async def one(request: web.Request, job_id: str) -> web.StreamResponse:
         data = intune()
         if data is None:
             return graph_error(request, 400, "BadRequest", NOT_APPLICABLE)
@@ -642,11 +646,11 @@ def register_report_routes(app: web.Application, sim: Any) -> None:
         job = store.jobs.get(job_id)
         if job is None:
             return not_found(request, job_id)
-        store.refresh(job, data)
+        await store.refresh(job, data)
         return graph_json(request, {"@odata.context": context(request, True), **job.to_json()})
 
     async def get_by_segment(request: web.Request) -> web.StreamResponse:
-        return one(request, request.match_info["id"])
+        return await one(request, request.match_info["id"])
 
     async def get_or_list(request: web.Request) -> web.StreamResponse:
         seg = request.match_info["seg"]
@@ -655,12 +659,12 @@ def register_report_routes(app: web.Application, sim: Any) -> None:
             if data is None:
                 return graph_error(request, 400, "BadRequest", NOT_APPLICABLE)
             store = report_store(sim)
-            jobs = [store.refresh(j, data).to_json() for j in store.jobs.values()]
+            jobs = [(await store.refresh(j, data)).to_json() for j in list(store.jobs.values())]
             return graph_json(request, {"@odata.context": context(request, False), "value": jobs})
         m = _JOB_KEY.match(seg)
         if m is None:
             return segment(request, seg)
-        return one(request, m.group(1).replace("''", "'"))
+        return await one(request, m.group(1).replace("''", "'"))
 
     ver = r"{ver:v1\.0|beta}"
     app.router.add_post(f"/{ver}/deviceManagement/reports/exportJobs", create)

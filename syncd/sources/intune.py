@@ -1,23 +1,28 @@
 """Intune collections: no delta and no notifications, so they are polled and diffed locally.
 
-A poll lists a collection (cheap: one request per page), then fetches sub-resources (statuses,
-assignments, detected apps ...) through `$batch` (20 per call, `intune_concurrency` calls in
-flight, every request paid from a token bucket below the Intune limits) only for objects that
-may have changed since the last poll:
+A poll lists a collection (one request per page; small sub-resources such as assignments come
+with it through `$expand`), then reads the other sub-resources only for objects that may have
+changed since the last poll:
 
-- the listed object itself changed (a hash of its top-level JSON: covers `lastModifiedDateTime`
-  and `lastSyncDateTime` and anything else the list shows);
+- the listed object itself changed (a hash of what the list shows: covers `lastModifiedDateTime`,
+  `lastSyncDateTime`, expanded assignments and anything else);
 - or, for collections whose sub-resources name managed devices (statuses, run states, install
   states), a managed device they named changed (its `lastSyncDateTime`/`complianceState`, as
   seen by the last managed-devices round or early re-fetch): Graph does not bump a policy's
   `lastModifiedDateTime` when one of its device statuses changes.
 
+Navigation properties are read through `$batch` (20 per call, `intune_concurrency` calls in
+flight); detected apps of many devices and app install statuses come from Intune report
+exports (`syncd.sources.intune_bulk`), never one request per device in a full pass. Every
+request is paid from the Intune budget of the shared Graph client (`syncd.graph.budget`).
+
 Every `intune_full_pass_every`-th poll (and the first one of a process, and `force_full`)
-re-fetches everything to catch what those signals miss (a device newly reported by a policy,
-lookups that changed). A poll is a *full* round: objects gone from the list are swept, skipped
-objects are kept. Any failed request fails the whole round before anything is staged, so a
-failure never turns into deletions (the engine marks the origin partial). A tenant without
-Intune (400 "Request not applicable to target tenant.") makes the rounds *skipped*, logged once.
+re-reads everything to catch what those signals miss. A poll is a *full* round: objects gone
+from the list are swept, skipped objects are kept. A failed list, a permission or "no Intune"
+answer, or a URL Graph does not know fails the round before anything is staged, so a failure
+never turns into deletions (the engine marks the origin partial); one object whose sub-resources
+keep failing with transient errors keeps its last state instead. A tenant without Intune (400
+"Request not applicable to target tenant.") makes the rounds *skipped*, logged once.
 """
 
 from __future__ import annotations
