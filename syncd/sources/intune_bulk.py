@@ -73,14 +73,16 @@ def reduce_inventory(rows: Rows) -> Inventory:
         device = (row.get("DeviceId") or "").strip()
         if not key or not device:
             continue
-        if key not in out.apps:
-            out.apps[key] = {
+        app = out.apps.get(key)
+        if app is None:
+            app = out.apps[key] = {
                 "id": key,
                 "displayName": row.get("ApplicationName") or None,
                 "version": row.get("ApplicationVersion") or None,
                 "publisher": row.get("ApplicationPublisher") or None,
                 "platform": row.get("Platform") or None,
             }
+        key = app["id"]  # one string object per app, not one per row (20k devices: 160k rows)
         keys = out.by_device.setdefault(device, [])
         if key not in keys:
             keys.append(key)

@@ -59,7 +59,7 @@ def fallbacks(report: str, reason: str) -> float:
 
 
 async def test_bulk_export_and_per_device_path_give_the_same_graph(tmp_path: Path) -> None:
-    tenant = intune_tenant()
+    tenant = intune_tenant(managed_devices=40)
     devices = len(tenant.intune.list("managedDevices"))
     async with harness(copy(tenant), tmp_path / "bulk") as h:
         report_store(h.sims.graph).config.job_seconds = 0.2
@@ -95,7 +95,7 @@ async def test_bulk_export_and_per_device_path_give_the_same_graph(tmp_path: Pat
 
 
 async def test_refused_exports_fall_back_and_keep_install_statuses(tmp_path: Path) -> None:
-    tenant = intune_tenant()
+    tenant = intune_tenant(managed_devices=40)
     intune = tenant.intune
     async with harness(tenant, tmp_path) as h:
         report_store(h.sims.graph).config.job_seconds = 0.2
@@ -131,7 +131,7 @@ async def test_refused_exports_fall_back_and_keep_install_statuses(tmp_path: Pat
 
 
 async def test_report_keys_graph_does_not_know_fall_back_to_per_device(tmp_path: Path) -> None:
-    tenant = intune_tenant()
+    tenant = intune_tenant(managed_devices=40)
     async with harness(tenant, tmp_path) as h:
         store = report_store(h.sims.graph)
         store.config.job_seconds = 0.2
@@ -148,7 +148,7 @@ async def test_report_keys_graph_does_not_know_fall_back_to_per_device(tmp_path:
 
 
 async def test_a_failed_job_or_download_falls_back_for_that_pass(tmp_path: Path) -> None:
-    tenant = intune_tenant()
+    tenant = intune_tenant(managed_devices=40)
     async with harness(tenant, tmp_path) as h:
         store = report_store(h.sims.graph)
         store.config.job_seconds = 0.2
