@@ -10,8 +10,8 @@ polls every collection through the engine (mirror commits included, no J1 push).
   which is what every full pass cost before the exports (21,116 requests at 20k devices).
 * Goals: a full pass under 1 % of 21,116 requests; a no-change pass at most 10 % of a full pass.
 
-The request budget is raised so the token bucket does not dominate the wall time; the default
-budget (`intune_requests_per_20s` = 800) paces a pass at 40 requests/s. The simulator finishes an
+The request budget is raised so the token bucket does not dominate the wall time; `--budget 800`
+uses syncd's default (`intune_requests_per_20s` = 800, 40 requests/s, below Intune's limits). The simulator finishes an
 export job `--job-seconds` after its creation (real Intune takes tens of seconds to minutes).
 
 Run: .venv/bin/python bench/intune.py [--devices 20000] [--runs 3] [--per-device]
@@ -109,7 +109,7 @@ async def main(args: argparse.Namespace) -> None:
         store.config.unavailable = ["AppInvRawData"]
     try:
         settings = h.settings(
-            {"sync": {"intune_requests_per_20s": 10_000_000, "intune_concurrency": args.concurrency}}
+            {"sync": {"intune_requests_per_20s": args.budget, "intune_concurrency": args.concurrency}}
         )
         async with open_runtime(settings) as rt:
             await rt.engine.run_round("account")
@@ -151,6 +151,9 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--job-seconds", type=float, default=2.0)
+    parser.add_argument(
+        "--budget", type=int, default=10_000_000, help="intune_requests_per_20s (syncd's default: 800)"
+    )
     parser.add_argument("--per-device", action="store_true", help="make the inventory export unavailable")
     parser.add_argument("--routes", action="store_true", help="print the busiest routes of each full pass")
     asyncio.run(main(parser.parse_args()))

@@ -6,7 +6,8 @@ once concurrently (the default now: every source at once, those that read anothe
 results after it). Printed per run: the span of the rounds, the longest single round, the sum
 of all rounds, and the ratios span/longest and span/sum. The simulator adds `--latency-ms` to
 every Graph request (a network round trip) so paging dominates as it does on a real tenant.
-The J1 push that follows the rounds is not part of the span.
+syncd runs in a child process (the simulators stay in this one), as in production where Graph
+does its work elsewhere. The J1 push that follows the rounds is not part of the span.
 
 Run: .venv/bin/python bench/resync_overlap.py [--users 20000] [--devices 3000] [--runs 3]
 """
@@ -15,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,18 +31,38 @@ from syncd.sim.generator import generate_tenant
 from syncd.sim.harness import SimHarness, start_harness
 from syncd.sim.intune_reports import report_store
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+async def _child(config: Path, concurrent: bool) -> dict[str, object]:
+    from syncd.config import load_settings
+
+    settings = load_settings(config, environ={})
+    async with open_runtime(settings) as rt:
+        report = await rt.engine.run_rounds(force_full=True, concurrent=concurrent)
+    return {"span": report.span, "durations": report.durations, "failed": report.failed}
+
 
 async def one(h: SimHarness, state: Path, *, concurrent: bool) -> tuple[RoundsReport, int]:
-    settings = h.settings(
+    config = h.config_path(
         {
             "state": {"dir": str(state)},
             "sync": {"intune_requests_per_20s": 100_000, "sign_in_activity": "off"},
-            "log": {"level": "WARNING"},
+            "log": {"level": "WARNING", "format": "json"},
         }
     )
     before = h.sims.graph.counters.total()
-    async with open_runtime(settings) as rt:
-        report = await rt.engine.run_rounds(force_full=True, concurrent=concurrent)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(config)]
+    if concurrent:
+        cmd.append("--concurrent")
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT
+    )
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"child failed: {err.decode()[-2000:]}")
+    data = json.loads(out.decode().strip().splitlines()[-1])
+    report = RoundsReport(durations=data["durations"], span=data["span"], failed=data["failed"])
     return report, h.sims.graph.counters.total() - before
 
 
@@ -101,11 +124,15 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) >= 3 and sys.argv[1] == "--child":
+        log.configure_logging("WARNING", "json")
+        print(json.dumps(asyncio.run(_child(Path(sys.argv[2]), "--concurrent" in sys.argv))))
+        raise SystemExit(0)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--users", type=int, default=20_000)
     p.add_argument("--devices", type=int, default=3_000)
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--latency-ms", type=float, default=20.0)
+    p.add_argument("--latency-ms", type=float, default=100.0)
     p.add_argument("--page-size", type=int, default=200)
     p.add_argument("--job-seconds", type=float, default=2.0)
     asyncio.run(main(p.parse_args()))
