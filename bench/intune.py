@@ -11,8 +11,9 @@ polls every collection through the engine (mirror commits included, no J1 push).
 * Goals: a full pass under 1 % of 21,116 requests; a no-change pass at most 10 % of a full pass.
 
 The request budget is raised so the token bucket does not dominate the wall time; `--budget 800`
-uses syncd's default (`intune_requests_per_20s` = 800, 40 requests/s, below Intune's limits). The simulator finishes an
-export job `--job-seconds` after its creation (real Intune takes tens of seconds to minutes).
+uses syncd's default (`intune_requests_per_20s` = 800, 40 requests/s, below Intune's limits).
+The simulator finishes an export job `--job-seconds` after its creation (real Intune takes tens
+of seconds to minutes).
 
 Run: .venv/bin/python bench/intune.py [--devices 20000] [--runs 3] [--per-device]
 """
