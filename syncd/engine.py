@@ -179,11 +179,11 @@ class Engine:
         (among those asked for) have finished, successfully or not. Failures are recorded (and
         logged by `run_round`), never raised; the caller decides what a failed origin means.
 
-        The daemon's full resync, `syncd resync` and the start-up catch-up call this. With
-        ``concurrent=False`` the rounds run one after another in the given order.
+        `syncd resync` and the daemon's periodic full resync call this; so can the daemon's
+        start-up catch-up. With ``concurrent=False`` the rounds run one after another in order.
         """
-        wanted = [o for o in dict.fromkeys(origins if origins is not None else self.sources)]
-        wanted = [o for o in wanted if o in self.sources]
+        asked = origins if origins is not None else self.sources
+        wanted = [o for o in dict.fromkeys(asked) if o in self.sources]
         result = RoundsReport()
         done: dict[str, asyncio.Event] = {o: asyncio.Event() for o in wanted}
         started_at = time.monotonic()
