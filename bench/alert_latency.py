@@ -1,7 +1,7 @@
 """Alert latency: from a tenant change to the alert at a real local webhook receiver.
 
 Run: .venv/bin/python bench/alert_latency.py [--users 2000] [--changes 100] [--runs 2]
-     [--spacing 0.5 1.0] [--devices-delta-interval 2]
+     [--spacing 0.5 1.0] [--devices-delta-interval S] [--kinds device-noncompliant ...] [--idle 120]
 
 The Graph and J1 simulators and the alert receiver (aiohttp, 127.0.0.1) run in this process; the
 daemon runs as a child process (`syncd -c CFG run`) with change notifications on, the default
@@ -17,10 +17,14 @@ that object. Goal: p50 <= 1.5 s, p99 <= 3 s.
 
 Users and groups are event-driven (Graph change notifications). Entra devices and Intune have no
 change notifications in Graph: a noncompliant device is seen by the devices delta poll
-(`[sync] devices_delta_interval`, default 30 s; the Entra device's `isCompliant` flips with the
-Intune state), which re-fetches the managed device at once. Its latency is therefore bounded by
-that interval: `--devices-delta-interval` sets it (2 s here, as `syncd demo` does; 30 to see the
+(`[sync] devices_delta_interval`, default 2 s; the Entra device's `isCompliant` flips with the
+Intune state), which re-fetches that one managed device at once and wakes the alert dispatcher.
+Its latency is therefore bounded by that interval (`--devices-delta-interval` overrides the
 default). Figures are printed per kind so the two paths can be told apart.
+
+After the changes the daemon is left idle for `--idle` seconds and the Graph requests it makes
+are counted per route and scaled to one hour: the standing cost of the 2 s devices poll (one
+request per round when nothing changed), the safety-net rounds and the Intune polls.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -41,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from syncd.alerts.delivery import ALERT_ID_HEADER  # noqa: E402
+from syncd.config import SyncSettings  # noqa: E402
 from syncd.sim.generator import generate_tenant  # noqa: E402
 from syncd.sim.harness import (  # noqa: E402
     PRIVILEGED_GROUP_ID,
@@ -228,13 +234,12 @@ async def bench(args: argparse.Namespace) -> None:
     url = await receiver.start()
     h = await start_harness(tenant, workdir, notifications=True)
     try:
+        sync: dict[str, Any] = {"debounce": 1.0, "full_resync_interval": 86400.0}
+        if args.devices_delta_interval is not None:
+            sync["devices_delta_interval"] = args.devices_delta_interval
         config = h.config_path(
             {
-                "sync": {
-                    "debounce": 1.0,
-                    "full_resync_interval": 86400.0,
-                    "devices_delta_interval": args.devices_delta_interval,
-                },
+                "sync": sync,
                 "j1": {"map_users_to_persons": False},  # see bench/latency.py J1_BENCH
                 "alerts": {"targets": {"bench": {"kind": "webhook", "url": url, "timeout": 5.0}}},
                 "log": {"level": "INFO", "format": "json"},
@@ -242,9 +247,10 @@ async def bench(args: argparse.Namespace) -> None:
         )
         daemon = DaemonProcess(h, config, workdir / "daemon.log")
         took = await daemon.start()
+        interval = args.devices_delta_interval or SyncSettings().devices_delta_interval
         _say(
             f"{args.users} users; daemon ready after {took:.1f} s; devices_delta_interval="
-            f"{args.devices_delta_interval:g} s; debounce 1 s (default)"
+            f"{interval:g} s; debounce 1 s (default)"
         )
         await asyncio.sleep(1.0)
         baseline_alerts = receiver.count
@@ -253,8 +259,9 @@ async def bench(args: argparse.Namespace) -> None:
         by_kind: dict[str, list[float]] = defaultdict(list)
         missed: dict[str, int] = defaultdict(int)
         async with sim_admin(h) as admin:
+            chosen = tuple(args.kinds or KINDS)
             for run in range(args.runs):
-                kinds = [KINDS[i % len(KINDS)] for i in range(args.changes)]
+                kinds = [chosen[i % len(chosen)] for i in range(args.changes)]
                 rng.shuffle(kinds)
                 pending: list[tuple[str, float, asyncio.Future[float]]] = []
                 for n, kind in enumerate(kinds):
@@ -275,6 +282,16 @@ async def bench(args: argparse.Namespace) -> None:
                     by_kind[kind].append(arrived - started)
                 all_samples.extend(samples)
                 _say(f"run {run + 1}: {_fmt(percentiles(samples))}; missed {len(pending) - len(samples)}")
+        if args.idle > 0:
+            await asyncio.sleep(5.0)  # let the last follow-ups finish
+            before = {r: c["requests"] for r, c in h.sims.graph.counters.routes.items()}
+            await asyncio.sleep(args.idle)
+            after = {r: c["requests"] for r, c in h.sims.graph.counters.routes.items()}
+            spent = {r: n - before.get(r, 0) for r, n in after.items() if n - before.get(r, 0) > 0}
+            per_hour = sum(spent.values()) * 3600 / args.idle
+            _say(f"idle {args.idle:g} s: {sum(spent.values())} Graph requests, {per_hour:.0f} per hour")
+            for route, n in sorted(spent.items(), key=lambda x: -x[1]):
+                _say(f"  {n * 3600 / args.idle:7.0f}/h  {route}")
         await daemon.stop()
         overall = percentiles(all_samples)
         _say(f"\nAll runs: {_fmt(overall)}; missed {sum(missed.values())} {dict(missed) or ''}")
@@ -302,7 +319,9 @@ def main() -> int:
     p.add_argument("--changes", type=int, default=100)
     p.add_argument("--runs", type=int, default=2)
     p.add_argument("--spacing", type=float, nargs=2, default=(0.5, 1.0), metavar=("MIN", "MAX"))
-    p.add_argument("--devices-delta-interval", type=float, default=2.0)
+    p.add_argument("--devices-delta-interval", type=float, default=None, help="default: syncd's")
+    p.add_argument("--kinds", nargs="*", choices=KINDS, help="only these kinds of change")
+    p.add_argument("--idle", type=float, default=0.0, help="seconds of idle time to measure the Graph cost")
     p.add_argument("--limit", type=float, default=60.0)
     p.add_argument("--seed", type=int, default=9)
     p.add_argument("--keep", action="store_true")

@@ -39,6 +39,10 @@ FULL = "full"
 SIGN_INS = "users:sign-ins"
 """Wake-up key of the users' last sign-in poll (a round of origin "users": never overlaps its delta)."""
 NOTIFIED_ORIGINS = ("users", "groups")
+MANAGED_DEVICES = "intune:managedDevices"
+MAX_DEVICE_REFETCH = 50
+"""More changed Entra devices than this in one devices round (a token reset, a bulk change): one
+managed-devices poll instead of that many single-device re-fetches."""
 STOP_TIMEOUT = 12.0
 """How long an in-flight round or push may take to finish after SIGTERM before it is cancelled (the
 outbox keeps whatever was committed). With the cancel grace and the rest of the shutdown this
@@ -476,15 +480,26 @@ class Daemon:
         if report.alerts:
             self.alert_wake.set()
         if key == "devices" and report.changed_ids and not report.baseline:
-            refetch = getattr(
-                self.rt.engine.sources.get("intune:managedDevices"), "refetch_for_entra_devices", None
-            )
-            if refetch is not None:
-                await refetch(self.rt.engine, report.changed_ids)
+            await self._follow_devices(report.changed_ids, report.kind)
         depth = await self.rt.mirror.outbox_depth()
         metrics.OUTBOX_DEPTH.set(depth)
         if report.outbox_added or depth:
             self.wakeups.request(PUSH)
+
+    async def _follow_devices(self, changed: list[str], kind: str) -> None:
+        """Entra devices changed: re-fetch just their managed devices (their compliance alerts
+        then reach the dispatcher at once), or poll managed devices when too many changed."""
+        assert self.rt is not None and self.wakeups is not None
+        source = self.rt.engine.sources.get(MANAGED_DEVICES)
+        refetch = getattr(source, "refetch_for_entra_devices", None)
+        if refetch is None:
+            return
+        if kind != "delta" or len(changed) > MAX_DEVICE_REFETCH:
+            self.wakeups.request(MANAGED_DEVICES)
+            return
+        follow = await refetch(self.rt.engine, changed)
+        if follow is not None and follow.alerts:
+            self.alert_wake.set()
 
     async def _push(self) -> None:
         assert self.rt is not None
@@ -537,12 +552,11 @@ class Daemon:
         self.wakeups.request(FULL)
 
     async def _run_full_resync(self) -> None:
+        """Every source at once (the engine orders the ones that read each other), then the DIFF."""
         assert self.rt is not None
-        for origin in list(self.rt.engine.sources):
-            try:
-                await self.rt.engine.run_round(origin, force_full=True)
-            except Exception as exc:
-                log.warning("full round failed; its types are partial", origin=origin, error=_short(exc))
+        report = await self.rt.engine.run_rounds(list(self.rt.engine.sources), force_full=True)
+        for origin, reason in sorted(report.failed.items()):
+            log.warning("full round failed; its types are partial", origin=origin, error=reason)
         await self._push_full()
 
     # --- health and status -----------------------------------------------------------------

@@ -1,7 +1,11 @@
 """One place that runs rounds and pushes: get → transform → load (mirror) → push (J1).
 
 Rounds of one origin never overlap (a lock per origin); pushes never overlap (one push lock), so
-the outbox is drained in order. The daemon, `syncd resync` and the tests all drive this class.
+the outbox is drained in order. Rounds of different origins may overlap: `run_rounds` runs a set
+of them concurrently, each as soon as the origins it reads from (`depends_on`) are done, so a
+resync takes about as long as its longest chain of sources, not their sum. The request budget
+and Retry-After are shared by all of them in the Graph client (`syncd.graph.budget`). The
+daemon, `syncd resync` and the tests all drive this class.
 """
 
 from __future__ import annotations
@@ -31,12 +35,37 @@ class Source(Protocol):
 
 
 @dataclass
-class ResyncReport:
-    """Outcome of `syncd resync`: rounds, failures and the DIFF push."""
+class RoundsReport:
+    """Outcome of `run_rounds`: the rounds that committed, the ones that failed, and timings."""
 
     rounds: list[RoundReport] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    durations: dict[str, float] = field(default_factory=dict)
+    """origin -> seconds its round took (failed ones included)."""
+    span: float = 0.0
+    """Seconds from the first round's start to the last one's end."""
+
+    @property
+    def longest(self) -> float:
+        return max(self.durations.values(), default=0.0)
+
+    @property
+    def total(self) -> float:
+        """What the rounds would take one after another."""
+        return sum(self.durations.values())
+
+
+@dataclass
+class ResyncReport(RoundsReport):
+    """Outcome of `syncd resync`: rounds, failures and the DIFF push."""
+
     push: PushReport | None = None
+
+
+def dependencies(source: object) -> tuple[str, ...]:
+    """Origins a source reads from the mirror (lookups, device stamps); none by default."""
+    deps = getattr(source, "depends_on", ())
+    return tuple(d for d in deps if isinstance(d, str))
 
 
 class Engine:
@@ -161,14 +190,69 @@ class Engine:
                 duration_s=round(report.duration, 3),
             )
 
-    async def resync(self, origins: Iterable[str] | None = None) -> ResyncReport:
-        """Full rounds of every source, then one DIFF job: reconciles everything, deletions included."""
-        result = ResyncReport()
-        for origin in origins or self.sources:
+    async def run_rounds(
+        self, origins: Iterable[str] | None = None, *, force_full: bool = False, concurrent: bool = True
+    ) -> RoundsReport:
+        """One round of each origin, concurrently: each starts once the origins it depends on
+        (among those asked for) have finished, successfully or not. Failures are recorded (and
+        logged by `run_round`), never raised; the caller decides what a failed origin means.
+
+        `syncd resync` and the daemon's periodic full resync call this; so can the daemon's
+        start-up catch-up. With ``concurrent=False`` the rounds run one after another in order.
+        """
+        asked = origins if origins is not None else self.sources
+        wanted = [o for o in dict.fromkeys(asked) if o in self.sources]
+        result = RoundsReport()
+        done: dict[str, asyncio.Event] = {o: asyncio.Event() for o in wanted}
+        started_at = time.monotonic()
+
+        async def one(origin: str) -> None:
             try:
-                result.rounds.append(await self.run_round(origin, force_full=True))
-            except Exception as exc:
-                result.failed[origin] = _describe(exc)
+                if concurrent:
+                    for dep in dependencies(self.sources[origin]):
+                        if dep in done and dep != origin:
+                            await done[dep].wait()
+                began = time.monotonic()
+                try:
+                    result.rounds.append(await self.run_round(origin, force_full=force_full))
+                except Exception as exc:
+                    result.failed[origin] = _describe(exc)
+                finally:
+                    result.durations[origin] = time.monotonic() - began
+            finally:
+                done[origin].set()
+
+        if concurrent:
+            tasks = [asyncio.ensure_future(one(o)) for o in wanted]
+            try:
+                await asyncio.gather(*tasks)
+            except BaseException:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
+        else:
+            for origin in wanted:
+                await one(origin)
+        result.span = time.monotonic() - started_at
+        log.info(
+            "rounds",
+            origins=len(wanted),
+            failed=sorted(result.failed),
+            span_s=round(result.span, 3),
+            longest_s=round(result.longest, 3),
+            sum_s=round(result.total, 3),
+            concurrent=concurrent,
+        )
+        return result
+
+    async def resync(self, origins: Iterable[str] | None = None, *, concurrent: bool = True) -> ResyncReport:
+        """Full rounds of every source (concurrently, see `run_rounds`), then one DIFF job:
+        reconciles everything, deletions included."""
+        rounds = await self.run_rounds(origins, force_full=True, concurrent=concurrent)
+        result = ResyncReport(
+            rounds=rounds.rounds, failed=rounds.failed, durations=rounds.durations, span=rounds.span
+        )
         result.push = await self.push_full()
         return result
 

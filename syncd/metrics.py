@@ -35,7 +35,10 @@ __all__ = [
     "ALERT_OUTBOX_DEPTH",
     "CHANGES_PUSHED",
     "GRAPH_REQUESTS",
+    "GRAPH_SEGMENT_NOT_FOUND",
     "GRAPH_THROTTLED",
+    "INTUNE_BULK_FALLBACKS",
+    "INTUNE_OBJECTS_KEPT",
     "J1_BEHAVIOUR_PROVEN",
     "J1_ERRORS",
     "J1_JOBS",
@@ -84,6 +87,24 @@ GRAPH_THROTTLED = Counter(
     "syncd_graph_throttled",
     "Microsoft Graph 429 (throttled) responses by route template.",
     ["route"],
+    registry=REGISTRY,
+)
+GRAPH_SEGMENT_NOT_FOUND = Counter(
+    "syncd_graph_segment_not_found",
+    "Graph 400 'Resource not found for the segment' answers (a URL Graph does not know), by route.",
+    ["route"],
+    registry=REGISTRY,
+)
+INTUNE_BULK_FALLBACKS = Counter(
+    "syncd_intune_bulk_fallbacks",
+    "Intune report exports that could not be used (refused|failed), by report name.",
+    ["report", "reason"],
+    registry=REGISTRY,
+)
+INTUNE_OBJECTS_KEPT = Counter(
+    "syncd_intune_objects_kept",
+    "Intune objects whose sub-resources failed after retries and kept their last state, by origin.",
+    ["origin"],
     registry=REGISTRY,
 )
 J1_JOBS = Counter(
@@ -379,7 +400,10 @@ def reset() -> None:
     for metric in (
         CHANGES_PUSHED,
         GRAPH_REQUESTS,
+        GRAPH_SEGMENT_NOT_FOUND,
         GRAPH_THROTTLED,
+        INTUNE_BULK_FALLBACKS,
+        INTUNE_OBJECTS_KEPT,
         J1_JOBS,
         J1_ERRORS,
         J1_VERIFICATION_FAILURES,

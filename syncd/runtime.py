@@ -16,6 +16,7 @@ from syncd import metrics
 from syncd.config import Settings
 from syncd.engine import Engine, Source
 from syncd.graph.auth import MsalTokenProvider
+from syncd.graph.budget import INTUNE, Pacing, RequestBudget
 from syncd.graph.client import GraphClient
 from syncd.graph.subscriptions import SubscriptionsApi
 from syncd.j1.capabilities import Capabilities
@@ -55,6 +56,15 @@ def _on_graph_request(route: str, status: int) -> None:
     metrics.GRAPH_REQUESTS.labels(route=label, status=str(status)).inc()
     if status == 429:
         metrics.GRAPH_THROTTLED.labels(route=label).inc()
+
+
+def _on_segment_missing(route: str) -> None:
+    metrics.GRAPH_SEGMENT_NOT_FOUND.labels(route=metrics.route_template(route)).inc()
+
+
+def graph_pacing(settings: Settings) -> Pacing:
+    """One budget per throttling family for the whole process (every source shares it)."""
+    return Pacing(budgets={INTUNE: RequestBudget(settings.sync.intune_requests_per_20s)})
 
 
 def operational_alert_sink(pipeline: AlertPipeline | None, mirror: Mirror) -> AlertSink:
@@ -165,6 +175,8 @@ async def open_runtime(settings: Settings, *, mirror: Mirror | None = None) -> A
             base_url=settings.graph.base_url,
             request_timeout=settings.graph.request_timeout,
             on_request=_on_graph_request,
+            pacing=graph_pacing(settings),
+            on_segment_missing=_on_segment_missing,
         )
         j1 = j1_client(settings, session)
         ctx = SourceContext(graph=graph, mirror=mirror, convert=convert_context(settings),

@@ -18,17 +18,18 @@ import json as jsonlib
 import logging
 import random
 import re
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
 import aiohttp
 from yarl import URL
 
+from syncd.graph.budget import Pacing, family_of
 from syncd.graph.clouds import graph_root
 from syncd.graph.errors import (
+    SEGMENT_MESSAGE,
     DeltaResetRequired,
     GraphAuthError,
     GraphError,
@@ -36,6 +37,7 @@ from syncd.graph.errors import (
     NotApplicableTenant,
     NotFound,
     PermissionDenied,
+    SegmentNotFound,
     Throttled,
     Unauthorized,
     make_error,
@@ -52,6 +54,7 @@ __all__ = [
     "NotApplicableTenant",
     "NotFound",
     "PermissionDenied",
+    "SegmentNotFound",
     "Throttled",
     "Unauthorized",
     "parse_retry_after",
@@ -60,7 +63,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-BATCH_RETRY_STATUSES = frozenset({429, 503})
+BATCH_RETRY_STATUSES = RETRY_STATUSES
+"""Inner ``$batch`` statuses retried (alone, after the longest inner Retry-After or a backoff)."""
 BATCH_LIMIT = 20
 VERSIONS = ("v1.0", "beta")
 _ID_SEGMENT = re.compile(
@@ -102,6 +106,15 @@ def _is_delta_path(path: str) -> bool:
     return bool(_DELTA_PATH.search(path))
 
 
+def _is_segment_missing(body: Any) -> bool:
+    """A ``$batch`` item body that is Graph's 400 "Resource not found for the segment ..."."""
+    if not isinstance(body, Mapping):
+        return False
+    err = body.get("error")
+    message = err.get("message") if isinstance(err, Mapping) else None
+    return isinstance(message, str) and message.lower().startswith(SEGMENT_MESSAGE)
+
+
 class GraphClient:
     """One tenant's Graph endpoint: share it across tasks (it holds no per-request state)."""
 
@@ -117,6 +130,8 @@ class GraphClient:
         on_request: Callable[[str, int], None] | None = None,
         backoff_base: float = 1.0,
         max_retry_after: float = 300.0,
+        pacing: Pacing | None = None,
+        on_segment_missing: Callable[[str], None] | None = None,
     ) -> None:
         self._session = session
         self._tokens = tokens
@@ -129,7 +144,9 @@ class GraphClient:
         self.backoff_base = backoff_base
         self.max_retry_after = max_retry_after
         self._on_request = on_request
-        self._not_before = 0.0
+        self._on_segment_missing = on_segment_missing
+        self.pacing = pacing or Pacing()
+        """Budgets and Retry-After gates per throttling family, shared by every source."""
 
     def __repr__(self) -> str:
         return f"GraphClient(base_url={self.base_url!r})"
@@ -262,6 +279,61 @@ class GraphClient:
             results.update(await self._batch_chunk(chunk, version))
         return [results[r["id"]] for r in prepared]
 
+    async def download(self, url: str, sink: IO[bytes], *, max_bytes: int) -> int:
+        """Fetch a pre-signed file URL Graph handed out (a report export): bytes into ``sink``.
+
+        The URL points at a storage host, not Graph: no token is sent (it would leak to another
+        host, and storage rejects a foreign ``Authorization``). https only. Bounded retries on
+        429/5xx/timeouts, honouring Retry-After; ``GraphTransportError``/``GraphError`` after that.
+        Returns the byte count; more than ``max_bytes`` is an error (nothing silently truncated).
+        """
+        target = URL(url, encoded=True)
+        if target.scheme != "https" or not target.host:
+            raise GraphError(0, "invalidDownloadUrl", "report download URL is not https", path=target.path)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=self.request_timeout)
+        attempt = 0
+        while True:
+            attempt += 1
+            sink.seek(0)
+            sink.truncate()
+            try:
+                async with self._session.get(
+                    target, headers={"Accept": "*/*"}, timeout=timeout, allow_redirects=False
+                ) as resp:
+                    if resp.status == 200:
+                        size = 0
+                        async for block in resp.content.iter_chunked(1 << 16):
+                            size += len(block)
+                            if size > max_bytes:
+                                raise GraphError(
+                                    200, "downloadTooLarge", f"report larger than {max_bytes} bytes",
+                                    path=target.path,
+                                )
+                            sink.write(block)
+                        self._report("GET <report download>", 200)
+                        return size
+                    body = await resp.read()
+                    status, headers = resp.status, resp.headers
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                self._report("GET <report download>", 0)
+                if attempt >= self.max_attempts:
+                    raise GraphTransportError(
+                        0, "download", f"{type(exc).__name__} after {attempt} attempts", path=target.path
+                    ) from None
+                await asyncio.sleep(self._backoff(attempt))
+                continue
+            self._report("GET <report download>", status)
+            retry_after = parse_retry_after(headers.get("Retry-After"))
+            if status in RETRY_STATUSES and attempt < self.max_attempts:
+                if retry_after is not None and retry_after > self.max_retry_after:
+                    break
+                delay = retry_after + 0.005 if retry_after is not None else self._backoff(attempt)
+                await asyncio.sleep(delay)
+                continue
+            break
+        snippet = " ".join(body[:300].decode("utf-8", "replace").split())
+        raise GraphError(status, "downloadFailed", snippet or f"HTTP {status}", path=target.path)
+
     # ------------------------------------------------------------------ internals
 
     async def _batch_chunk(self, chunk: list[dict[str, Any]], version: str) -> dict[str, dict[str, Any]]:
@@ -269,7 +341,16 @@ class GraphClient:
         results: dict[str, dict[str, Any]] = {}
         pending = list(chunk)
         for attempt in range(1, self.max_attempts + 1):
-            body = await self.post("/$batch", {"requests": pending}, version=version)
+            # Graph meters every item on its own: pay each from its family's budget and gate.
+            families: dict[str, int] = {}
+            for r in pending:
+                fam = family_of("/" + str(r.get("url", "")).lstrip("/"))
+                families[fam] = families.get(fam, 0) + 1
+            for fam, count in families.items():
+                await self.pacing.acquire(fam, count)
+            body = await self.request(
+                "POST", "/$batch", json={"requests": pending}, version=version, paced=False
+            )
             responses = body.get("responses")
             if not isinstance(responses, list):
                 raise GraphError(
@@ -287,13 +368,18 @@ class GraphClient:
                 results[rid] = resp
                 method = str(by_id[rid].get("method", "GET"))
                 url = str(by_id[rid].get("url", "")).split("?", 1)[0]
-                self._report(f"$batch {route_label(method, '/' + version + '/' + url.lstrip('/'))}", status)
+                label = route_label(method, "/" + version + "/" + url.lstrip("/"))
+                self._report(f"$batch {label}", status)
+                if status == 400 and _is_segment_missing(resp.get("body")):
+                    self._segment_missing(label)
                 if status in BATCH_RETRY_STATUSES:
                     retry_ids.add(rid)
                     inner_headers = {str(k).lower(): str(v) for k, v in (resp.get("headers") or {}).items()}
                     wait = parse_retry_after(inner_headers.get("retry-after"))
                     if wait is not None:
                         waits.append(wait)
+                        if status == 429:
+                            self.pacing.hold(family_of("/" + url.lstrip("/")), wait + 0.005)
             missing = [r["id"] for r in pending if r["id"] not in results]
             if missing:
                 raise GraphError(
@@ -302,10 +388,12 @@ class GraphClient:
             retry_ids |= self._dependents(pending, retry_ids, results)
             if not retry_ids or attempt == self.max_attempts:
                 break
+            # Retry-After when Graph gave one (the longest), else exponential backoff with jitter:
+            # a 5xx or a 429 without the header is retried too, never returned on first sight.
             wait = max(waits) if waits else self._backoff(attempt)
             if wait > self.max_retry_after:
                 break
-            log.info("retrying %d throttled $batch items in %.2fs", len(retry_ids), wait)
+            log.info("retrying %d $batch items in %.2fs", len(retry_ids), wait)
             await asyncio.sleep(wait + 0.005)
             pending = []
             for r in chunk:
@@ -350,11 +438,6 @@ class GraphClient:
         except Exception:  # a metrics hook must never break a request
             log.exception("on_request hook failed")
 
-    async def _wait_gate(self) -> None:
-        delay = self._not_before - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-
     async def request(
         self,
         method: str,
@@ -364,20 +447,26 @@ class GraphClient:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         version: str = "v1.0",
+        paced: bool = True,
     ) -> dict[str, Any]:
-        """One logical request with retries; returns the JSON object ({} when there is no body)."""
+        """One logical request with retries; returns the JSON object ({} when there is no body).
+
+        ``paced=False`` skips the family budget (the ``$batch`` envelope: its items were paid).
+        """
         url = self.resolve(url_or_path, version)
         if params:
             url = url.extend_query({k: str(v) for k, v in params.items()})
         path = url.path
         label = route_label(method, path)
         is_delta = _is_delta_path(path)
+        family = family_of(path)
         client_request_id = str(uuid.uuid4())
         auth_retried = False
         attempt = 0
         while True:
             attempt += 1
-            await self._wait_gate()
+            if paced:
+                await self.pacing.acquire(family)
             try:
                 token = await self._tokens.token()
             except GraphAuthError as exc:
@@ -427,7 +516,7 @@ class GraphClient:
                 if retry_after is not None:
                     delay = retry_after + 0.005
                     if status == 429:
-                        self._not_before = max(self._not_before, time.monotonic() + delay)
+                        self.pacing.hold(family, delay)
                 else:
                     delay = self._backoff(attempt)
                 log.warning(
@@ -441,9 +530,21 @@ class GraphClient:
                 )
                 await asyncio.sleep(delay)
                 continue
-            raise make_error(
+            err = make_error(
                 status, body, resp_headers, path=path, is_delta=is_delta, retry_after=retry_after
             )
+            if isinstance(err, SegmentNotFound):
+                self._segment_missing(label)
+            raise err
+
+    def _segment_missing(self, label: str) -> None:
+        """A URL Graph does not know: always loud (a wrong URL must never read as "no data")."""
+        log.warning("Graph does not know this URL (400 Resource not found for the segment): %s", label)
+        if self._on_segment_missing is not None:
+            try:
+                self._on_segment_missing(label)
+            except Exception:  # a metrics hook must never break a request
+                log.exception("on_segment_missing hook failed")
 
     async def _send(
         self, method: str, url: URL, headers: dict[str, str], json: Any

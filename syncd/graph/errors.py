@@ -12,6 +12,8 @@ from typing import Any
 
 DELTA_RESET_CODES = frozenset({"syncstatenotfound", "resyncrequired", "syncstateinvalid"})
 NOT_APPLICABLE_MESSAGE = "request not applicable to target tenant"
+SEGMENT_MESSAGE = "resource not found for the segment"
+"""Graph's 400 for a path it does not know (an undocumented or removed navigation property)."""
 
 
 class GraphError(Exception):
@@ -73,6 +75,14 @@ class DeltaResetRequired(GraphError):
 
 class NotApplicableTenant(GraphError):
     """``400 Request not applicable to target tenant.``: typically a tenant without Intune."""
+
+
+class SegmentNotFound(GraphError):
+    """``400 Resource not found for the segment '...'``: Graph does not know this URL.
+
+    Never "no data": the caller asked for something that does not exist (an undocumented or
+    removed endpoint), which the client logs and counts every time.
+    """
 
 
 class PermissionDenied(GraphError):
@@ -185,6 +195,8 @@ def make_error(
         )
     if status == 400 and message.strip().lower().rstrip(".") == NOT_APPLICABLE_MESSAGE:
         return NotApplicableTenant(status, code, message, request_id, path=path)
+    if status == 400 and message.strip().lower().startswith(SEGMENT_MESSAGE):
+        return SegmentNotFound(status, code, message, request_id, path=path)
     if status == 403 or "authorization_requestdenied" in lowered:
         return PermissionDenied(status, code, message, request_id, path=path)
     if status == 404:

@@ -24,6 +24,11 @@ JSONList = list[JSON]
 
 V1_AND_BETA: frozenset[str] = frozenset({"v1.0", "beta"})
 BETA_ONLY: frozenset[str] = frozenset({"beta"})
+NOT_SERVED: frozenset[str] = frozenset()
+"""Stored with its parent but served by no Graph version (Graph answers 400 "Resource not found
+for the segment"): ``mobileApps/{id}/deviceStatuses`` (removed in 2023; install statuses come
+from the reports export) and ``managedAppPolicies/{id}/apps`` (``managedAppPolicy`` has no
+relationships; ``apps`` lives on the typed collections)."""
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
 NEVER = "0001-01-01T00:00:00Z"
 
@@ -38,6 +43,19 @@ class CollectionSpec:
     versions: frozenset[str]
     subs: dict[str, frozenset[str]] = field(default_factory=dict)
     """Sub-resource name -> Graph versions that serve ``/{root}/{name}/{id}/{sub}``."""
+    store: str = ""
+    """For a typed view (e.g. ``iosManagedAppProtections``): the stored collection it reads."""
+    odata_types: frozenset[str] = frozenset()
+    """For a typed view: the ``@odata.type`` values of the stored objects it shows."""
+
+    @property
+    def data(self) -> str:
+        """The stored collection behind this path (itself, or the view's store)."""
+        return self.store or self.name
+
+    def shows(self, obj: JSON) -> bool:
+        """Whether a stored object belongs to this (possibly typed) collection."""
+        return not self.odata_types or obj.get("@odata.type") in self.odata_types
 
 
 COLLECTIONS: dict[str, CollectionSpec] = {
@@ -81,10 +99,15 @@ COLLECTIONS: dict[str, CollectionSpec] = {
             "mobileApps",
             "deviceAppManagement",
             V1_AND_BETA,
-            {"categories": V1_AND_BETA, "assignments": V1_AND_BETA, "deviceStatuses": BETA_ONLY},
+            {"categories": V1_AND_BETA, "assignments": V1_AND_BETA, "deviceStatuses": NOT_SERVED},
         ),
         CollectionSpec("mobileAppCategories", "deviceAppManagement", V1_AND_BETA),
-        CollectionSpec("managedAppPolicies", "deviceAppManagement", V1_AND_BETA, {"apps": V1_AND_BETA}),
+        CollectionSpec(
+            "managedAppPolicies",
+            "deviceAppManagement",
+            V1_AND_BETA,
+            {"apps": NOT_SERVED, "assignments": NOT_SERVED},
+        ),
         CollectionSpec(
             "mobileAppConfigurations",
             "deviceAppManagement",
@@ -93,6 +116,35 @@ COLLECTIONS: dict[str, CollectionSpec] = {
         ),
     )
 }
+
+APP_PROTECTION_TYPES: dict[str, str] = {
+    "iosManagedAppProtections": "#microsoft.graph.iosManagedAppProtection",
+    "androidManagedAppProtections": "#microsoft.graph.androidManagedAppProtection",
+    "targetedManagedAppConfigurations": "#microsoft.graph.targetedManagedAppConfiguration",
+    "defaultManagedAppProtections": "#microsoft.graph.defaultManagedAppProtection",
+    "windowsInformationProtectionPolicies": "#microsoft.graph.windowsInformationProtectionPolicy",
+    "mdmWindowsInformationProtectionPolicies": "#microsoft.graph.mdmWindowsInformationProtectionPolicy",
+}
+"""Typed app-protection collections (v1.0 and beta) -> the ``@odata.type`` of their objects."""
+
+_WIP = ("windowsInformationProtectionPolicies", "mdmWindowsInformationProtectionPolicies")
+
+VIEWS: dict[str, CollectionSpec] = {
+    name: CollectionSpec(
+        name,
+        "deviceAppManagement",
+        V1_AND_BETA,
+        {"assignments": V1_AND_BETA} if name in _WIP else {"apps": V1_AND_BETA, "assignments": V1_AND_BETA},
+        store="managedAppPolicies",
+        odata_types=frozenset({odata}),
+    )
+    for name, odata in APP_PROTECTION_TYPES.items()
+}
+"""Collections served over HTTP that read a stored one: the documented home of ``apps``
+(``iosManagedAppProtections/{id}/apps`` ...). Windows Information Protection has no ``apps``."""
+
+SERVED: dict[str, CollectionSpec] = {**COLLECTIONS, **VIEWS}
+"""Every collection path the simulator answers (stored collections and typed views)."""
 
 NESTED_SUBS: dict[tuple[str, str], str] = {
     ("deviceCompliancePolicies", "scheduledActionsForRule"): "scheduledActionConfigurations",
@@ -1372,7 +1424,9 @@ class _Gen:
                         "packageId": app.get("packageId") or app.get("appIdentifier"),
                     }
                 )
-                apps.append({"id": aid, "mobileAppIdentifier": ident, "version": None})
+                # managedMobileApp ids are not mobileApp ids: the identifier names the app.
+                key = ident.get("bundleId") or ident.get("packageId")
+                apps.append({"id": f"{key}.{plat}", "mobileAppIdentifier": ident, "version": None})
             self.data.items["managedAppPolicies"][pid] = {
                 "@odata.type": odata_type,
                 "displayName": f"{plat} app protection {i + 1}",
@@ -1401,7 +1455,24 @@ class _Gen:
                 "isAssigned": bool(chosen),
                 "deployedAppCount": len(chosen),
             }
-            self.data.subs["managedAppPolicies"][pid] = {"apps": apps}
+            self.data.subs["managedAppPolicies"][pid] = {"apps": apps, "assignments": []}
+        # Windows Information Protection: an app-protection policy without an `apps` relationship.
+        wid = _guid(rng)
+        self.data.items["managedAppPolicies"][wid] = {
+            "@odata.type": "#microsoft.graph.mdmWindowsInformationProtectionPolicy",
+            "displayName": "Windows information protection",
+            "description": "Protect corporate data on Windows",
+            "createdDateTime": self.when(600, True),
+            "lastModifiedDateTime": self.when(200, True),
+            "roleScopeTagIds": ["0"],
+            "id": wid,
+            "version": f'"{rng.getrandbits(64):016x}"',
+            "enforcementLevel": "encryptAndAuditOnly",
+            "enterpriseDomain": "example.com",
+            "protectionUnderLockConfigRequired": False,
+            "isAssigned": False,
+        }
+        self.data.subs["managedAppPolicies"][wid] = {"apps": [], "assignments": []}
 
     def app_configurations(self) -> None:
         rng = self.rng

@@ -24,6 +24,7 @@ from syncd.sim.intune import (
     COLLECTIONS,
     NESTED_SUBS,
     RUN_STATE_SUBS,
+    SERVED,
     CollectionSpec,
     IntuneData,
     IntuneError,
@@ -179,7 +180,10 @@ class IntuneGraphRoutes:
             return graph_error(request, 400, "BadRequest", NOT_APPLICABLE)
         parts = [p for p in request.path.split("/") if p]
         ver, root, segs = parts[0], parts[1], parts[2:]
-        fault = collection_fault(self.sim, segs[0] if segs else "")
+        served = SERVED.get(segs[0]) if segs else None
+        fault = collection_fault(self.sim, served.data if served is not None else (segs[0] if segs else ""))
+        if fault is None and len(segs) >= 3:
+            fault = object_fault(self.sim, segs[1])
         if fault is not None:
             return fault(request)
         try:
@@ -203,13 +207,13 @@ class IntuneGraphRoutes:
                     "value": intune.subscription_state,
                 },
             )
-        spec = COLLECTIONS.get(segs[0])
+        spec = SERVED.get(segs[0])
         if spec is None or spec.root != root or ver not in spec.versions:
             return _segment_not_found(request, segs[0])
         if len(segs) == 1:
             return self._list(request, intune, ver, spec)
         oid = segs[1]
-        if intune.get(spec.name, oid) is None:
+        if _get(intune, spec, oid) is None:
             return _not_found(request, f"{spec.name}('{oid}')")
         if len(segs) == 2:
             return self._entity(request, intune, ver, spec, oid)
@@ -218,7 +222,7 @@ class IntuneGraphRoutes:
             return _segment_not_found(request, sub)
         if len(segs) == 3:
             return self._sub_list(request, intune, ver, spec, oid, sub)
-        items = intune.sub(spec.name, oid, sub)
+        items = intune.sub(spec.data, oid, sub)
         item = next((x for x in items if str(x.get("id")) == segs[3]), None)
         if item is None:
             return _not_found(request, f"{sub}('{segs[3]}')")
@@ -238,6 +242,12 @@ class IntuneGraphRoutes:
             values = list(item.get(nested) or [])
             return self._paged(request, values, f"{ctx}('{segs[3]}')/{nested}", None)
         return _segment_not_found(request, segs[4] if len(segs) > 4 else segs[-1])
+
+    async def unknown_post(self, request: web.Request) -> web.StreamResponse:
+        """A POST to an Intune path Graph does not have (e.g. a removed reports action)."""
+        if self.intune is None:
+            return graph_error(request, 400, "BadRequest", NOT_APPLICABLE)
+        return _segment_not_found(request, request.path.rstrip("/").rsplit("/", 1)[-1])
 
     # responses
     def _base(self, request: web.Request, ver: str) -> str:
@@ -290,7 +300,7 @@ class IntuneGraphRoutes:
             for name, nested_select in expand.items():
                 out[name] = [
                     _project(self._shape_sub_item(intune, spec, name, x, {}), nested_select)
-                    for x in intune.sub(spec.name, obj["id"], name)
+                    for x in intune.sub(spec.data, obj["id"], name)
                 ]
         return out
 
@@ -324,7 +334,7 @@ class IntuneGraphRoutes:
         select = _parse_select(request.query.get("$select"))
         expand = self._expand_for(spec, ver, request)
         ctx = f"{self._base(request, ver)}/$metadata#{spec.root}/{spec.name}{_ctx_suffix(select, expand)}"
-        objs = intune.list(spec.name)
+        objs = [o for o in intune.list(spec.data) if spec.shows(o)]
         return self._paged(request, objs, ctx, lambda o: self._shape(intune, spec, o, expand, select))
 
     def _entity(
@@ -332,7 +342,7 @@ class IntuneGraphRoutes:
     ) -> web.Response:
         select = _parse_select(request.query.get("$select"))
         expand = self._expand_for(spec, ver, request)
-        obj = intune.get(spec.name, oid)
+        obj = _get(intune, spec, oid)
         assert obj is not None
         suffix = _ctx_suffix(select, expand)
         ctx = f"{self._base(request, ver)}/$metadata#{spec.root}/{spec.name}{suffix}/$entity"
@@ -351,7 +361,7 @@ class IntuneGraphRoutes:
         ctx = f"{self._base(request, ver)}/$metadata#{spec.root}/{spec.name}('{oid}')/{sub}"
         if select or expand:
             ctx += _ctx_suffix(select, expand)
-        items = intune.sub(spec.name, oid, sub)
+        items = intune.sub(spec.data, oid, sub)
         return self._paged(
             request,
             items,
@@ -417,6 +427,12 @@ class IntuneGraphRoutes:
         return graph_json(request, body)
 
 
+def _get(intune: IntuneData, spec: CollectionSpec, oid: str) -> JSON | None:
+    """One object of a (possibly typed) collection, None when absent or of another type."""
+    obj = intune.get(spec.data, oid)
+    return obj if obj is not None and spec.shows(obj) else None
+
+
 def _ctx_suffix(select: list[str] | None, expand: dict[str, list[str] | None]) -> str:
     parts = list(select or []) + [f"{name}()" for name in expand]
     return f"({','.join(parts)})" if parts else ""
@@ -438,7 +454,7 @@ def register_intune_routes(
     for root in ("deviceManagement", "deviceAppManagement"):
         r.add_get(f"/{ver}/{root}", routes.handle)
     r.add_get(f"/{ver}/deviceManagement/subscriptionState", routes.handle)
-    for spec in COLLECTIONS.values():
+    for spec in SERVED.values():
         base = f"/{ver}/{spec.root}/{spec.name}"
         r.add_get(base, routes.handle)
         r.add_get(base + "/{id}", routes.handle)
@@ -448,8 +464,12 @@ def register_intune_routes(
             nested = NESTED_SUBS.get((spec.name, sub))
             if nested:
                 r.add_get(f"{base}/{{id}}/{sub}/{{item}}/{nested}", routes.handle)
+    from syncd.sim.intune_reports import register_report_routes
+
+    register_report_routes(app, sim)
     # Anything else under the Intune roots: Graph's "Resource not found for the segment".
     r.add_get(f"/{ver}/{{root:deviceManagement|deviceAppManagement}}/{{tail:.+}}", routes.handle)
+    r.add_post(f"/{ver}/{{root:deviceManagement|deviceAppManagement}}/{{tail:.+}}", routes.unknown_post)
 
     @web.middleware
     async def mdm_authority(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -464,9 +484,11 @@ def register_intune_routes(
 
 
 # --- per-collection faults ---------------------------------------------------------------------
-FAULT_KINDS = ("forbidden", "unavailable")
+FAULT_KINDS = ("forbidden", "unavailable", "flaky")
 """``forbidden``: Graph's 403 ``Authorization_RequestDenied`` (a permission not consented);
-``unavailable``: 503 ``serviceNotAvailable`` on every attempt (a 5xx that outlasts the retries)."""
+``unavailable``: 503 ``serviceNotAvailable`` on every attempt (a 5xx that outlasts the retries);
+``flaky`` (object ids, not collections): the sub-resources of those objects answer 503 without
+Retry-After on every attempt, while the rest of the collection answers."""
 
 
 def intune_faults(sim: Any) -> dict[str, set[str]]:
@@ -498,6 +520,16 @@ def collection_fault(sim: Any, collection: str) -> Callable[[web.Request], web.R
             "The service is temporarily unavailable. Please retry later.",
         )
     return None
+
+
+def object_fault(sim: Any, object_id: str) -> Callable[[web.Request], web.Response] | None:
+    """The 503 every sub-resource request of a ``flaky`` object gets, if any."""
+    faults: dict[str, set[str]] | None = getattr(sim, "intune_faults", None)
+    if not faults or object_id not in faults.get("flaky", ()):
+        return None
+    return lambda request: graph_error(
+        request, 503, "serviceNotAvailable", "The service is temporarily unavailable. Please retry later."
+    )
 
 
 # --- admin API ---------------------------------------------------------------------------------
@@ -619,7 +651,7 @@ def register_intune_admin_routes(app: web.Application, sim: Any) -> None:
                 raise IntuneError(400, f"unknown fault {kind!r} (known: {', '.join(FAULT_KINDS)})")
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
                 raise IntuneError(400, f"{kind} must be a list of collection names")
-            unknown = [n for n in names if n not in COLLECTIONS]
+            unknown = [n for n in names if n not in COLLECTIONS] if kind != "flaky" else []
             if unknown:
                 raise IntuneError(400, f"unknown Intune collections {unknown}")
         faults = intune_faults(sim)
@@ -628,6 +660,9 @@ def register_intune_admin_routes(app: web.Application, sim: Any) -> None:
         return await get_faults(request)
 
     r = app.router
+    from syncd.sim.intune_reports import register_report_admin_routes
+
+    register_report_admin_routes(app, sim)
     r.add_get("/_sim/intune/faults", guarded(get_faults))
     r.add_put("/_sim/intune/faults", guarded(put_faults))
     r.add_get("/_sim/intune", guarded(summary))

@@ -48,6 +48,8 @@ class RunningSims:
     j1_api_key: str = ""
     j1_state: Any = None
     """The `J1SimState` (typed loosely: callers read it without a None check when `j1=True`)."""
+    storage_url: str | None = None
+    """The report-export file host (another origin than Graph; no Graph token accepted)."""
     runners: list[web.AppRunner] = field(default_factory=list)
 
     @property
@@ -114,6 +116,7 @@ async def start_simulators(
             runners=runners,
         )
         sim.extra_resources |= {graph_url, running.graph_http_url}
+        running.storage_url = await _start_storage(running, tls)
         if j1:
             await _start_j1(
                 running, j1_port, j1_account_id, j1_api_key or f"j1sim-{secrets.token_hex(16)}", behaviour
@@ -123,6 +126,20 @@ async def start_simulators(
             await r.cleanup()
         raise
     return running
+
+
+async def _start_storage(running: RunningSims, tls: TlsFiles) -> str:
+    """The report-export file host: its own HTTPS listener (another origin than Graph)."""
+    from syncd.sim.intune_reports import create_storage_app, report_store
+
+    runner = web.AppRunner(create_storage_app(report_store(running.graph)), access_log=None)
+    await runner.setup()
+    running.runners.append(runner)
+    site = web.TCPSite(runner, HOST, 0, ssl_context=tls.server_context())
+    await site.start()
+    url = f"https://{HOST}:{_site_port(site)}"
+    report_store(running.graph).storage_base = url
+    return url
 
 
 def _j1_behaviour(changes: Mapping[str, Any] | None) -> J1Behaviour:

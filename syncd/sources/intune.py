@@ -1,23 +1,28 @@
 """Intune collections: no delta and no notifications, so they are polled and diffed locally.
 
-A poll lists a collection (cheap: one request per page), then fetches sub-resources (statuses,
-assignments, detected apps ...) through `$batch` (20 per call, `intune_concurrency` calls in
-flight, every request paid from a token bucket below the Intune limits) only for objects that
-may have changed since the last poll:
+A poll lists a collection (one request per page; small sub-resources such as assignments come
+with it through `$expand`), then reads the other sub-resources only for objects that may have
+changed since the last poll:
 
-- the listed object itself changed (a hash of its top-level JSON: covers `lastModifiedDateTime`
-  and `lastSyncDateTime` and anything else the list shows);
+- the listed object itself changed (a hash of what the list shows: covers `lastModifiedDateTime`,
+  `lastSyncDateTime`, expanded assignments and anything else);
 - or, for collections whose sub-resources name managed devices (statuses, run states, install
   states), a managed device they named changed (its `lastSyncDateTime`/`complianceState`, as
   seen by the last managed-devices round or early re-fetch): Graph does not bump a policy's
   `lastModifiedDateTime` when one of its device statuses changes.
 
+Navigation properties are read through `$batch` (20 per call, `intune_concurrency` calls in
+flight); detected apps of many devices and app install statuses come from Intune report
+exports (`syncd.sources.intune_bulk`), never one request per device in a full pass. Every
+request is paid from the Intune budget of the shared Graph client (`syncd.graph.budget`).
+
 Every `intune_full_pass_every`-th poll (and the first one of a process, and `force_full`)
-re-fetches everything to catch what those signals miss (a device newly reported by a policy,
-lookups that changed). A poll is a *full* round: objects gone from the list are swept, skipped
-objects are kept. Any failed request fails the whole round before anything is staged, so a
-failure never turns into deletions (the engine marks the origin partial). A tenant without
-Intune (400 "Request not applicable to target tenant.") makes the rounds *skipped*, logged once.
+re-reads everything to catch what those signals miss. A poll is a *full* round: objects gone
+from the list are swept, skipped objects are kept. A failed list, a permission or "no Intune"
+answer, or a URL Graph does not know fails the round before anything is staged, so a failure
+never turns into deletions (the engine marks the origin partial); one object whose sub-resources
+keep failing with transient errors keeps its last state instead. A tenant without Intune (400
+"Request not applicable to target tenant.") makes the rounds *skipped*, logged once.
 """
 
 from __future__ import annotations
@@ -32,12 +37,14 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from syncd import metrics
 from syncd.graph.client import GraphClient
 from syncd.graph.errors import GraphError, NotApplicableTenant, NotFound, make_error
 from syncd.model import schema as m
 from syncd.model.convert import intune as conv
 from syncd.model.convert.common import SCRIPT_CONTENT_FIELDS
 from syncd.sources.base import RoundReport, SourceContext
+from syncd.sources.intune_bulk import INSTALL_REPORT, BulkReports
 
 if TYPE_CHECKING:
     from syncd.config import Settings
@@ -48,6 +55,13 @@ log = structlog.get_logger(__name__)
 
 ORIGIN_PREFIX = "intune:"
 NO_INTUNE_REASON = "tenant has no Intune (Request not applicable to target tenant)"
+
+
+INVENTORY = "inventory"
+"""A sub-resource read per device or, in bulk, from the ``AppInvRawData`` export."""
+INSTALLS = "installs"
+"""Install statuses: ``DeviceInstallStatusByApp`` exports (no per-app navigation exists)."""
+NAVIGATION = "navigation"
 
 
 @dataclass(frozen=True)
@@ -61,6 +75,18 @@ class SubResource:
     params: str = ""
     needs_source: str | None = None
     """Only fetched when this `[sync] sources` switch is on (detected apps need `applications`)."""
+    typed: Mapping[str, str] = field(default_factory=dict)
+    """`@odata.type` -> the typed collection that has this navigation (`apps` of app-protection
+    policies lives on `iosManagedAppProtections/{id}/apps` ...). When set, objects of other types
+    have no such navigation: nothing is requested and nothing embedded."""
+    kind: str = NAVIGATION
+    expand: bool = False
+    """Small lists read with the collection itself (`?$expand=<key>`, one request for all
+    objects). A list request that refuses the `$expand` is repeated without it and these are
+    then read per object (logged once)."""
+    owned_types: tuple[str, ...] = ()
+    """Relationship types made from this sub-resource only: staged under their own owner
+    (`<id>#<key>`), so when it cannot be read its last state is kept while the object updates."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +101,9 @@ class Collection:
     stamp: str | None = "lastModifiedDateTime"
     types: tuple[str, ...] = ()
     cadence: str = "policies"
+    depends_on: tuple[str, ...] = ()
+    """Collections whose committed rounds this one reads (lookups, device stamps): a concurrent
+    resync runs it after them."""
 
     @property
     def origin(self) -> str:
@@ -87,6 +116,16 @@ def _types(*items: m.EntityType | m.RelationshipType) -> tuple[str, ...]:
 
 DM = "/deviceManagement"
 DAM = "/deviceAppManagement"
+MANAGED_DEVICES_ORIGIN = ORIGIN_PREFIX + conv.MANAGED_DEVICES
+MOBILE_APPS_ORIGIN = ORIGIN_PREFIX + conv.MOBILE_APPS
+APP_PROTECTION_COLLECTIONS: Mapping[str, str] = {
+    "#microsoft.graph.iosManagedAppProtection": f"{DAM}/iosManagedAppProtections",
+    "#microsoft.graph.androidManagedAppProtection": f"{DAM}/androidManagedAppProtections",
+    "#microsoft.graph.targetedManagedAppConfiguration": f"{DAM}/targetedManagedAppConfigurations",
+    "#microsoft.graph.defaultManagedAppProtection": f"{DAM}/defaultManagedAppProtections",
+}
+"""App-protection types with a documented `apps` navigation, and the collection that has it
+(`managedAppPolicy` itself has no relationships; Windows Information Protection has no `apps`)."""
 RUN_STATE_EXPAND = "$expand=managedDevice($select=id)"
 BATCH_SIZE = 20
 NULL_GUID = "00000000-0000-0000-0000-000000000000"
@@ -102,13 +141,18 @@ COLLECTIONS: tuple[Collection, ...] = (
         stamp=None,
         types=_types(m.DEVICE_CATEGORY),
         cadence="devices",
+        depends_on=("account",),
     ),
     Collection(
         conv.MANAGED_DEVICES,
         m.SOURCE_DEVICES,
         "beta",
         f"{DM}/managedDevices",
-        subs=(SubResource("detectedApps", "detectedApps", "beta", needs_source=m.SOURCE_APPLICATIONS),),
+        subs=(
+            SubResource(
+                "detectedApps", "detectedApps", "beta", needs_source=m.SOURCE_APPLICATIONS, kind=INVENTORY
+            ),
+        ),
         stamp="lastSyncDateTime",
         types=_types(
             m.MANAGED_DEVICE,
@@ -118,6 +162,7 @@ COLLECTIONS: tuple[Collection, ...] = (
             m.DEVICE_HAS_DETECTED_APP,
         ),
         cadence="devices",
+        depends_on=(ORIGIN_PREFIX + conv.DEVICE_CATEGORIES,),
     ),
     Collection(
         conv.MOBILE_APP_CATEGORIES,
@@ -125,6 +170,7 @@ COLLECTIONS: tuple[Collection, ...] = (
         "v1.0",
         f"{DAM}/mobileAppCategories",
         types=_types(m.APPLICATION_CATEGORY),
+        depends_on=("account",),
     ),
     Collection(
         conv.MOBILE_APPS,
@@ -132,11 +178,18 @@ COLLECTIONS: tuple[Collection, ...] = (
         "v1.0",
         f"{DAM}/mobileApps",
         subs=(
-            SubResource("categories", "categories"),
-            SubResource("assignments", "assignments"),
-            SubResource("deviceStatuses", "deviceStatuses", "beta"),
+            SubResource("categories", "categories", expand=True),
+            SubResource("assignments", "assignments", expand=True),
+            SubResource(
+                "deviceStatuses",
+                "",
+                "beta",
+                kind=INSTALLS,
+                owned_types=_types(m.DEVICE_ASSIGNED_APPLICATION),
+            ),
         ),
         types=_types(m.MANAGED_APPLICATION, m.APP_CATEGORY_HAS_APPLICATION, m.DEVICE_ASSIGNED_APPLICATION),
+        depends_on=(MANAGED_DEVICES_ORIGIN,),
     ),
     Collection(
         conv.DEVICE_COMPLIANCE_POLICIES,
@@ -144,7 +197,7 @@ COLLECTIONS: tuple[Collection, ...] = (
         "v1.0",
         f"{DM}/deviceCompliancePolicies",
         subs=(
-            SubResource("assignments", "assignments"),
+            SubResource("assignments", "assignments", expand=True),
             SubResource("deviceStatuses", "deviceStatuses"),
             SubResource("userStatuses", "userStatuses"),
             SubResource(
@@ -165,13 +218,17 @@ COLLECTIONS: tuple[Collection, ...] = (
             m.ACTION_ITEM_MITIGATES_FINDING,
             m.DEVICE_HAS_FINDING,
         ),
+        depends_on=("users", MANAGED_DEVICES_ORIGIN),
     ),
     Collection(
         conv.DEVICE_CONFIGURATIONS,
         m.SOURCE_CONFIGURATIONS,
         "v1.0",
         f"{DM}/deviceConfigurations",
-        subs=(SubResource("assignments", "assignments"), SubResource("deviceStatuses", "deviceStatuses")),
+        subs=(
+            SubResource("assignments", "assignments", expand=True),
+            SubResource("deviceStatuses", "deviceStatuses"),
+        ),
         types=_types(
             m.DEVICE_CONFIGURATION,
             m.NONCOMPLIANCE_FINDING,
@@ -179,6 +236,7 @@ COLLECTIONS: tuple[Collection, ...] = (
             m.GROUP_ASSIGNED_CONFIGURATION,
             m.DEVICE_HAS_FINDING,
         ),
+        depends_on=(MANAGED_DEVICES_ORIGIN,),
     ),
     Collection(
         conv.DEVICE_COMPLIANCE_SCRIPTS,
@@ -193,6 +251,7 @@ COLLECTIONS: tuple[Collection, ...] = (
             m.COMPLIANCE_SCRIPT_IDENTIFIED_FINDING,
             m.DEVICE_HAS_FINDING,
         ),
+        depends_on=(MANAGED_DEVICES_ORIGIN,),
     ),
     Collection(
         conv.DEVICE_MANAGEMENT_SCRIPTS,
@@ -206,6 +265,7 @@ COLLECTIONS: tuple[Collection, ...] = (
         types=_types(
             m.MANAGEMENT_SCRIPT, m.GROUP_ASSIGNED_MANAGEMENT_SCRIPT, m.MANAGEMENT_SCRIPT_MANAGES_DEVICE
         ),
+        depends_on=(MANAGED_DEVICES_ORIGIN,),
     ),
     Collection(
         conv.INTENTS,
@@ -225,14 +285,16 @@ COLLECTIONS: tuple[Collection, ...] = (
             m.APPLICATION_HAS_ENDPOINT_SETTING,
             m.DEVICE_HAS_FINDING,
         ),
+        depends_on=(MANAGED_DEVICES_ORIGIN, MOBILE_APPS_ORIGIN),
     ),
     Collection(
         conv.MANAGED_APP_POLICIES,
         m.SOURCE_APPLICATIONS,
         "v1.0",
         f"{DAM}/managedAppPolicies",
-        subs=(SubResource("apps", "apps"),),
+        subs=(SubResource("apps", "apps", typed=APP_PROTECTION_COLLECTIONS),),
         types=_types(m.APPLICATION_POLICY, m.APPLICATION_ASSIGNED_POLICY),
+        depends_on=(MOBILE_APPS_ORIGIN,),
     ),
     Collection(
         conv.MOBILE_APP_CONFIGURATIONS,
@@ -247,6 +309,7 @@ COLLECTIONS: tuple[Collection, ...] = (
             m.APP_CONFIGURATION_IDENTIFIED_FINDING,
             m.DEVICE_HAS_FINDING,
         ),
+        depends_on=(MANAGED_DEVICES_ORIGIN,),
     ),
 )
 """Polled in this order on a first sync, so lookups (categories, apps) exist before their users,
@@ -262,38 +325,18 @@ for _c in COLLECTIONS:
     INTUNE_SOURCE_ORIGINS.setdefault(_c.source, []).append(_c.origin)
 
 
-class RequestBudget:
-    """A token bucket: at most `per_window` Graph requests per `window` seconds (Intune limits)."""
-
-    def __init__(self, per_window: int, window: float = 20.0) -> None:
-        self.capacity = max(1, per_window)
-        self.window = window
-        self.tokens = float(self.capacity)
-        self.updated = time.monotonic()
-        self.used = 0
-        self._lock = asyncio.Lock()
-
-    async def take(self, count: int = 1) -> None:
-        count = min(count, self.capacity)
-        async with self._lock:
-            while True:
-                now = time.monotonic()
-                self.tokens = min(
-                    self.capacity, self.tokens + (now - self.updated) * self.capacity / self.window
-                )
-                self.updated = now
-                if self.tokens >= count:
-                    self.tokens -= count
-                    self.used += count
-                    return
-                await asyncio.sleep((count - self.tokens) * self.window / self.capacity)
+BULK_MIN_OBJECTS = 25
+"""Below this, per-device requests (one each) are cheaper and faster than an export job."""
 
 
 @dataclass
 class IntuneShared:
-    """State shared by every Intune collection source of one daemon."""
+    """State shared by every Intune collection source of one daemon.
 
-    budget: RequestBudget
+    The request budget and Retry-After gate are not here: they live in the Graph client
+    (``syncd.graph.budget``), shared with every other source.
+    """
+
     concurrency: asyncio.Semaphore
     enabled_sources: set[str]
     full_pass_every: int
@@ -303,6 +346,12 @@ class IntuneShared:
     device_stamps: dict[str, str] = field(default_factory=dict)
     """Managed device id -> `lastSyncDateTime|complianceState`, as of the last committed devices
     round or early re-fetch; status collections compare it with what they saw last time."""
+    bulk: BulkReports = field(default_factory=BulkReports)
+    bulk_min_objects: int = BULK_MIN_OBJECTS
+    """Fetching detected apps for at least this many devices uses the inventory export."""
+
+
+TRANSIENT_STATUSES = frozenset({0, 429, 500, 502, 503, 504})
 
 
 def _inner_error(resp: Mapping[str, Any], url: str) -> GraphError:
@@ -311,11 +360,6 @@ def _inner_error(resp: Mapping[str, Any], url: str) -> GraphError:
     raw = body if isinstance(body, (str, bytes)) else json.dumps(body or {})
     headers = {str(k).lower(): str(v) for k, v in (resp.get("headers") or {}).items()}
     return make_error(status, raw, headers, path=url)
-
-
-def _segment_missing(err: GraphError) -> bool:
-    """A navigation property this object type does not have (not a failure: nothing to embed)."""
-    return err.status == 404 or (err.status == 400 and "segment" in err.message.lower())
 
 
 def _device_stamp(device: Mapping[str, Any]) -> str:
@@ -328,6 +372,21 @@ def _top_hash(obj: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+@dataclass
+class Embedded:
+    """What fetching sub-resources gave: objects that failed, and sub-resources left unread."""
+
+    failed: dict[str, GraphError] = field(default_factory=dict)
+    """object id -> the error that outlasted the retries (the object keeps its last state)."""
+    unread: set[tuple[str, str]] = field(default_factory=set)
+    """(object id, sub key) of `owned_types` sub-resources that could not be read (kept)."""
+
+
+def owner_of(obj_id: str, sub: SubResource) -> str:
+    """The owner key of the rows made from one sub-resource of one object."""
+    return f"{obj_id}#{sub.key}"
+
+
 class IntuneCollectionSource:
     """Polls one Intune collection."""
 
@@ -335,6 +394,7 @@ class IntuneCollectionSource:
         self.collection = collection
         self.shared = shared
         self.origin = collection.origin
+        self.depends_on = collection.depends_on
         self.device_linked = any(s.key in DEVICE_LINKED_SUBS for s in collection.subs)
         # What the last committed rounds saw (in memory: a new process starts with a full pass).
         self._hashes: dict[str, str] = {}
@@ -343,6 +403,9 @@ class IntuneCollectionSource:
         self._devices_seen: dict[str, str] | None = None
         self.last_fetched = 0
         """Objects whose sub-resources the last round fetched (for tests and benches)."""
+        self.last_bulk = False
+        """Whether the last round read detected apps from the inventory export."""
+        self.expand_refused = False
 
     def _subs(self) -> list[SubResource]:
         return [
@@ -378,7 +441,7 @@ class IntuneCollectionSource:
             report.skip_reason = self.shared.unavailable or NO_INTUNE_REASON
             return report
         report.pages = 1
-        hashes = {str(o["id"]): _top_hash(_strip_subs(o, self.collection)) for o in objects}
+        hashes = {str(o["id"]): self._hash(o) for o in objects}
         if full_pass:
             fetch = objects
         else:
@@ -388,19 +451,21 @@ class IntuneCollectionSource:
                 for o in objects
                 if self._hashes.get(str(o["id"])) != hashes[str(o["id"])] or str(o["id"]) in linked
             ]
-        fetched_ids = {str(o["id"]) for o in fetch}
+        embedded = await self._embed(ctx.graph, fetch)
+        fetched = [o for o in fetch if str(o["id"]) not in embedded.failed]
+        fetched_ids = {str(o["id"]) for o in fetched}
         keep = [oid for oid in hashes if oid not in fetched_ids]
-        await self._embed(ctx.graph, fetch)
+        keep += [f"{oid}#{key}" for oid, key in embedded.unread]
+        keep += [owner_of(oid, s) for oid in keep if oid in hashes for s in self._owned_subs()]
         lookups = await self._lookups(ctx)
         baseline = await ctx.mirror.get_cursor(f"poll:{self.origin}") is None
         round_ = await ctx.mirror.begin_round(self.origin, full=True)
         try:
-            for obj in fetch:
-                derived = conv.convert_intune(self.collection.name, obj, ctx.convert, lookups)
-                await round_.stage(str(obj["id"]), derived.entities, derived.relationships, replace=True)
+            for obj in fetched:
+                await self._stage(round_, obj, ctx, lookups, embedded)
             if keep:
                 await round_.keep(keep)
-            await round_.stage_raw(self.origin, [_strip_subs(o, self.collection) for o in fetch])
+            await round_.stage_raw(self.origin, [_strip_subs(o, self.collection) for o in fetched])
         except BaseException:
             await round_.discard()
             raise
@@ -411,26 +476,65 @@ class IntuneCollectionSource:
             change_hook=None if baseline else change_hook_for(ctx),
             collect_changes=False,
         )
-        # Committed: remember what this round saw.
+        # Committed: remember what this round saw (failed objects are fetched again next time).
         self.shared.polls[self.origin] = polls + 1
         for gone in set(self._hashes) - set(hashes):
             self._forget(gone)
-        for obj in fetch:
+        for obj in fetched:
             self._remember(obj, hashes[str(obj["id"])])
+        for oid in embedded.failed:
+            self._hashes.pop(oid, None)
+        if self.shared.bulk.available(INSTALL_REPORT):
+            for oid, _key in embedded.unread:  # an export that failed: read again next poll
+                self._hashes.pop(oid, None)
         if self.device_linked:
             self._devices_seen = devices_now
         if self.collection.name == conv.MANAGED_DEVICES:
             self.shared.device_stamps = {str(o["id"]): _device_stamp(o) for o in objects}
-        self.last_fetched = len(fetch)
+        self.last_fetched = len(fetched)
         report.objects = len(objects)
         report.count_changes(result.counts)
         report.outbox_added = result.outbox_added
         report.baseline = baseline
         report.duration = time.monotonic() - started
         log.debug(
-            "intune poll", origin=self.origin, full_pass=full_pass, listed=len(objects), fetched=len(fetch)
+            "intune poll",
+            origin=self.origin,
+            full_pass=full_pass,
+            listed=len(objects),
+            fetched=len(fetched),
+            failed=len(embedded.failed),
         )
         return report
+
+    def _hash(self, obj: Mapping[str, Any]) -> str:
+        """What the list shows of an object: its own properties and the expanded sub-resources
+        (a changed assignment is seen without reading anything else)."""
+        expanded = {s.key for s in self._expanded()}
+        drop = {s.key for s in self.collection.subs if s.key not in expanded} | set(SCRIPT_CONTENT_FIELDS)
+        return _top_hash({k: v for k, v in obj.items() if k not in drop})
+
+    def _owned_subs(self) -> list[SubResource]:
+        return [s for s in self._subs() if s.owned_types]
+
+    async def _stage(
+        self,
+        round_: Any,
+        obj: dict[str, Any],
+        ctx: SourceContext,
+        lookups: conv.IntuneLookups,
+        embedded: Embedded,
+    ) -> None:
+        """Stage one object; rows of `owned_types` go under their sub-resource's own owner."""
+        oid = str(obj["id"])
+        derived = conv.convert_intune(self.collection.name, obj, ctx.convert, lookups)
+        rels = list(derived.relationships)
+        for sub in self._owned_subs():
+            owned = [r for r in rels if r["_type"] in sub.owned_types]
+            rels = [r for r in rels if r["_type"] not in sub.owned_types]
+            if (oid, sub.key) not in embedded.unread:
+                await round_.stage(owner_of(oid, sub), (), owned, replace=True)
+        await round_.stage(oid, derived.entities, rels, replace=True)
 
     def _objects_of_changed_devices(self, devices_now: Mapping[str, str]) -> set[str]:
         """Objects whose sub-resources named a device that changed (or went) since the last round."""
@@ -472,10 +576,13 @@ class IntuneCollectionSource:
     async def _refetch(
         self, ctx: SourceContext, ids: list[str], report: RoundReport, started: float
     ) -> RoundReport:
-        """Early re-fetch of a few objects (an Entra device changed): a partial, non-sweeping round."""
+        """Early re-fetch of a few objects (an Entra device changed): a partial, non-sweeping round.
+
+        Only the named objects are read (one GET each, plus their own sub-resources): never a
+        bulk export, never the whole collection.
+        """
         objects: list[dict[str, Any]] = []
         for obj_id in ids:
-            await self.shared.budget.take()
             try:
                 obj = await ctx.graph.get(f"{self.collection.path}/{obj_id}", version=self.collection.version)
             except NotFound:
@@ -488,13 +595,13 @@ class IntuneCollectionSource:
             if isinstance(obj, dict) and obj.get("id"):
                 obj = {k: v for k, v in obj.items() if not k.startswith("@odata.context")}
                 objects.append(obj)
-        await self._embed(ctx.graph, objects)
+        embedded = await self._embed(ctx.graph, objects, bulk=False)
+        objects = [o for o in objects if str(o["id"]) not in embedded.failed]
         lookups = await self._lookups(ctx)
         round_ = await ctx.mirror.begin_round(self.origin, full=False)
         try:
             for obj in objects:
-                derived = conv.convert_intune(self.collection.name, obj, ctx.convert, lookups)
-                await round_.stage(str(obj["id"]), derived.entities, derived.relationships, replace=True)
+                await self._stage(round_, obj, ctx, lookups, embedded)
             await round_.stage_raw(self.origin, [_strip_subs(o, self.collection) for o in objects])
         except BaseException:
             await round_.discard()
@@ -503,7 +610,7 @@ class IntuneCollectionSource:
 
         result = await round_.commit(change_hook=change_hook_for(ctx), collect_changes=False)
         for obj in objects:
-            self._remember(obj, _top_hash(_strip_subs(obj, self.collection)))
+            self._remember(obj, self._hash(obj))
             if self.collection.name == conv.MANAGED_DEVICES:
                 self.shared.device_stamps[str(obj["id"])] = _device_stamp(obj)
         self.last_fetched = len(objects)
@@ -511,20 +618,43 @@ class IntuneCollectionSource:
         report.objects = len(objects)
         report.count_changes(result.counts)
         report.outbox_added = result.outbox_added
+        report.alerts = result.counts.get("alerts_added", 0)
         report.duration = time.monotonic() - started
         return report
 
+    def _expanded(self) -> list[SubResource]:
+        """Sub-resources this collection's list request expands (none once Graph refused it)."""
+        if self.expand_refused:
+            return []
+        return [s for s in self._subs() if s.expand]
+
     async def _list(self, graph: GraphClient) -> list[dict[str, Any]]:
+        expanded = self._expanded()
+        params = {"$expand": ",".join(s.path for s in expanded)} if expanded else None
         objects: list[dict[str, Any]] = []
         try:
-            await self.shared.budget.take()
-            async for page in graph.iter_pages(self.collection.path, version=self.collection.version):
+            async for page in graph.iter_pages(
+                self.collection.path, params=params, version=self.collection.version
+            ):
                 objects.extend(o for o in page.get("value") or [] if isinstance(o, dict) and o.get("id"))
-                if page.get("@odata.nextLink"):
-                    await self.shared.budget.take()
         except NotApplicableTenant:
             self._no_intune()
             raise
+        except GraphError as exc:
+            if not expanded or exc.status != 400:
+                raise
+            self.expand_refused = True
+            log.warning(
+                "Graph refused $expand on an Intune list: its sub-resources are read per object",
+                origin=self.origin,
+                expand=params,
+                error=str(exc)[:200],
+            )
+            return await self._list(graph)
+        for obj in objects:
+            for sub in expanded:
+                if not isinstance(obj.get(sub.key), list):
+                    obj.pop(sub.key, None)  # not expanded after all: read per object
         return objects
 
     def _no_intune(self) -> None:
@@ -536,36 +666,101 @@ class IntuneCollectionSource:
                 "Intune types disabled: the tenant has no Intune (Request not applicable to target tenant)"
             )
 
-    async def _embed(self, graph: GraphClient, objects: list[dict[str, Any]]) -> None:
-        """Fetch every sub-resource of `objects` through `$batch` (≤ 20 per call, following paging);
-        `intune_concurrency` batches are in flight at once, each paid from the request budget."""
+    async def _embed(
+        self, graph: GraphClient, objects: list[dict[str, Any]], *, bulk: bool = True
+    ) -> Embedded:
+        """Fetch every sub-resource of `objects`: navigations through `$batch` (≤ 20 per call,
+        following paging, `intune_concurrency` batches in flight), detected apps from the
+        inventory export when there are many devices, install statuses from their exports."""
+        out = Embedded()
         subs = self._subs()
+        self.last_bulk = False
         if not subs or not objects:
-            return
-        chunks: list[tuple[str, list[tuple[dict[str, Any], SubResource, str]]]] = []
-        for version in ("v1.0", "beta"):
-            requests: list[tuple[dict[str, Any], SubResource, str]] = []
-            for obj in objects:
-                for sub in subs:
-                    if sub.version != version:
-                        continue
-                    url = f"{self.collection.path}/{obj['id']}/{sub.path}" + (
-                        f"?{sub.params}" if sub.params else ""
-                    )
-                    requests.append((obj, sub, url))
-            chunks.extend(
-                (version, requests[i : i + BATCH_SIZE]) for i in range(0, len(requests), BATCH_SIZE)
+            return out
+        navigation: list[SubResource] = []
+        for sub in subs:
+            if sub.expand and all(isinstance(o.get(sub.key), list) for o in objects):
+                continue  # came with the list (`$expand`)
+            if sub.kind == INVENTORY:
+                many = bulk and len(objects) >= self.shared.bulk_min_objects
+                if many and await self._inventory(graph, objects, sub):
+                    self.last_bulk = True
+                    continue
+                navigation.append(sub)
+            elif sub.kind == INSTALLS:
+                await self._installs(graph, objects, sub, out)
+            else:
+                navigation.append(sub)
+        await self._navigations(graph, objects, navigation, out)
+        if out.failed:
+            metrics.INTUNE_OBJECTS_KEPT.labels(origin=self.origin).inc(len(out.failed))
+            log.warning(
+                "Intune objects kept at their last state: their sub-resources failed after retries",
+                origin=self.origin,
+                objects=len(out.failed),
+                error=str(next(iter(out.failed.values())))[:300],
             )
+            if len(objects) > 1 and len(out.failed) * 2 > len(objects):
+                # Not one flaky item: the collection is failing. Fail the round (partial).
+                raise next(iter(out.failed.values()))
+        return out
+
+    async def _inventory(self, graph: GraphClient, objects: list[dict[str, Any]], sub: SubResource) -> bool:
+        """Detected apps of every device from one export; False when the caller must fall back."""
+        inventory = await self.shared.bulk.inventory(graph)
+        if inventory is None:
+            return False
+        ids = [str(o["id"]) for o in objects]
+        if not await self.shared.bulk.check_inventory(
+            graph, inventory, ids, path=self.collection.path, version=sub.version
+        ):
+            return False
+        for obj in objects:
+            obj[sub.key] = inventory.detected_apps(str(obj["id"]))
+        return True
+
+    async def _installs(
+        self, graph: GraphClient, objects: list[dict[str, Any]], sub: SubResource, out: Embedded
+    ) -> None:
+        """Install statuses per app from `DeviceInstallStatusByApp` exports. Apps Intune reports
+        as not assigned have none (no request); apps whose export is unavailable keep theirs."""
+        wanted = [str(o["id"]) for o in objects if o.get("isAssigned") is not False]
+        found = await self.shared.bulk.installs(graph, wanted)
+        for obj in objects:
+            oid = str(obj["id"])
+            if obj.get("isAssigned") is False:
+                obj[sub.key] = []
+            elif found is not None and oid in found:
+                obj[sub.key] = found[oid]
+            else:
+                obj[sub.key] = []
+                out.unread.add((oid, sub.key))
+
+    async def _navigations(
+        self, graph: GraphClient, objects: list[dict[str, Any]], subs: list[SubResource], out: Embedded
+    ) -> None:
+        requests_by_version: dict[str, list[tuple[dict[str, Any], SubResource, str]]] = {}
+        for obj in objects:
+            for sub in subs:
+                url = self._sub_url(obj, sub)
+                if url is None:
+                    obj[sub.key] = []  # this object's type has no such navigation (documented)
+                    continue
+                requests_by_version.setdefault(sub.version, []).append((obj, sub, url))
+        chunks = [
+            (version, requests[i : i + BATCH_SIZE])
+            for version, requests in requests_by_version.items()
+            for i in range(0, len(requests), BATCH_SIZE)
+        ]
 
         async def one(version: str, chunk: list[tuple[dict[str, Any], SubResource, str]]) -> None:
             async with self.shared.concurrency:
-                await self.shared.budget.take(len(chunk))
                 responses = await graph.batch(
                     [{"id": str(i), "method": "GET", "url": url} for i, (_o, _s, url) in enumerate(chunk)],
                     version=version,
                 )
                 for (obj, sub, url), resp in zip(chunk, responses, strict=True):
-                    await self._absorb(graph, obj, sub, url, resp, version)
+                    await self._absorb(graph, obj, sub, url, resp, version, out)
 
         tasks = [asyncio.ensure_future(one(version, chunk)) for version, chunk in chunks]
         try:
@@ -576,6 +771,16 @@ class IntuneCollectionSource:
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
 
+    def _sub_url(self, obj: Mapping[str, Any], sub: SubResource) -> str | None:
+        base = self.collection.path
+        if sub.typed:
+            typed = sub.typed.get(str(obj.get("@odata.type") or ""))
+            if typed is None:
+                return None
+            base = typed
+        url = f"{base}/{obj['id']}/{sub.path}"
+        return url + (f"?{sub.params}" if sub.params else "")
+
     async def _absorb(
         self,
         graph: GraphClient,
@@ -584,25 +789,38 @@ class IntuneCollectionSource:
         url: str,
         resp: Mapping[str, Any],
         version: str,
+        out: Embedded,
     ) -> None:
+        """One `$batch` answer into the object. Systematic failures (no permission, no Intune, a
+        URL Graph does not know) fail the round; a transient one that outlasted the client's
+        retries only keeps this object at its last state."""
         status = int(resp.get("status") or 0)
         if not 200 <= status < 300:
             err = _inner_error(resp, url)
-            if _segment_missing(err):
-                obj[sub.key] = []
-                return
             if isinstance(err, NotApplicableTenant):
                 self._no_intune()
+                raise err
+            if status == 404:
+                obj[sub.key] = []  # the object went away between the list and this read
+                return
+            if status in TRANSIENT_STATUSES:
+                out.failed[str(obj["id"])] = err
+                return
             raise err
         body = resp.get("body") if isinstance(resp.get("body"), dict) else {}
         assert isinstance(body, dict)
         items = [i for i in body.get("value") or [] if isinstance(i, dict)]
         next_link = body.get("@odata.nextLink")
-        while isinstance(next_link, str) and next_link:
-            await self.shared.budget.take()
-            page = await graph.get(next_link, version=version)
-            items.extend(i for i in page.get("value") or [] if isinstance(i, dict))
-            next_link = page.get("@odata.nextLink")
+        try:
+            while isinstance(next_link, str) and next_link:
+                page = await graph.get(next_link, version=version)
+                items.extend(i for i in page.get("value") or [] if isinstance(i, dict))
+                next_link = page.get("@odata.nextLink")
+        except GraphError as exc:
+            if exc.status in TRANSIENT_STATUSES:
+                out.failed[str(obj["id"])] = exc
+                return
+            raise
         obj[sub.key] = items
 
     async def _lookups(self, ctx: SourceContext) -> conv.IntuneLookups:
@@ -618,17 +836,32 @@ class IntuneCollectionSource:
         if name == conv.INTENTS:
             apps = await ctx.mirror.entity_keys_of_type(m.MANAGED_APPLICATION.type)
             return conv.IntuneLookups(known_app_ids=set(apps))
+        if name == conv.MANAGED_APP_POLICIES:
+            by_identifier: dict[str, list[str]] = {}
+            for fld in conv.APP_IDENTIFIER_FIELDS:
+                values = await ctx.mirror.raw_field_values(MOBILE_APPS_ORIGIN, fld)
+                for app_id, value in values.items():
+                    if isinstance(value, str) and value:
+                        ids = by_identifier.setdefault(value.lower(), [])
+                        if app_id not in ids:
+                            ids.append(app_id)
+            apps = await ctx.mirror.entity_keys_of_type(m.MANAGED_APPLICATION.type)
+            return conv.IntuneLookups(app_ids_by_identifier=by_identifier, known_app_ids=set(apps))
         return conv.IntuneLookups()
 
-    async def refetch_for_entra_devices(self, engine: Engine, entra_device_ids: Sequence[str]) -> None:
+    async def refetch_for_entra_devices(
+        self, engine: Engine, entra_device_ids: Sequence[str]
+    ) -> RoundReport | None:
         """An Entra device changed (seen by /devices/delta): re-fetch its managed device now.
 
-        `entra_device_ids` are Entra `deviceId`s (= `managedDevice.azureADDeviceId`). Failures are
+        `entra_device_ids` are Entra `deviceId`s (= `managedDevice.azureADDeviceId`). Only the
+        matching managed devices are read (one GET and their own detected apps each). Returns the
+        refetch round (its alerts wake the dispatcher), None when nothing was read. Failures are
         logged, not raised: the next scheduled poll covers the device anyway.
         """
         wanted = {d.lower() for d in entra_device_ids if d and d != NULL_GUID}
         if not wanted:
-            return
+            return None
         by_entra = await engine.mirror.raw_field_values(self.origin, "azureADDeviceId")
         ids = sorted(
             managed_id
@@ -636,11 +869,12 @@ class IntuneCollectionSource:
             if isinstance(entra, str) and entra.lower() in wanted
         )
         if not ids:
-            return
+            return None
         try:
-            await engine.run_round(self.origin, only_ids=ids)
+            return await engine.run_round(self.origin, only_ids=ids)
         except Exception as exc:
             log.warning("early managed device re-fetch failed", error=str(exc)[:300], devices=len(ids))
+            return None
 
 
 def _named_devices(obj: Mapping[str, Any], collection: str) -> set[str]:
@@ -669,7 +903,6 @@ def build_intune_sources(
     settings: Settings, account: AccountSource, enabled_origins: set[str]
 ) -> dict[str, Source]:
     shared = IntuneShared(
-        budget=RequestBudget(settings.sync.intune_requests_per_20s),
         concurrency=asyncio.Semaphore(max(1, settings.sync.intune_concurrency)),
         enabled_sources=set(settings.sync.sources),
         full_pass_every=settings.sync.intune_full_pass_every,

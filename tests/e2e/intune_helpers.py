@@ -229,10 +229,19 @@ def expected_graph(tenant: Tenant) -> Expected:
             exp.rel(m.APP_CATEGORY_HAS_APPLICATION, str(c["id"]), aid)
         for st in a["deviceStatuses"]:
             exp.rel(m.DEVICE_ASSIGNED_APPLICATION, str(st["deviceId"]), aid)
+    # #27: a policy's `apps` (managedMobileApp) name apps by bundle/package id, not by mobileApp id.
+    apps_by_identifier: dict[str, set[str]] = defaultdict(set)
+    for a in intune.list("mobileApps"):
+        for fld in ("bundleId", "packageId", "appIdentifier"):
+            if a.get(fld):
+                apps_by_identifier[str(a[fld]).lower()].add(str(a["id"]))
     for p in embedded("managedAppPolicies"):
         exp.entity(m.APPLICATION_POLICY, str(p["id"]))
         for app in p["apps"]:
-            exp.rel(m.APPLICATION_ASSIGNED_POLICY, str(app["id"]), str(p["id"]))
+            ident = app.get("mobileAppIdentifier") or {}
+            name = str(ident.get("bundleId") or ident.get("packageId") or "").lower()
+            for aid in apps_by_identifier.get(name, ()):
+                exp.rel(m.APPLICATION_ASSIGNED_POLICY, aid, str(p["id"]))
     for c in embedded("mobileAppConfigurations"):
         cid = str(c["id"])
         exp.entity(m.APPLICATION_CONFIGURATION, cid)

@@ -8,11 +8,13 @@ import contextlib
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 import structlog
 
+from syncd import metrics
 from syncd.commands.status import status_command
 from syncd.graph.errors import GraphError, PermissionDenied
 from syncd.model import schema as m
@@ -48,6 +50,7 @@ async def test_forbidden_collection_keeps_its_data_and_is_partial(tmp_path: Path
             assert await put_faults(h, {"forbidden": ["deviceConfigurations"]}) == {
                 "forbidden": ["deviceConfigurations"],
                 "unavailable": [],
+                "flaky": [],
             }
             gone = next(iter(configs))
             intune.delete("deviceConfigurations", gone)
@@ -155,3 +158,43 @@ async def test_tenant_without_intune_disables_intune_quietly(tmp_path: Path) -> 
         assert len(types[m.USER.type]) == 20
         assert not any(t in types for t in (m.MANAGED_DEVICE.type, m.COMPLIANCE_POLICY.type))
         assert json.dumps(logs).count("not applicable") <= 1
+
+
+async def test_one_object_failing_after_retries_does_not_fail_its_collection(tmp_path: Path) -> None:
+    """One policy whose statuses keep answering 503 (no Retry-After) after every retry: it keeps
+    its last state, the round commits the other policies' changes, and the next poll reads it."""
+    tenant = intune_tenant()
+    intune = tenant.intune
+    origin = "intune:deviceCompliancePolicies"
+    async with harness(tenant, tmp_path) as h, runtime(h) as rt:
+        assert (await rt.engine.resync()).failed == {}
+        rt.graph.backoff_base = 0.001
+        flaky, other = [p["id"] for p in intune.list("deviceCompliancePolicies")[:2]]
+        _, before = h.j1_graph()
+        flaky_rels = {k for k in before if flaky in k}
+        for pid in (flaky, other):  # both lose their device statuses in Intune
+            intune.update("deviceCompliancePolicies", pid, {"deviceStatuses": []})
+        await put_faults(h, {"flaky": [flaky]})
+        kept_before = metrics.REGISTRY.get_sample_value("syncd_intune_objects_kept_total", {"origin": origin})
+        report = await rt.engine.run_round(origin, force_full=True)  # no exception: the round commits
+        await rt.engine.drain()
+        _, after = h.j1_graph()
+        assert {k for k in after if flaky in k} == flaky_rels  # kept at its last state
+        device_rel = m.DEVICE_ASSIGNED_COMPLIANCE_POLICY.type
+
+        def assigned(rels: dict[str, Any], pid: str) -> list[str]:
+            return [k for k, r in rels.items() if r["_type"] == device_rel and r["_toEntityKey"] == pid]
+
+        assert assigned(before, other) and not assigned(after, other)  # the other one updated
+        assert report.kind == "poll" and origin not in rt.engine.partial
+        kept = metrics.REGISTRY.get_sample_value("syncd_intune_objects_kept_total", {"origin": origin})
+        assert (kept or 0) - (kept_before or 0) == 1
+        route = "GET /{ver}/deviceManagement/deviceCompliancePolicies/{id}/deviceStatuses"
+        retries = h.sims.graph.counters.routes[route]
+        assert retries["503"] >= rt.graph.max_attempts  # the item was retried, not given up at once
+
+        await put_faults(h, {"flaky": []})
+        await rt.engine.run_round(origin)  # an ordinary poll reads the kept policy again
+        await rt.engine.drain()
+        _, healed = h.j1_graph()
+        assert assigned(before, flaky) and not assigned(healed, flaky)

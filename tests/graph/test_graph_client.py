@@ -402,3 +402,68 @@ async def test_secrets_absent_from_errors_and_logs(
         assert "SECRETBEARER" not in text
     assert "500" in str(info.value) and "rid-1" in str(info.value)
     assert json.dumps(info.value.args).find("SECRETBEARER") == -1
+
+
+class FlakyItems:
+    """A $batch endpoint whose chosen items fail once with a given status and no Retry-After."""
+
+    def __init__(self, fail_once: dict[str, int]) -> None:
+        self.fail_once = dict(fail_once)
+        self.posts: list[list[str]] = []
+
+    async def handler(self, request: web.Request) -> web.Response:
+        reqs = (await request.json())["requests"]
+        self.posts.append([r["id"] for r in reqs])
+        responses = []
+        for r in reqs:
+            status = self.fail_once.pop(r["id"], 200)
+            body = {"url": r["url"]} if status == 200 else {"error": {"code": "x", "message": "transient"}}
+            responses.append({"id": r["id"], "status": status, "body": body})
+        return web.json_response({"responses": responses})
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 429])
+async def test_batch_item_failing_once_without_retry_after_is_retried_alone(
+    serve: Any, make_client: MakeClient, status: int
+) -> None:
+    server = FlakyItems({"2": status})
+    client = make_client(await serve(app_with(server.handler)))
+    out = await client.batch([{"id": str(i), "method": "GET", "url": f"/users/{i}"} for i in range(1, 4)])
+    assert [o["status"] for o in out] == [200, 200, 200]
+    assert server.posts == [["1", "2", "3"], ["2"]]
+
+
+async def test_batch_items_pay_the_budget_of_their_family(serve: Any, make_client: MakeClient) -> None:
+    from syncd.graph.budget import INTUNE, Pacing, RequestBudget
+
+    server = FlakyItems({})
+    pacing = Pacing(budgets={INTUNE: RequestBudget(1000)})
+    client = make_client(await serve(app_with(server.handler)), pacing=pacing)
+    await client.batch([{"method": "GET", "url": f"/deviceManagement/intents/{i}"} for i in range(7)])
+    await client.batch([{"method": "GET", "url": f"/users/{i}"} for i in range(3)])
+    assert pacing.used(INTUNE) == 7  # items, not the envelope; directory items are not Intune's
+
+
+async def test_a_429_holds_every_request_of_its_family_only(serve: Any, make_client: MakeClient) -> None:
+    arrivals: dict[str, list[float]] = {}
+    throttled = [False]
+
+    async def handler(request: web.Request) -> web.Response:
+        arrivals.setdefault(request.path, []).append(time.monotonic())
+        if request.path.endswith("/deviceManagement/intents") and not throttled[0]:
+            throttled[0] = True
+            return err(429, "TooManyRequests", "slow down", **{"Retry-After": "0.4"})
+        return web.json_response({"value": []})
+
+    client = make_client(await serve(app_with(handler)))
+    first = asyncio.create_task(client.get("/deviceManagement/intents", version="beta"))
+    await asyncio.sleep(0.1)  # the 429 arrived: the Intune family is held for 0.4 s
+    started = time.monotonic()
+    await asyncio.gather(
+        client.get("/deviceAppManagement/mobileApps"),  # same family: waits for the gate
+        client.get("/users"),  # another family: not held
+    )
+    await first
+    assert arrivals["/v1.0/users"][0] - started < 0.2
+    assert arrivals["/v1.0/deviceAppManagement/mobileApps"][0] - started >= 0.25
+

@@ -34,6 +34,7 @@ from syncd.model.convert.intune import (
     convert_mobile_app,
     convert_mobile_app_category,
     status_device_id,
+    targeted_app_ids,
 )
 from syncd.model.schema import (
     ACTION_ITEM_MITIGATES_FINDING,
@@ -199,6 +200,7 @@ MOBILE_APP = {
     "@odata.type": "#microsoft.graph.iosStoreApp",
     "id": APP,
     "displayName": "Outlook",
+    "bundleId": "com.microsoft.Office.Outlook",
     "largeIcon": {"type": "image/png", "value": "iVBORw0KGgo" * 1000},
     "categories": [{"id": APP_CATEGORY, "displayName": "Productivity"}],
     "deviceStatuses": [
@@ -210,8 +212,18 @@ APP_POLICY_RAW = {
     "@odata.type": "#microsoft.graph.iosManagedAppProtection",
     "id": APP_POLICY,
     "displayName": "iOS protection",
-    "apps": [{"id": APP, "mobileAppIdentifier": {"@odata.type": "#microsoft.graph.iosMobileAppIdentifier"}}],
+    # A managedMobileApp: its id is not the mobileApp's; its identifier names the app.
+    "apps": [
+        {
+            "id": "com.microsoft.office.outlook.ios",
+            "mobileAppIdentifier": {
+                "@odata.type": "#microsoft.graph.iosMobileAppIdentifier",
+                "bundleId": "com.microsoft.office.outlook",
+            },
+        }
+    ],
 }
+APPS_BY_IDENTIFIER = {"com.microsoft.office.outlook": [APP]}
 APP_CONFIG_RAW = {
     "id": APP_CONFIG,
     "displayName": "Outlook config",
@@ -254,7 +266,7 @@ def synthetic_tenant(ctx: ConvertContext) -> tuple[Derived, dict[str, Any]]:
     out.extend(convert_intent(INTENT_RAW, ctx, known_app_ids=[APP, "a9999999-0000-0000-0000-000000000009"]))
     out.extend(convert_mobile_app(MOBILE_APP, ctx))
     out.extend(convert_mobile_app_category({"id": APP_CATEGORY, "displayName": "Productivity"}, ctx))
-    out.extend(convert_managed_app_policy(APP_POLICY_RAW, ctx))
+    out.extend(convert_managed_app_policy(APP_POLICY_RAW, ctx, APPS_BY_IDENTIFIER))
     out.extend(convert_app_configuration(APP_CONFIG_RAW, ctx))
     return out, account
 
@@ -433,7 +445,11 @@ def test_dispatch_covers_every_collection() -> None:
         "mobileAppConfigurations": APP_CONFIG_RAW,
     }
     assert set(samples) == set(CONVERTERS)
-    lookups = IntuneLookups(category_ids_by_name={"Laptops": CATEGORY}, known_app_ids=[APP])
+    lookups = IntuneLookups(
+        category_ids_by_name={"Laptops": CATEGORY},
+        known_app_ids=[APP],
+        app_ids_by_identifier=APPS_BY_IDENTIFIER,
+    )
     for collection, raw in samples.items():
         out = convert_intune(collection, raw, ctx, lookups)
         assert out.entities[0]["_key"] == raw["id"]
@@ -449,3 +465,11 @@ def test_conversion_is_deterministic() -> None:
     assert json.dumps([first.entities, first.relationships]) == json.dumps(
         [second.entities, second.relationships]
     )
+
+
+def test_app_protection_targets_are_matched_by_identifier() -> None:
+    ident = {"@odata.type": "#microsoft.graph.androidMobileAppIdentifier", "packageId": "Com.Example.App"}
+    by_identifier = {"com.example.app": ["a1", "a2"]}
+    assert targeted_app_ids({"id": "x.android", "mobileAppIdentifier": ident}, by_identifier) == ["a1", "a2"]
+    assert targeted_app_ids({"id": "a3", "mobileAppIdentifier": {}}, by_identifier, {"a3"}) == ["a3"]
+    assert targeted_app_ids({"id": "x.ios", "mobileAppIdentifier": {"bundleId": "none"}}, by_identifier) == []

@@ -127,8 +127,14 @@ def test_generator_links_to_the_tenant(small: tuple[Tenant, IntuneData]) -> None
     for s in data.list("deviceComplianceScripts"):
         assert base64.b64decode(s["detectionScriptContent"]).startswith(b"#")
     app_ids = {a["id"] for a in data.list("mobileApps")}
+    # A policy's apps (managedMobileApp) name tenant apps by bundle / package id, not by id.
+    identifiers = {a.get("bundleId") or a.get("packageId") for a in data.list("mobileApps")}
     for p in data.list("managedAppPolicies"):
-        assert {a["id"] for a in data.sub("managedAppPolicies", p["id"], "apps")} <= app_ids
+        targets = data.sub("managedAppPolicies", p["id"], "apps")
+        named = {a["mobileAppIdentifier"].get("bundleId") or a["mobileAppIdentifier"].get("packageId")
+                 for a in targets}
+        assert named <= identifiers
+        assert not {a["id"] for a in targets} & app_ids
     assert all(set(c["targetedMobileApps"]) <= app_ids for c in data.list("mobileAppConfigurations"))
     referenced = [
         a

@@ -33,7 +33,7 @@ Rules this module implements (the places where Graph leaves a choice):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,6 +152,14 @@ _HARDWARE_FIELDS: tuple[str, ...] = (
     "deviceGuardLocalSystemAuthorityCredentialGuardState",
 )
 _EMPTY: Mapping[str, str] = {}
+_NO_IDENTIFIERS: Mapping[str, Sequence[str]] = {}
+APP_IDENTIFIER_FIELDS: tuple[str, ...] = ("bundleId", "packageId", "appIdentifier")
+"""mobileApp properties that name the app the way a managed app policy's `mobileAppIdentifier`
+does (iOS bundle id, Android package id)."""
+_APP_IDENTIFIER_KEYS: tuple[str, ...] = ("bundleId", "packageId", "windowsAppId")
+DETECTED_APP_FIELDS: tuple[str, ...] = ("displayName", "version", "publisher", "platform")
+"""The detected-app properties both sources give (per-device `detectedApps` and the
+`AppInvRawData` export): the entity is the same whichever one was read."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +169,10 @@ class IntuneLookups:
     category_ids_by_name: Mapping[str, str] = field(default_factory=dict)
     user_ids_by_upn: Mapping[str, str] = field(default_factory=dict)
     known_app_ids: Collection[str] = ()
+    app_ids_by_identifier: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    """Lower-cased bundle id / package id -> the mobileApp ids that carry it (#27)."""
+    detected_apps: dict[tuple[Any, ...], Entity] = field(default_factory=dict, compare=False)
+    """Detected-app entities already made in this round: 20k devices share a few hundred apps."""
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -273,7 +285,10 @@ def _lookup_user(status: Mapping[str, Any], user_ids_by_upn: Mapping[str, str]) 
 
 # --- managed devices --------------------------------------------------------------------------
 def convert_managed_device(
-    raw: Mapping[str, Any], ctx: ConvertContext, category_ids_by_name: Mapping[str, str] = _EMPTY
+    raw: Mapping[str, Any],
+    ctx: ConvertContext,
+    category_ids_by_name: Mapping[str, str] = _EMPTY,
+    detected_apps: dict[tuple[Any, ...], Entity] | None = None,
 ) -> Derived:
     """A managed device (beta shape) with #6 owner, #7 category and #8 detected apps."""
     device_id = str(raw["id"])
@@ -330,9 +345,35 @@ def convert_managed_device(
         app_id = str_or_none(app.get("id"))
         if app_id is None:
             continue
-        out.add_entity(_simple(DETECTED_APPLICATION, app, ctx, exclude=("managedDevices",)))
+        out.add_entity(_detected_app(app, ctx, detected_apps))
         out.add_relationship(make_relationship(DEVICE_HAS_DETECTED_APP, device_id, app_id))
     return out
+
+
+def _detected_app(
+    app: Mapping[str, Any], ctx: ConvertContext, cache: dict[tuple[Any, ...], Entity] | None
+) -> Entity:
+    if cache is None:
+        return convert_detected_app(app, ctx)
+    key = (app.get("id"), *(app.get(name) for name in DETECTED_APP_FIELDS))
+    entity = cache.get(key)
+    if entity is None:
+        entity = cache[key] = convert_detected_app(app, ctx)
+    return dict(entity)
+
+
+def convert_detected_app(app: Mapping[str, Any], ctx: ConvertContext) -> Entity:
+    """A ``detected_applications`` entity from the properties both sources share.
+
+    ``platform`` is lower-cased: the per-device listing gives the enum (``windows``, ``macOS``),
+    the inventory export its label (``Windows``, ``macOS``). ``sizeInByte`` and ``deviceCount``
+    are left out: the export has neither, and a per-device listing's ``deviceCount`` is 0.
+    """
+    props: dict[str, Any] = {"id": str(app["id"])}
+    for name in DETECTED_APP_FIELDS:
+        value = str_or_none(app.get(name))
+        props[name] = value.lower() if value is not None and name == "platform" else value
+    return make_entity(DETECTED_APPLICATION, str(app["id"]), props, ctx)
 
 
 def convert_device_category(raw: Mapping[str, Any], ctx: ConvertContext) -> Derived:
@@ -618,14 +659,44 @@ def convert_mobile_app_category(raw: Mapping[str, Any], ctx: ConvertContext) -> 
     return Derived(entities=[_simple(APPLICATION_CATEGORY, raw, ctx)])
 
 
-def convert_managed_app_policy(raw: Mapping[str, Any], ctx: ConvertContext) -> Derived:
-    """An application policy with #27 from every targeted app (``apps[].id`` = mobileApp id)."""
+def targeted_app_ids(
+    app: Mapping[str, Any],
+    app_ids_by_identifier: Mapping[str, Sequence[str]],
+    known_app_ids: Collection[str] = (),
+) -> list[str]:
+    """The mobileApp ids a policy's ``managedMobileApp`` names.
+
+    Its ``mobileAppIdentifier`` (iOS ``bundleId``, Android ``packageId``, Windows
+    ``windowsAppId``) is matched (case-insensitively) against the mobileApps' own identifiers;
+    every app with that identifier is targeted. A ``managedMobileApp`` id that is itself a known
+    mobileApp id is accepted too (lenient; Graph's ids are of another form).
+    """
+    ident = app.get("mobileAppIdentifier")
+    found: list[str] = []
+    if isinstance(ident, Mapping):
+        for key in _APP_IDENTIFIER_KEYS:
+            value = str_or_none(ident.get(key))
+            if value:
+                found.extend(a for a in app_ids_by_identifier.get(value.lower(), ()) if a not in found)
+    app_id = str_or_none(app.get("id"))
+    if not found and app_id and app_id in known_app_ids:
+        found.append(app_id)
+    return found
+
+
+def convert_managed_app_policy(
+    raw: Mapping[str, Any],
+    ctx: ConvertContext,
+    app_ids_by_identifier: Mapping[str, Sequence[str]] = _NO_IDENTIFIERS,
+    known_app_ids: Collection[str] = (),
+) -> Derived:
+    """An application policy with #27 from every app it targets (its typed collection's ``apps``,
+    matched to mobileApps by identifier: see ``targeted_app_ids``)."""
     policy_id = str(raw["id"])
     policy = _simple(APPLICATION_POLICY, raw, ctx, exclude=("apps", "assignments", "deploymentSummary"))
     out = Derived(entities=[policy])
     for app in embedded(raw, "apps"):
-        app_id = str_or_none(app.get("id"))
-        if app_id:
+        for app_id in targeted_app_ids(app, app_ids_by_identifier, known_app_ids):
             out.add_relationship(make_relationship(APPLICATION_ASSIGNED_POLICY, app_id, policy_id))
     return out
 
@@ -671,7 +742,9 @@ def convert_app_configuration(raw: Mapping[str, Any], ctx: ConvertContext) -> De
 _Converter = Callable[[Mapping[str, Any], ConvertContext, IntuneLookups], Derived]
 
 CONVERTERS: dict[str, _Converter] = {
-    MANAGED_DEVICES: lambda raw, ctx, lk: convert_managed_device(raw, ctx, lk.category_ids_by_name),
+    MANAGED_DEVICES: lambda raw, ctx, lk: convert_managed_device(
+        raw, ctx, lk.category_ids_by_name, lk.detected_apps
+    ),
     DEVICE_CATEGORIES: lambda raw, ctx, lk: convert_device_category(raw, ctx),
     DEVICE_COMPLIANCE_POLICIES: lambda raw, ctx, lk: convert_compliance_policy(raw, ctx, lk.user_ids_by_upn),
     DEVICE_CONFIGURATIONS: lambda raw, ctx, lk: convert_device_configuration(raw, ctx),
@@ -680,7 +753,9 @@ CONVERTERS: dict[str, _Converter] = {
     INTENTS: lambda raw, ctx, lk: convert_intent(raw, ctx, lk.known_app_ids),
     MOBILE_APPS: lambda raw, ctx, lk: convert_mobile_app(raw, ctx),
     MOBILE_APP_CATEGORIES: lambda raw, ctx, lk: convert_mobile_app_category(raw, ctx),
-    MANAGED_APP_POLICIES: lambda raw, ctx, lk: convert_managed_app_policy(raw, ctx),
+    MANAGED_APP_POLICIES: lambda raw, ctx, lk: convert_managed_app_policy(
+        raw, ctx, lk.app_ids_by_identifier, lk.known_app_ids
+    ),
     MOBILE_APP_CONFIGURATIONS: lambda raw, ctx, lk: convert_app_configuration(raw, ctx),
 }
 """Collection origin name -> converter with a uniform signature (for the Intune source)."""
