@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "microsoft-365-integration.md"
+from tests.paths import SEED
 
 
 def _syncd(*args: str) -> subprocess.CompletedProcess[str]:

@@ -7,7 +7,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -21,7 +20,6 @@ from syncd.sim.graph.notifications import DeliveryConfig
 from syncd.sim.tenant import Tenant
 from syncd.sim.tls import TlsFiles, ensure_tls
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "graph-recorded"
 TIMEOUT = aiohttp.ClientTimeout(total=15)
 
 
