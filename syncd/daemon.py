@@ -276,7 +276,7 @@ class Daemon:
         app = create_webhook_app(
             hooks,
             client_state=s.client_state.get() if s.client_state else None,
-            tenant_id=self.settings.graph.tenant_id,
+            tenant_id=self.rt.tenant_id,  # the GUID Graph puts in notifications, whatever the config says
             max_body_bytes=s.max_body_bytes,
             path_prefix=prefix,
         )
