@@ -32,6 +32,9 @@ class WebhookHooks:
     lifecycle: Callable[[str, str], Awaitable[None]]
     """(subscription id, lifecycle event)."""
     health: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
+    notified: Callable[[str, list[str]], Awaitable[None]] | None = None
+    """(origin, object ids) of accepted change notifications, before the wake-up: the daemon
+    looks again for changes that delta does not show yet (replication delay)."""
 
 
 HOOKS_KEY = web.AppKey("syncd_webhook_hooks", WebhookHooks)
@@ -144,6 +147,19 @@ def origin_of(item: dict[str, Any]) -> str | None:
     return RESOURCE_ORIGINS.get(head)
 
 
+def object_id_of(item: dict[str, Any]) -> str | None:
+    """The changed object's id: `resourceData.id`, else the segment after `Users/` in `resource`."""
+    data = item.get("resourceData")
+    found = data.get("id") if isinstance(data, dict) else None
+    if not isinstance(found, str) or not found:
+        resource = item.get("resource")
+        parts = resource.strip("/").split("/") if isinstance(resource, str) else []
+        found = parts[1] if len(parts) >= 2 else None
+    if not isinstance(found, str) or not 0 < len(found) <= 128:
+        return None
+    return found.lower()
+
+
 async def _trusted_items(request: web.Request) -> list[dict[str, Any]] | web.Response:
     """The body's items that carry our clientState and tenant; the answer for a bad body."""
     items = await _read_items(request)
@@ -187,7 +203,7 @@ async def handle_notifications(request: web.Request) -> web.Response:
     if isinstance(items, web.Response):
         return items
     hooks = request.app[HOOKS_KEY]
-    origins: set[str] = set()
+    origins: dict[str, list[str]] = {}
     for item in items:
         if "lifecycleEvent" in item:
             await _lifecycle_event(hooks, item)
@@ -197,8 +213,13 @@ async def handle_notifications(request: web.Request) -> web.Response:
             metrics.NOTIFICATIONS.labels(result="unknown_resource").inc()
             continue
         metrics.NOTIFICATIONS.labels(result="accepted").inc()
-        origins.add(origin)
-    for origin in sorted(origins):
+        ids = origins.setdefault(origin, [])
+        object_id = object_id_of(item)
+        if object_id is not None:
+            ids.append(object_id)
+    for origin, ids in sorted(origins.items()):
+        if hooks.notified is not None:
+            await hooks.notified(origin, ids)
         await hooks.wake(origin)
     return web.Response(status=202)
 

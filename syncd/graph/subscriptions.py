@@ -61,7 +61,9 @@ class SubscriptionsApi:
     ) -> dict[str, Any]:
         """Create a subscription (Graph validates the notification URLs before answering).
 
-        ``lifecycleNotificationUrl`` can only be set here, never added later by PATCH.
+        ``lifecycleNotificationUrl`` can only be set here, never added later by PATCH. Never
+        retried blindly: when the answer is lost (timeout, dropped connection, 5xx) Graph may have
+        created it, so the error is raised and the caller looks before it tries again.
         """
         body: dict[str, Any] = {
             "changeType": change_type,
@@ -73,7 +75,7 @@ class SubscriptionsApi:
         }
         if lifecycle_url:
             body["lifecycleNotificationUrl"] = lifecycle_url
-        return await self._client.post("/subscriptions", body)
+        return await self._client.post("/subscriptions", body, retry_ambiguous=False)
 
     async def get(self, subscription_id: str) -> dict[str, Any]:
         """One subscription; NotFound once Graph deleted it (expired)."""

@@ -85,7 +85,8 @@ async def test_a_processed_request_can_lose_its_answer(receiver: Receiver) -> No
     h, runner = await start_harness(small_tenant(), delivery=FAST)
     try:
         await h.fetch_token()
-        await h.admin("PUT", "/faults", {"drop_response_next": 1, "drop_response_path": "/subscriptions"})
+        lose = {"drop_response_next": 1, "drop_response_path": "POST /v1.0/subscriptions"}
+        await h.admin("PUT", "/faults", lose)
         status, _ = await h.call("GET", "/v1.0/users?$top=1")  # other paths answer normally
         assert status == 200
         try:

@@ -130,7 +130,7 @@ class GraphSim:
         fault = self.injector.decide()
         if fault is None:
             resp = await handler(request)
-            if self.injector.drop_response(request.path) and request.transport is not None:
+            if self.injector.drop_response(request.method, request.path) and request.transport is not None:
                 # Processed, but the answer never arrives (a gateway timeout, a reset): the
                 # client cannot tell whether a POST took effect.
                 request.transport.abort()

@@ -33,7 +33,8 @@ class Faults:
     reset_rate: float = 0.0
     reset_next: int = 0
     # lost answers: the request IS processed, then the connection drops before the response
-    # (a create whose 201 never arrives); optionally only for paths containing the filter
+    # (a create whose 201 never arrives); optionally only for requests whose "METHOD /path"
+    # contains the filter (e.g. "POST /v1.0/subscriptions")
     drop_response_next: int = 0
     drop_response_path: str | None = None
     # delta
@@ -121,10 +122,10 @@ class FaultInjector:
             return True
         return False
 
-    def drop_response(self, path: str) -> bool:
-        """Whether this (processed) request loses its answer: `drop_response_next` on matching paths."""
+    def drop_response(self, method: str, path: str) -> bool:
+        """Whether this (processed) request loses its answer: `drop_response_next` on matching ones."""
         f = self.faults
-        if f.drop_response_path and f.drop_response_path not in path:
+        if f.drop_response_path and f.drop_response_path not in f"{method.upper()} {path}":
             return False
         return self.take_next("drop_response_next")
 
