@@ -205,7 +205,7 @@ class DeltaEngine:
                         f"The query option '{key}' is not supported with delta queries.",
                     )
             select = parse_select(q.get("$select"), resource)
-            _check_delta_select(select, resource)
+            _check_delta_select(select, resource, self.sim.faults.delta_select_error)
             ids = parse_filter(q.get("$filter"), resource)
             if "$top" in q and resource in _TOP_NOT_SUPPORTED and self.sim.faults.delta_top != "ignore":
                 raise QueryError(
@@ -507,15 +507,21 @@ class DeltaEngine:
         return out
 
 
-def _check_delta_select(select: tuple[str, ...] | None, resource: str) -> None:
-    """400 for `$select` properties delta does not support (the real message lists them)."""
+def _check_delta_select(select: tuple[str, ...] | None, resource: str, form: str = "400") -> None:
+    """400 for `$select` properties delta does not support (the real message lists them); the
+    `delta_select_error` switch gives the other readings (a bare 400, the older 501)."""
     refused = [p for p in select or () if p in DELTA_UNSUPPORTED_SELECT.get(resource, frozenset())]
-    if refused:
-        raise QueryError(
-            "BadRequest",
-            "Invalid request for delta query: $select is not supported for the following "
-            f"properties: {', '.join(refused)}.",
-        )
+    if not refused:
+        return
+    if form == "501":
+        raise QueryError("NotImplemented", "This operation target is not yet supported.", status=501)
+    if form == "400-bare":
+        raise QueryError("BadRequest", "Invalid request for delta query.")
+    raise QueryError(
+        "BadRequest",
+        "Invalid request for delta query: $select is not supported for the following "
+        f"properties: {', '.join(refused)}.",
+    )
 
 
 async def delta_handler(request: web.Request) -> web.Response:

@@ -52,6 +52,10 @@ class Faults:
     # `$top` on users/groups delta: the overview says "not supported" -> 400 ("reject", the
     # strict reading); an observed reading is that it is silently ignored ("ignore")
     delta_top: str = "reject"
+    # how delta refuses an unsupported `$select` property: "400" (names them, microsoft-graph.md
+    # addendum), "400-bare" (a 400 that does not name them) or "501" (the older overview's
+    # NotImplemented "This operation target is not yet supported.")
+    delta_select_error: str = "400"
     # auth
     access_token_ttl: int = 3599
     # subscriptions / notifications
