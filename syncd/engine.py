@@ -17,6 +17,7 @@ import structlog
 from syncd import metrics
 from syncd.j1.writer import J1Writer, PushReport
 from syncd.mirror import Mirror, MirrorError
+from syncd.model.schema import relationship_types_touching
 from syncd.sources.base import RoundReport, SourceContext
 
 log = structlog.get_logger(__name__)
@@ -64,9 +65,13 @@ class Engine:
         return self.ctx.mirror
 
     def partial_types(self) -> list[str]:
+        """Types a DIFF must not delete by omission: those of failed or switched-off origins, and
+        every relationship type with an endpoint among them (the groups round cannot upload a
+        group → user membership whose user the failed users round never staged)."""
         types: set[str] = set()
         for origin in self.partial:
             types.update(self.origin_types.get(origin, ()))
+        types.update(relationship_types_touching(frozenset(types)))
         return sorted(types)
 
     async def run_round(self, origin: str, *, force_full: bool = False, **options: Any) -> RoundReport:
