@@ -22,6 +22,13 @@ from syncd.sources.base import RoundReport, SourceContext
 
 log = structlog.get_logger(__name__)
 
+ABSENT_GRACE = 86400.0
+"""How long the daemon keeps (as partial) the J1 data of an origin Graph says the tenant does not
+have (no Intune), before removing it; `syncd resync` removes it at once (grace 0)."""
+ABSENT_KEY = "absent_since:"
+"""Mirror kv prefix: when Graph first said the origin's data does not exist in this tenant."""
+ABSENT_REMOVED = "the tenant has none (Graph: not applicable to target tenant); its data was removed from J1"
+
 
 class Source(Protocol):
     origin: str
@@ -59,6 +66,9 @@ class Engine:
         """origin → reason: rounds that failed or sources switched off; their types are partial."""
         self.last_success: dict[str, float] = {}
         self.last_error: dict[str, str] = {}
+        self.absent_grace = ABSENT_GRACE
+        self._absent_since: dict[str, float | None] = {}
+        """origin -> first definitive "absent" answer (None: known present); loaded from the mirror."""
 
     @property
     def mirror(self) -> Mirror:
@@ -87,12 +97,19 @@ class Engine:
                 await self._failed(origin, started, exc, partial=True)
                 raise
             if report.kind == "skipped":
-                # Not an error loop: the origin is off (e.g. no Intune); its types stay partial.
+                # Not an error loop: the origin is off (e.g. no Intune); its types stay partial,
+                # unless Graph has said for long enough that the tenant does not have it at all.
                 reason = report.skip_reason or "skipped"
-                self.partial[origin] = reason
                 self.last_success[origin] = time.time()
+                if report.absent and await self._absent_long_enough(origin):
+                    await self._remove_absent(origin)
+                    return report
+                self.partial[origin] = reason
                 await self.mirror.set_origin_flag(origin, True, reason, disabled=True)
                 return report
+            if self._absent_since.get(origin, 0.0) is not None:
+                await self.mirror.delete_value(ABSENT_KEY + origin)  # present (again)
+                self._absent_since[origin] = None
             self.partial.pop(origin, None)
             self.last_success[origin] = time.time()
             self.last_error.pop(origin, None)
@@ -101,6 +118,31 @@ class Engine:
             metrics.observe_round(origin, report.kind, "ok", report.duration)
             log.info("round", **report.as_log())
             return report
+
+    async def _absent_long_enough(self, origin: str) -> bool:
+        """Record the first definitive "absent" answer (kept across restarts); True once it is
+        older than `absent_grace`."""
+        since = self._absent_since.get(origin)
+        if since is None:
+            stored = await self.mirror.get_value(ABSENT_KEY + origin)
+            since = float(stored) if isinstance(stored, int | float) else None
+            if since is None:
+                since = time.time()
+                await self.mirror.set_value(ABSENT_KEY + origin, since)
+            self._absent_since[origin] = since
+        return time.time() - since >= self.absent_grace
+
+    async def _remove_absent(self, origin: str) -> None:
+        """An empty full round sweeps the origin's rows (their deletes go to the outbox) and its
+        types stop being partial, so every push removes its data from J1."""
+        round_ = await self.mirror.begin_round(origin, full=True)
+        result = await round_.commit(collect_changes=False)
+        if result.outbox_added:
+            log.warning(
+                "removing data the tenant does not have from J1", origin=origin, rows=result.outbox_added
+            )
+        self.partial.pop(origin, None)
+        await self.mirror.set_origin_flag(origin, False, ABSENT_REMOVED, disabled=True)
 
     async def _failed(self, origin: str, started: float, exc: BaseException, *, partial: bool) -> None:
         reason = _describe(exc)
