@@ -397,6 +397,17 @@ class MsalTokenProvider:
         self._expires_at = 0.0
         self._drop_msal_cache = True
 
+    async def ensure_lifetime(self, seconds: float) -> None:
+        """Make sure the token handed out next is valid for at least `seconds` more.
+
+        Graph keeps a subscription authorized until the token that created or reauthorized it
+        expires; reauthorizing with a token about to expire would buy almost nothing.
+        """
+        remaining = self._expires_at + EARLY_REFRESH_S - time.monotonic()
+        if self._access_token is not None and remaining < seconds:
+            self.invalidate()
+        await self.token()
+
 
 class StaticTokenProvider:
     """A fixed token: for tests and simulators that accept any bearer."""

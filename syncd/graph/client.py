@@ -137,6 +137,12 @@ class GraphClient:
     def __repr__(self) -> str:
         return f"GraphClient(base_url={self.base_url!r})"
 
+    async def ensure_token_lifetime(self, seconds: float) -> None:
+        """Refresh the access token first if it expires within `seconds` (providers that can)."""
+        ensure = getattr(self._tokens, "ensure_lifetime", None)
+        if callable(ensure):
+            await ensure(seconds)
+
     # ------------------------------------------------------------------ URLs
 
     def resolve(self, url_or_path: str, version: str = "v1.0") -> URL:

@@ -12,6 +12,9 @@ from urllib.parse import quote
 
 from syncd.graph.client import GraphClient
 
+AUTHORIZING_TOKEN_LIFETIME = 1800.0
+"""Renew and reauthorize with an access token valid for at least this long (seconds): Graph keeps
+the subscription authorized until that token expires, then pauses its notifications."""
 DIRECTORY_MAX = timedelta(minutes=41_760)
 """Users, groups and other directory resources: 41,760 minutes (29 days; docs say "under 29 days")."""
 
@@ -75,6 +78,7 @@ class SubscriptionsApi:
         }
         if lifecycle_url:
             body["lifecycleNotificationUrl"] = lifecycle_url
+        await self._client.ensure_token_lifetime(AUTHORIZING_TOKEN_LIFETIME)
         return await self._client.post("/subscriptions", body, retry_ambiguous=False)
 
     async def get(self, subscription_id: str) -> dict[str, Any]:
@@ -87,6 +91,7 @@ class SubscriptionsApi:
 
     async def renew(self, subscription_id: str, expiration: datetime) -> dict[str, Any]:
         """Push the expiry out (also reauthorizes)."""
+        await self._client.ensure_token_lifetime(AUTHORIZING_TOKEN_LIFETIME)
         return await self._client.patch(
             f"/subscriptions/{quote(subscription_id, safe='')}",
             {"expirationDateTime": format_expiration(expiration)},
@@ -94,6 +99,7 @@ class SubscriptionsApi:
 
     async def reauthorize(self, subscription_id: str) -> None:
         """Answer a ``reauthorizationRequired`` lifecycle event without changing the expiry."""
+        await self._client.ensure_token_lifetime(AUTHORIZING_TOKEN_LIFETIME)
         await self._client.post(f"/subscriptions/{quote(subscription_id, safe='')}/reauthorize", None)
 
     async def delete(self, subscription_id: str) -> None:

@@ -108,3 +108,21 @@ async def test_changes_made_during_start_up_reach_j1_before_the_intune_polls_end
         finally:
             daemon.request_stop()
             assert await asyncio.wait_for(task, 60) == 0
+
+
+async def test_reauthorization_challenges_on_the_token_cadence_keep_notifications_flowing(
+    tmp_path: Path,
+) -> None:
+    tenant = small_tenant(seed=44)
+    [uid] = _users(tenant, 1)
+    async with sim_harness(tenant, tmp_path) as h, sim_admin(h) as admin:
+        # short-lived access tokens: challenges every 0.4 s; an unanswered one pauses delivery
+        await admin.faults(access_token_ttl=3, reauth_lead_seconds=3, reauth_repeat_seconds=0.4)
+        async with running_daemon(h, USERS_GROUPS):
+            await asyncio.sleep(3.5)  # longer than any token's life
+            stats = h.sims.graph.notifier.stats
+            assert stats["reauth_challenges"] >= 4
+            assert len(await admin.reauthorized()) >= 4  # every challenge answered
+            await admin.patch_user(uid, displayName="Still Notified")
+            took = await until(lambda: _name(h, uid) == "Still Notified", timeout=4, what="notified")
+            assert took < 2.5 and stats["paused"] == 0
