@@ -235,15 +235,17 @@ async def startup_run(
             await asyncio.sleep(pick.rng.uniform(*args.spacing))
 
     task = asyncio.create_task(churn())
-    await asyncio.sleep(2.0)  # changes while the daemon is down: the catch-up rounds' job
-    launched = time.time()
-    took = await daemon.start()
-    ready = launched + took
-    await asyncio.sleep(3.0)  # and a few after READY
-    churning = False
-    await task
-    results = [(kind, wall, await t) for kind, wall, t in made]
-    await daemon.stop()
+    try:
+        await asyncio.sleep(2.0)  # changes while the daemon is down: the catch-up rounds' job
+        launched = time.time()
+        took = await daemon.start()
+        ready = launched + took
+        await asyncio.sleep(3.0)  # and a few after READY
+    finally:
+        churning = False
+        await task
+        results = [(kind, wall, await t) for kind, wall, t in made]
+        await daemon.stop()
     subs = [e for e in daemon.events("subscription reused") + daemon.events("subscription created")]
     subscribed = max((_stamp(e) for e in subs), default=ready)
     after = [(wall, t) for _k, wall, t in results if wall >= subscribed]
