@@ -125,6 +125,15 @@ class SubscriptionManager:
         if remote.get("notificationUrl") != self.notification_url:
             await self._forget(sub_id, delete_remote=True)
             return None
+        # While we were down its authorization may have lapsed (Graph then holds notifications
+        # back until a reauthorization): reauthorize now rather than at the next challenge.
+        try:
+            await self.api.reauthorize(sub_id)
+        except NotFound:
+            await self.mirror.delete_subscription(sub_id)
+            return None
+        except GraphError as exc:
+            log.warning("subscription reauthorization failed", subscription_id=sub_id, status=exc.status)
         log.info("subscription reused", resource=record["resource"], subscription_id=sub_id)
         return sub_id
 

@@ -14,6 +14,7 @@ from tests.e2e.notify_helpers import (
     sim_admin,
     sim_harness,
     small_tenant,
+    until,
 )
 
 QUIET = {"sync": {"safety_net_interval": 3600, "sources": ["users", "groups"]}}
@@ -169,3 +170,27 @@ async def test_subscriptions_graph_has_but_the_mirror_lost_are_adopted_or_delete
         assert {s["resource"]: s["id"] for s in live} == ours and len(live) == 2
         assert stranger["id"] not in {s["id"] for s in live}
         assert h.sims.graph.counters.routes["POST /v1.0/subscriptions"]["requests"] == posts
+
+
+async def test_a_reused_subscription_is_reauthorized_at_once(tmp_path: Path) -> None:
+    tenant = small_tenant(seed=26)
+    uid = next(str(u["id"]) for u in tenant.list("users") if u.get("accountEnabled"))
+    async with sim_harness(tenant, tmp_path) as h, sim_admin(h) as admin:
+        async with running_daemon(h, QUIET) as first:
+            ids = dict(first.state.subscriptions)
+        # down long enough for the authorizing token to expire: Graph holds notifications back
+        for sub_id in ids.values():
+            sub = h.sims.graph.subscriptions.get(sub_id)
+            assert sub is not None
+            sub.authorized_until = 0.0
+        await admin.faults(reauth_on_token_cadence=False)  # and no challenge comes to help
+        async with running_daemon(h, QUIET) as again:
+            assert again.state.subscriptions == ids
+            assert set(ids.values()) <= set(await admin.reauthorized())
+            await admin.patch_user(uid, displayName="Notified After A Restart")
+            await until(
+                lambda: h.j1_graph()[0].get(uid, {}).get("displayName") == "Notified After A Restart",
+                timeout=4,
+                what="the notified change",
+            )
+        assert h.sims.graph.notifier.stats["paused"] == 0
