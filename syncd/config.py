@@ -6,7 +6,6 @@ Every problem is reported at once, one line each, and no message ever contains a
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -15,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from syncd.model.schema import ALL_SOURCES
+from syncd.tenant import default_scope, is_guid
 
 CLOUDS: dict[str, tuple[str, str]] = {
     "global": ("https://login.microsoftonline.com", "https://graph.microsoft.com"),
@@ -30,14 +30,6 @@ CREDENTIAL_FILES: dict[tuple[str, str], str] = {
     ("webhook", "client_state"): "client_state",
 }
 """Which `$CREDENTIALS_DIRECTORY` file (systemd `LoadCredential=`) may hold which secret."""
-
-
-_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
-
-def default_scope(tenant_guid: str) -> str:
-    """The J1 scope syncd writes to when `[j1] scope` is not set: named after the tenant GUID."""
-    return f"syncd-microsoft-365-{tenant_guid}"
 
 
 class Secret:
@@ -380,7 +372,7 @@ def _finish(s: Settings, env: Mapping[str, str], problems: list[str], require_cr
     _check_url(s.j1.base_url, "[j1] base_url", problems)
     if s.j1.incremental_mode not in ("patch", "diff"):
         problems.append(f"[j1] incremental_mode: must be 'patch' or 'diff' (got {s.j1.incremental_mode!r})")
-    if not s.j1.scope and _GUID.match(g.tenant_id.strip().lower()):
+    if not s.j1.scope and is_guid(g.tenant_id):
         s.j1.scope = default_scope(g.tenant_id.strip().lower())
     # A tenant given as a domain: the scope is named after its GUID once that is resolved
     # (`syncd.runtime.open_runtime`), so the same tenant always writes to the same scope.

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 
 from syncd import metrics
-from syncd.config import Settings, default_scope
+from syncd.config import Settings
 from syncd.engine import Engine, Source
 from syncd.graph.auth import MsalTokenProvider
 from syncd.graph.client import GraphClient
@@ -25,7 +25,7 @@ from syncd.sources.account import AccountSource
 from syncd.sources.alerting import build_alert_pipeline
 from syncd.sources.base import SourceContext
 from syncd.sources.catalog import build_sources, origin_types
-from syncd.tenant import resolve_tenant_id
+from syncd.tenant import default_scope, resolve_tenant_id
 
 
 def ssl_context(ca_file: str | None) -> ssl.SSLContext:

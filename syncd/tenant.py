@@ -36,6 +36,11 @@ class TenantError(Exception):
     """The tenant GUID cannot be resolved, or the mirror belongs to another tenant."""
 
 
+def default_scope(tenant_guid: str) -> str:
+    """The J1 scope syncd writes to when `[j1] scope` is not set: named after the tenant GUID."""
+    return f"syncd-microsoft-365-{tenant_guid}"
+
+
 def is_guid(value: object) -> bool:
     return isinstance(value, str) and bool(_GUID.match(value.strip().lower()))
 
@@ -93,7 +98,7 @@ async def resolve_tenant_id(
             "entity keys were built from the tenant's domain; a full resync rebuilds them from its id",
             configured=configured,
             tenant_id=guid,
-            old_scope=f"syncd-microsoft-365-{configured}",
+            old_scope=default_scope(configured),
         )
         await mirror.set_cursor("full_push", None)
     if not isinstance(stored, dict) or stored.get("configured") != spelling or previous != guid:
