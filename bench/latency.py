@@ -357,7 +357,7 @@ async def bench(args: argparse.Namespace) -> None:
         low, high = args.replication_delay
         if high > 0:
             h.sims.graph.set_faults({"replication_delay_min": low, "replication_delay_max": high})
-            _say(f"replication delay on: each change visible to delta after {low:g}..{high:g} s")
+            _say(f"replication delay on: each change visible to delta {low:g} to {high:g} s after it")
         async with sim_admin(h) as admin:
             for run in range(args.runs):
                 users_delta0 = sum(n for r, n in graph_requests(h).items() if "/users/delta" in r)

@@ -88,7 +88,8 @@ class Daemon:
         self._full_push_pending = False
         """The last full DIFF push failed: the next push retries it (not an incremental drain)."""
         self._baseline_running = False
-        """The first full resync runs: its DIFF push carries everything, no incremental push before."""
+        """The first full resync runs: its DIFF carries everything, so notified rounds meanwhile do
+        not push (the baseline would go twice); their rows wait in the outbox."""
         self.notified: NotifiedChanges | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -485,7 +486,7 @@ class Daemon:
     async def _push(self) -> None:
         assert self.rt is not None
         if self._baseline_running:
-            return  # the first full resync's DIFF push carries it (rows stay in the outbox)
+            return  # the baseline DIFF carries it; what lands during the DIFF follows right after
         if self._full_push_pending:
             await self._push_full()
             return

@@ -85,6 +85,8 @@ class Mirror:
         self._rconn: sqlite3.Connection | None = None
         self._next_round = 1
         self._rounds: dict[str, RoundWriter] = {}
+        self._full_push_streaming = False
+        """Between `outbox_max_seq()` and `mark_all_pushed()` (only the writer thread flips it)."""
         self._closed = False
         self._stage_path = path.with_name(path.name + "-stage")
 
@@ -245,7 +247,9 @@ class Mirror:
         tables = StageTables(self._next_round)
         self._next_round += 1
         await self._write("starting a round", lambda c: create_stage_tables(c, tables))
-        round_writer = RoundWriter(self._write, tables, origin, full, self._round_ended)
+        round_writer = RoundWriter(
+            self._write, tables, origin, full, self._round_ended, lambda: self._full_push_streaming
+        )
         self._rounds[origin] = round_writer
         return round_writer
 
@@ -268,12 +272,26 @@ class Mirror:
         return await self._read("counting the outbox", lambda c: _scalar(c, "SELECT count(*) FROM outbox"))
 
     async def outbox_max_seq(self) -> int:
-        """Highest outbox seq issued so far; take it before ``iter_desired_graph`` for a full push."""
-        return await self._write("reading the outbox", outbox_sql.outbox_max_seq)
+        """Highest outbox seq issued so far; take it before ``iter_desired_graph`` for a full push.
+
+        From here until ``mark_all_pushed`` every round commit gives each changed key an outbox
+        row (see ``apply_round``): J1's state of any key is unknown while the push streams.
+        """
+
+        def work(conn: sqlite3.Connection) -> int:
+            self._full_push_streaming = True  # on the writer thread: ordered with the commits
+            return outbox_sql.outbox_max_seq(conn)
+
+        return await self._write("reading the outbox", work)
 
     async def mark_all_pushed(self, max_seq: int) -> None:
         """A full DIFF push FINISHED: J1 now holds the desired graph as of ``max_seq``."""
-        await self._write("recording a full push", lambda c: outbox_sql.mark_all_pushed(c, max_seq))
+
+        def work(conn: sqlite3.Connection) -> None:
+            outbox_sql.mark_all_pushed(conn, max_seq)
+            self._full_push_streaming = False
+
+        await self._write("recording a full push", work)
 
     async def iter_desired_graph(
         self, chunk_size: int = 1000

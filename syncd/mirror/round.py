@@ -360,9 +360,13 @@ def _removals(
     conn.execute(f"DELETE FROM {scratch} WHERE key IN (SELECT key FROM {stage})")
 
 
-def _remove(conn: sqlite3.Connection, table: str, keys_sql: str, now: float) -> None:
-    """Delete rows J1 never had; tombstone the rest so the delete can be pushed."""
-    conn.execute(f"DELETE FROM {table} WHERE key IN ({keys_sql}) AND pushed_hash IS NULL")
+def _remove(
+    conn: sqlite3.Connection, table: str, keys_sql: str, now: float, *, keep_all: bool = False
+) -> None:
+    """Delete rows J1 never had; tombstone the rest so the delete can be pushed (all of them while a
+    full push streams: J1 may have received a row ``pushed_hash`` does not know about yet)."""
+    if not keep_all:
+        conn.execute(f"DELETE FROM {table} WHERE key IN ({keys_sql}) AND pushed_hash IS NULL")
     conn.execute(f"UPDATE {table} SET deleted = 1, updated_at = ? WHERE key IN ({keys_sql})", (now,))
 
 
@@ -375,8 +379,16 @@ def apply_round(
     orphan_rules: Mapping[str, str],
     change_hook: ChangeHook | None,
     collect_changes: bool,
+    full_push_streaming: bool = False,
 ) -> CommitResult:
-    """Writer thread: apply a staged round, its outbox rows, cursors and alerts in ONE transaction."""
+    """Writer thread: apply a staged round, its outbox rows, cursors and alerts in ONE transaction.
+
+    ``full_push_streaming``: a full DIFF push is between ``outbox_max_seq()`` and
+    ``mark_all_pushed()``, so what J1 holds is unknown (the push may have uploaded a key that
+    ``pushed_hash`` says J1 never had): every changed key gets an outbox row after that max seq,
+    which is what ``mark_all_pushed`` relies on to push it again (a never-acked key deleted during
+    the push would otherwise be forgotten while J1 keeps it).
+    """
     now = time.time()
     collect = int(collect_changes or change_hook is not None)
     with transaction(conn):
@@ -408,7 +420,7 @@ def apply_round(
             " excluded.updated_at",
             (origin, now, origin),
         )
-        _remove(conn, "entities", "SELECT key FROM m_de", now)
+        _remove(conn, "entities", "SELECT key FROM m_de", now, keep_all=full_push_streaming)
 
         # relationships --------------------------------------------------------------------
         _removals(conn, t, "relationships", "m_dr", t.relationships, full, origin)
@@ -446,7 +458,7 @@ def apply_round(
             " updated_at = excluded.updated_at",
             (origin, now, origin),
         )
-        _remove(conn, "relationships", "SELECT key FROM m_dr", now)
+        _remove(conn, "relationships", "SELECT key FROM m_dr", now, keep_all=full_push_streaming)
 
         # orphan rules: member entities nobody points to any more -----------------------------
         for entity_type, rel_type in orphan_rules.items():
@@ -470,7 +482,7 @@ def apply_round(
                 " FROM m_orph o JOIN entities e ON e.key = o.key",
                 (collect,),
             )
-            _remove(conn, "entities", "SELECT key FROM m_orph", now)
+            _remove(conn, "entities", "SELECT key FROM m_orph", now, keep_all=full_push_streaming)
 
         # liveness: relationships whose row changed or whose endpoint appeared/disappeared -----
         conn.execute(
@@ -494,14 +506,16 @@ def apply_round(
         conn.execute("INSERT OR IGNORE INTO m_ar SELECT key FROM m_cr")
 
         # outbox: keys whose desired J1 state now differs from what J1 has -----------------------
+        entity_needs = "1" if full_push_streaming else ENTITY_NEEDS_PUSH
+        rel_needs = "1" if full_push_streaming else REL_NEEDS_PUSH
         outbox_added = conn.execute(
             "INSERT INTO outbox (kind, key) SELECT 'entity', c.key FROM m_ce c JOIN entities"
             " e ON e.key = c.key"
-            f" WHERE {ENTITY_NEEDS_PUSH} ORDER BY c.rowid"
+            f" WHERE {entity_needs} ORDER BY c.rowid"
         ).rowcount
         outbox_added += conn.execute(
             "INSERT INTO outbox (kind, key) SELECT 'relationship', a.key FROM m_ar a"
-            f" JOIN relationships r ON r.key = a.key WHERE {REL_NEEDS_PUSH} ORDER BY a.rowid"
+            f" JOIN relationships r ON r.key = a.key WHERE {rel_needs} ORDER BY a.rowid"
         ).rowcount
 
         # raw objects ----------------------------------------------------------------------------
@@ -615,8 +629,10 @@ class RoundWriter:
         origin: str,
         full: bool,
         on_end: Callable[[RoundWriter], None],
+        full_push_streaming: Callable[[], bool] = lambda: False,
     ) -> None:
         self._run = run
+        self._full_push_streaming = full_push_streaming
         self.tables = tables
         self.origin = origin
         self.full = full
@@ -703,7 +719,17 @@ class RoundWriter:
             try:
                 if buffered.rows:
                     flush_buffer(conn, t, buffered)
-                return apply_round(conn, t, origin, full, cursor_map, rules, change_hook, collect_changes)
+                return apply_round(
+                    conn,
+                    t,
+                    origin,
+                    full,
+                    cursor_map,
+                    rules,
+                    change_hook,
+                    collect_changes,
+                    full_push_streaming=self._full_push_streaming(),  # read in the writer thread
+                )
             finally:
                 with contextlib.suppress(sqlite3.Error):  # leftovers are dropped at the next open
                     drop_temp_tables(conn)

@@ -139,3 +139,23 @@ async def test_mark_all_pushed_and_changes_during_full_push(mirror: Mirror) -> N
     assert (await mirror.get_entity_row(U1)) is not None
     await mirror.mark_all_pushed(await mirror.outbox_max_seq())
     assert await mirror.get_entity_row(U1) is None and await mirror.outbox_depth() == 0
+
+
+async def test_a_never_pushed_key_deleted_while_a_full_push_streams_is_deleted_in_j1(mirror: Mirror) -> None:
+    """The full push may have uploaded it (J1 has it) before the delete committed: the delete
+    must survive `mark_all_pushed`, although `pushed_hash` says J1 never had the key."""
+    await put(mirror, "users", U1, [ent(U1)], [rel(G1, U1)])
+    await put(mirror, "groups", G1, [ent(G1, GROUP)])
+    max_seq = await mirror.outbox_max_seq()
+    uploaded = [c async for c in mirror.iter_desired_graph(100)]  # U1 goes to J1 here ...
+    assert any(e["_key"] == U1 for ents, _ in uploaded for e in ents)
+    await remove(mirror, "users", U1)  # ... and is deleted before the push is recorded
+    await mirror.mark_all_pushed(max_seq)
+    batch = await mirror.read_outbox(100)
+    assert batch.entity_deletes == [U1]
+    await mirror.ack_outbox(batch)
+    assert await mirror.get_entity_row(U1) is None and await mirror.outbox_depth() == 0
+    # outside a full push a never-pushed key leaves no tombstone (J1 never had it)
+    await put(mirror, "users", U2, [ent(U2)])
+    await remove(mirror, "users", U2)
+    assert await mirror.get_entity_row(U2) is None
