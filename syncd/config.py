@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 from syncd.model.schema import ALL_SOURCES
 from syncd.pausepoints import ENV_MARKER, ENV_POINT
 
+from syncd.tenant import default_scope, is_guid
+
 NOT_SETTINGS = frozenset({"SYNCD_CONFIG", ENV_POINT, ENV_MARKER})
 """`SYNCD_*` variables that are not `SYNCD_<SECTION>_<KEY>` overrides."""
 
@@ -448,8 +450,10 @@ def _finish(s: Settings, env: Mapping[str, str], problems: list[str], require_cr
     if s.j1.graphql_url:
         _check_url(s.j1.graphql_url, "[j1] graphql_url", problems, https=True)
     s.j1.graphql_url = (s.j1.graphql_url or s.j1.base_url.rstrip("/") + "/graphql").rstrip("/")
-    if not s.j1.scope:
-        s.j1.scope = f"syncd-microsoft-365-{g.tenant_id}" if g.tenant_id else "syncd-microsoft-365"
+    if not s.j1.scope and is_guid(g.tenant_id):
+        s.j1.scope = default_scope(g.tenant_id.strip().lower())
+    # A tenant given as a domain: the scope is named after its GUID once that is resolved
+    # (`syncd.runtime.open_runtime`), so the same tenant always writes to the same scope.
     if s.webhook.public_url:
         _check_url(s.webhook.public_url, "[webhook] public_url", problems)
         if require_credentials and not s.webhook.client_state:

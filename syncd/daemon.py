@@ -1,9 +1,14 @@
 """`syncd run`: the always-on daemon.
 
-Wires the engine to its triggers: change notifications (webhook → debounced wake-up), the
-APScheduler safety net (delta rounds, Intune polls, subscription renewals, the periodic full
-resync, outbox retries), systemd (READY/WATCHDOG/STATUS/STOPPING) and signals (TERM stops
-gracefully, HUP reopens logs and reloads what is safe to reload).
+Wires the engine to its triggers: change notifications (webhook → debounced wake-up, and another
+look while a notified change is not in delta yet), the APScheduler safety net (delta rounds,
+Intune polls, subscription renewals, the periodic full resync, outbox retries), systemd
+(READY/WATCHDOG/STATUS/STOPPING) and signals (TERM stops gracefully, HUP reopens logs and
+reloads what is safe to reload).
+
+Start-up: webhook, then the subscriptions (reused or created), then the catch-up rounds, so a
+change made meanwhile is either in a catch-up round or notified. Directory rounds (and their
+push) never wait for the Intune polls, which run alongside.
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ from syncd import metrics, sdnotify
 from syncd.config import Settings, load_settings
 from syncd.health import create_health_app
 from syncd.listener import Listener, ListenerLimits
+from syncd.notified import NotifiedChanges
 from syncd.progress import Progress
 from syncd.runtime import Runtime, open_runtime
 from syncd.sources.catalog import mark_disabled
+from syncd.sources.intune import ORIGIN_PREFIX as INTUNE_PREFIX
 from syncd.subscriptions import SubscriptionManager
 from syncd.wakeup import WakeUps
 from syncd.webhook import WebhookHooks, create_webhook_app
@@ -85,6 +92,10 @@ class Daemon:
         self._on_ready: list[Callable[[], None]] = []
         self.alert_wake = asyncio.Event()
         self._alert_task: asyncio.Task[None] | None = None
+        self._baseline_running = False
+        """The first full resync runs: its DIFF carries everything, so notified rounds meanwhile do
+        not push (the baseline would go twice); their rows wait in the outbox."""
+        self.notified: NotifiedChanges | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
     async def run(self) -> int:
@@ -92,6 +103,7 @@ class Daemon:
             self.rt = rt
             await mark_disabled(rt.engine, self.settings)
             self.wakeups = WakeUps(self._work, cooldown=self.settings.sync.debounce, cooldowns={PUSH: 0.0})
+            self.notified = NotifiedChanges(self.wakeups.request)
             if self.install_signals:
                 self._install_signals()
             self.progress = Progress(
@@ -139,8 +151,10 @@ class Daemon:
             self._start_alert_dispatcher(rt)
             await self._start_webhook()
             await self._prepare_j1(rt)
-            await self._initial_sync(rt)
+            # Subscriptions before the catch-up: a change made from here on is notified, one made
+            # before is in the catch-up rounds. Notified rounds run while the catch-up goes on.
             await self._start_subscriptions(rt)
+            await self._initial_sync(rt)
             self._start_scheduler()
 
         task = asyncio.create_task(steps(), name="start-up")
@@ -182,6 +196,8 @@ class Daemon:
             await self.webhook.stop()
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        if self.notified is not None:
+            self.notified.close()
         if self.wakeups is not None:
             await self.wakeups.close(timeout=STOP_TIMEOUT, cancel_grace=CANCEL_GRACE)
         if self._alert_task is not None:
@@ -259,30 +275,58 @@ class Daemon:
             log.warning("J1 start-up checks failed; using the documented write path", error=_short(exc))
 
     async def _initial_sync(self, rt: Runtime) -> None:
-        """First run: a full resync (silent baseline). Later runs: catch up by delta, then drain.
+        """First run: a full resync (silent baseline). Later runs: catch up by delta, then push.
 
+        Directory rounds run concurrently and, on a restart, are pushed as soon as they are done;
+        the Intune polls run alongside, in their own order (their lookups read what the earlier
+        ones stored), after the directory rounds only on a first run (they read its users).
         A J1 push that fails here does not stop the daemon: the rounds are committed, the outbox
-        keeps them and the push is retried by the scheduler (as a full DIFF until one succeeds).
+        and the flagged partitions keep them and the scheduler retries them with back-off.
         """
-        if await rt.mirror.get_cursor("full_push") is None:
+        first = await rt.mirror.get_cursor("full_push") is None
+        origins = list(rt.engine.sources)
+        intune = [o for o in origins if o.startswith(INTUNE_PREFIX)]
+        directory = [o for o in origins if o not in intune]
+        directory_done = asyncio.Event()
+        if first:
             log.info("no previous full sync: running the initial full resync (baseline, no alerts)")
-            for origin in list(rt.engine.sources):
-                try:
-                    await rt.engine.run_round(origin, force_full=True)
-                except Exception as exc:
+            self._baseline_running = True
+
+        async def one(origin: str) -> None:
+            try:
+                await rt.engine.run_round(origin, force_full=first)
+            except Exception as exc:
+                if first:
                     log.warning(
                         "initial round failed; its types are partial", origin=origin, error=_short(exc)
                     )
-            await self._initial_sign_ins(rt)
-            await self._push_full()
-            return
-        for origin in list(rt.engine.sources):
+                else:
+                    log.debug("catch-up round failed", origin=origin, error=type(exc).__name__)
+
+        async def directory_chain() -> None:
             try:
-                await rt.engine.run_round(origin)
-            except Exception as exc:
-                log.debug("catch-up round failed", origin=origin, error=type(exc).__name__)
-        await self._initial_sign_ins(rt)
-        await self._push()
+                await asyncio.gather(*(one(o) for o in directory))
+            finally:
+                directory_done.set()
+            if not first:
+                await self._push()  # the directory's catch-up reaches J1 now, Intune or not
+            await self._initial_sign_ins(rt)
+
+        async def intune_chain() -> None:
+            if first:
+                await directory_done.wait()
+            for origin in intune:
+                await one(origin)
+
+        await asyncio.gather(directory_chain(), intune_chain())
+        if first:
+            try:
+                await self._push_full()
+            finally:
+                self._baseline_running = False
+            if not await rt.engine.writer.has_work():
+                return  # nothing came in meanwhile (failed partitions wait for their back-off)
+        await self._push()  # the Intune polls; or what notified rounds committed during the DIFF
 
     async def _initial_sign_ins(self, rt: Runtime) -> None:
         """The first sign-in poll runs before READY (it may restage every user once), so it never
@@ -341,11 +385,11 @@ class Daemon:
         s = self.settings.webhook
         if not s.public_url:
             return
-        hooks = WebhookHooks(wake=self._hint, lifecycle=self._lifecycle)
+        hooks = WebhookHooks(wake=self._hint, lifecycle=self._lifecycle, notified=self._notified)
         app = create_webhook_app(
             hooks,
             client_state=s.client_state.get() if s.client_state else None,
-            tenant_id=self.settings.graph.tenant_id,
+            tenant_id=self.rt.tenant_id,  # the GUID Graph puts in notifications, whatever the config says
             max_body_bytes=s.max_body_bytes,
             read_timeout=s.read_timeout,
             path_prefix=urlsplit(s.public_url).path,
@@ -457,6 +501,11 @@ class Daemon:
         if self.rt is not None and origin in self.rt.engine.sources:
             self.wakeups.request(origin)
 
+    async def _notified(self, origin: str, ids: list[str]) -> None:
+        """A notification named these objects: look again until a delta round shows them."""
+        if self.notified is not None and self.rt is not None and origin in self.rt.engine.sources:
+            self.notified.notified(origin, ids)
+
     async def _scheduled_hint(self, origin: str) -> None:
         await self._hint(origin)
 
@@ -476,7 +525,14 @@ class Daemon:
         if key == SIGN_INS:
             report = await self.rt.engine.run_round("users", sign_ins=True)
         else:
-            report = await self.rt.engine.run_round(key)
+            try:
+                report = await self.rt.engine.run_round(key)
+            except Exception:
+                if self.notified is not None:
+                    self.notified.round_done(key, ())  # failed: look again later all the same
+                raise
+            if self.notified is not None:
+                self.notified.round_done(key, report.changed_ids)
         if report.alerts:
             self.alert_wake.set()
         if key == "devices" and report.changed_ids and not report.baseline:
@@ -503,6 +559,8 @@ class Daemon:
 
     async def _push(self) -> None:
         assert self.rt is not None
+        if self._baseline_running:
+            return  # the baseline DIFF carries it; what lands during the DIFF follows right after
         try:
             report = await self.rt.engine.drain()
         except Exception as exc:
@@ -543,9 +601,13 @@ class Daemon:
     async def _lifecycle_task(self, sub_id: str, event: str) -> None:
         assert self.subs is not None
         try:
-            await self.subs.handle_lifecycle(sub_id, event)
+            resource = await self.subs.handle_lifecycle(sub_id, event)
         except Exception as exc:
             log.warning("lifecycle handling failed", event=event, error=str(exc)[:300])
+            return
+        if resource is not None and event in ("missed", "subscriptionRemoved") and self.notified:
+            # changes were lost: the woken round may come before they replicate, so keep looking
+            self.notified.lost(resource)
 
     async def _full_resync(self) -> None:
         assert self.wakeups is not None

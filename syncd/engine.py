@@ -22,10 +22,18 @@ import structlog
 from syncd import metrics
 from syncd.j1.writer import J1Writer, PushReport
 from syncd.mirror import Mirror, MirrorError
+from syncd.model.schema import relationship_types_touching
 from syncd.pausepoints import pause_point
 from syncd.sources.base import RoundReport, SourceContext
 
 log = structlog.get_logger(__name__)
+
+ABSENT_GRACE = 86400.0
+"""How long the daemon keeps (as partial) the J1 data of an origin Graph says the tenant does not
+have (no Intune), before removing it; `syncd resync` removes it at once (grace 0)."""
+ABSENT_KEY = "absent_since:"
+"""Mirror kv prefix: when Graph first said the origin's data does not exist in this tenant."""
+ABSENT_REMOVED = "the tenant has none (Graph: not applicable to target tenant); its data was removed from J1"
 
 
 class Source(Protocol):
@@ -91,15 +99,22 @@ class Engine:
         self.last_error: dict[str, str] = {}
         self.in_flight: dict[str, float] = {}
         """``round:<origin>`` / ``push`` → when it started (monotonic): the watchdog's hang check."""
+        self.absent_grace = ABSENT_GRACE
+        self._absent_since: dict[str, float | None] = {}
+        """origin -> first definitive "absent" answer (None: known present); loaded from the mirror."""
 
     @property
     def mirror(self) -> Mirror:
         return self.ctx.mirror
 
     def partial_types(self) -> list[str]:
+        """Types a DIFF must not delete by omission: those of failed or switched-off origins, and
+        every relationship type with an endpoint among them (the groups round cannot upload a
+        group → user membership whose user the failed users round never staged)."""
         types: set[str] = set()
         for origin in self.partial:
             types.update(self.origin_types.get(origin, ()))
+        types.update(relationship_types_touching(frozenset(types)))
         return sorted(types)
 
     async def run_round(self, origin: str, *, force_full: bool = False, **options: Any) -> RoundReport:
@@ -115,12 +130,19 @@ class Engine:
                 await self._failed(origin, started, exc, partial=True)
                 raise
             if report.kind == "skipped":
-                # Not an error loop: the origin is off (e.g. no Intune); its types stay partial.
+                # Not an error loop: the origin is off (e.g. no Intune); its types stay partial,
+                # unless Graph has said for long enough that the tenant does not have it at all.
                 reason = report.skip_reason or "skipped"
-                self.partial[origin] = reason
                 self.last_success[origin] = time.time()
+                if report.absent and await self._absent_long_enough(origin):
+                    await self._remove_absent(origin)
+                    return report
+                self.partial[origin] = reason
                 await self.mirror.set_origin_flag(origin, True, reason, disabled=True)
                 return report
+            if self._absent_since.get(origin, 0.0) is not None:
+                await self.mirror.delete_value(ABSENT_KEY + origin)  # present (again)
+                self._absent_since[origin] = None
             await pause_point("engine.committed")
             self.partial.pop(origin, None)
             self.last_success[origin] = time.time()
@@ -130,6 +152,31 @@ class Engine:
             metrics.observe_round(origin, report.kind, "ok", report.duration)
             log.info("round", **report.as_log())
             return report
+
+    async def _absent_long_enough(self, origin: str) -> bool:
+        """Record the first definitive "absent" answer (kept across restarts); True once it is
+        older than `absent_grace`."""
+        since = self._absent_since.get(origin)
+        if since is None:
+            stored = await self.mirror.get_value(ABSENT_KEY + origin)
+            since = float(stored) if isinstance(stored, int | float) else None
+            if since is None:
+                since = time.time()
+                await self.mirror.set_value(ABSENT_KEY + origin, since)
+            self._absent_since[origin] = since
+        return time.time() - since >= self.absent_grace
+
+    async def _remove_absent(self, origin: str) -> None:
+        """An empty full round sweeps the origin's rows (their deletes go to the outbox) and its
+        types stop being partial, so every push removes its data from J1."""
+        round_ = await self.mirror.begin_round(origin, full=True)
+        result = await round_.commit(collect_changes=False)
+        if result.outbox_added:
+            log.warning(
+                "removing data the tenant does not have from J1", origin=origin, rows=result.outbox_added
+            )
+        self.partial.pop(origin, None)
+        await self.mirror.set_origin_flag(origin, False, ABSENT_REMOVED, disabled=True)
 
     async def _failed(self, origin: str, started: float, exc: BaseException, *, partial: bool) -> None:
         reason = _describe(exc)

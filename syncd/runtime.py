@@ -30,6 +30,7 @@ from syncd.sources.account import AccountSource
 from syncd.sources.alerting import AlertPipeline, build_alert_pipeline
 from syncd.sources.base import SourceContext
 from syncd.sources.catalog import build_sources, origin_types
+from syncd.tenant import default_scope, resolve_tenant_id
 
 
 def ssl_context(ca_file: str | None) -> ssl.SSLContext:
@@ -40,9 +41,10 @@ def ssl_context(ca_file: str | None) -> ssl.SSLContext:
     return ctx
 
 
-def convert_context(settings: Settings) -> ConvertContext:
+def convert_context(settings: Settings, tenant_id: str) -> ConvertContext:
+    """Converters build keys from `tenant_id`: the resolved GUID, never the configured spelling."""
     return ConvertContext(
-        tenant_id=settings.graph.tenant_id,
+        tenant_id=tenant_id,
         account_name=settings.j1.account_name or None,
         tag_with_account_name=settings.j1.tag_with_account_name,
         map_users_to_persons=settings.j1.map_users_to_persons,
@@ -120,6 +122,11 @@ class Runtime:
     j1: SyncApiClient
     engine: Engine
     account: AccountSource
+    tenant_id: str
+    """The tenant's GUID, resolved once at start (`syncd.tenant`): webhook checks, keys, scope."""
+    scope: str
+    """The J1 scope syncd writes to: `[j1] scope`, else `syncd-microsoft-365-<tenant GUID>`
+    (also stored back into `settings.j1.scope`)."""
 
     @property
     def subscriptions_api(self) -> SubscriptionsApi:
@@ -169,17 +176,23 @@ async def open_runtime(settings: Settings, *, mirror: Mirror | None = None) -> A
         mirror = await Mirror.open(settings.mirror_path)
     session = http_session(settings)
     try:
+        tokens = token_provider(settings)
         graph = GraphClient(
             session,
-            token_provider(settings),
+            tokens,
             base_url=settings.graph.base_url,
             request_timeout=settings.graph.request_timeout,
             on_request=_on_graph_request,
             pacing=graph_pacing(settings),
             on_segment_missing=_on_segment_missing,
         )
+        tenant_id = await resolve_tenant_id(
+            settings.graph.tenant_id, tokens=tokens, graph=graph, mirror=mirror
+        )
+        if not settings.j1.scope:
+            settings.j1.scope = default_scope(tenant_id)
         j1 = j1_client(settings, session)
-        ctx = SourceContext(graph=graph, mirror=mirror, convert=convert_context(settings),
+        ctx = SourceContext(graph=graph, mirror=mirror, convert=convert_context(settings, tenant_id),
                             alerts=build_alert_pipeline(settings))
         account = AccountSource()
         sources: dict[str, Source] = {"account": account, **build_sources(settings, account)}
@@ -200,7 +213,7 @@ async def open_runtime(settings: Settings, *, mirror: Mirror | None = None) -> A
         if sign_ins is not None:
             sign_ins.mode = settings.sync.sign_in_activity
         engine_ref.append(engine)
-        yield Runtime(settings, session, mirror, graph, j1, engine, account)
+        yield Runtime(settings, session, mirror, graph, j1, engine, account, tenant_id, settings.j1.scope)
     finally:
         await session.close()
         if own_mirror:

@@ -54,6 +54,9 @@ class WebhookHooks:
     """Record a hint for an origin and schedule its round."""
     lifecycle: Callable[[str, str], Awaitable[None]]
     """(subscription id, lifecycle event)."""
+    notified: Callable[[str, list[str]], Awaitable[None]] | None = None
+    """(origin, object ids) of accepted change notifications, before the wake-up: the daemon
+    looks again for changes that delta does not show yet (replication delay)."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,8 @@ class _Outcome:
 
     counts: Counter[str] = field(default_factory=Counter)
     origins: set[str] = field(default_factory=set)
+    object_ids: dict[str, list[str]] = field(default_factory=dict)
+    """origin → ids of the changed objects the notifications name."""
     lifecycle: dict[tuple[str, str], None] = field(default_factory=dict)
     """(subscription id, event) in arrival order, each once."""
 
@@ -210,6 +215,19 @@ def origin_of(item: dict[str, Any]) -> str | None:
     return RESOURCE_ORIGINS.get(head)
 
 
+def object_id_of(item: dict[str, Any]) -> str | None:
+    """The changed object's id: `resourceData.id`, else the segment after `Users/` in `resource`."""
+    data = item.get("resourceData")
+    found = data.get("id") if isinstance(data, dict) else None
+    if not isinstance(found, str) or not found:
+        resource = item.get("resource")
+        parts = resource.strip("/").split("/") if isinstance(resource, str) else []
+        found = parts[1] if len(parts) >= 2 else None
+    if not isinstance(found, str) or not 0 < len(found) <= 128:
+        return None
+    return found.lower()
+
+
 def _sort_item(item: Any, limits: WebhookLimits, outcome: _Outcome, *, lifecycle_only: bool) -> None:
     """Count one item under its result; a trusted one adds its origin or lifecycle event."""
     if not isinstance(item, dict):
@@ -232,6 +250,9 @@ def _sort_item(item: Any, limits: WebhookLimits, outcome: _Outcome, *, lifecycle
         else:
             outcome.counts["accepted"] += 1
             outcome.origins.add(origin)
+            object_id = object_id_of(item)
+            if object_id is not None:
+                outcome.object_ids.setdefault(origin, []).append(object_id)
 
 
 async def _handle(request: web.Request, *, lifecycle_only: bool) -> web.Response:
@@ -256,6 +277,8 @@ async def _handle(request: web.Request, *, lifecycle_only: bool) -> web.Response
         for sub_id, event in outcome.lifecycle:
             await hooks.lifecycle(sub_id, event)
         for origin in sorted(outcome.origins):
+            if hooks.notified is not None:
+                await hooks.notified(origin, outcome.object_ids.get(origin, []))
             await hooks.wake(origin)
         outcome.finish(request, 202)
     return web.Response(status=202)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "microsoft-365-integration.md"
+from tests.paths import SEED
 
 
 def _syncd(*args: str) -> subprocess.CompletedProcess[str]:

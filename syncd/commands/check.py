@@ -21,6 +21,7 @@ from syncd.j1.client import SyncApiClient
 from syncd.j1.errors import J1Error
 from syncd.mirror import Mirror, MirrorError
 from syncd.runtime import http_session, j1_client, probe_account, token_provider
+from syncd.tenant import token_tenant
 
 HINTS = {
     "denied": "not granted: add it as an Application permission and grant admin consent (see `syncd setup`)",
@@ -70,8 +71,9 @@ async def check_command(settings: Settings, *, j1_probe: bool = True) -> int:
     missing: list[str] = []
     tokens = token_provider(settings)
     try:
-        await tokens.token()
-        lines.append(_line(True, "token", f"client credentials for tenant {settings.graph.tenant_id}"))
+        tid = token_tenant(await tokens.token())
+        tenant = settings.graph.tenant_id + (f" ({tid})" if tid and tid != settings.graph.tenant_id else "")
+        lines.append(_line(True, "token", f"client credentials for tenant {tenant}"))
         token_ok = True
     except GraphAuthError as exc:
         lines.append(_line(False, "token", str(exc)))

@@ -32,6 +32,9 @@ async def resync_command(settings: Settings, *, prune_disabled: bool = False) ->
                 log.info("pruning the data of switched-off sources", origins=disabled)
             else:
                 await mark_disabled(rt.engine, settings)
+            # Data Graph definitively says the tenant does not have (no Intune) goes now; the
+            # daemon waits a day first. A 403 or an outage fails the round instead: nothing goes.
+            rt.engine.absent_grace = 0.0
             report = await rt.engine.resync()
             await rt.mirror.set_cursor("full_push", str(time.time()))
     except Exception as exc:

@@ -16,6 +16,8 @@ from syncd.j1.capabilities import KV_KEY, Capabilities
 from syncd.j1.writer import LAYOUT_KEY, PENDING_LAYOUT_KEY
 from syncd.mirror import Mirror, MirrorError
 from syncd.mirror.mirror import DEFAULT_BUSY_TIMEOUT, _origin_status, describe_error
+from syncd.tenant import KV_KEY as TENANT_KEY
+from syncd.tenant import stored_tenant_id
 
 IN_USE = "in use by another process"
 
@@ -29,6 +31,7 @@ async def collect_status(mirror: Mirror) -> dict[str, Any]:
             if isinstance(value, (int, float)):
                 entry[f"{key}_age_s"] = round(now - value, 1)
     return {
+        "tenant_id": await stored_tenant_id(mirror),
         "origins": origins,
         "j1": await mirror.read_with("reading the J1 state", j1_status),
         "outbox_depth": await mirror.outbox_depth(),
@@ -139,7 +142,10 @@ def _read_only_status(path: Path) -> dict[str, Any]:
             subs = conn.execute(
                 "SELECT id, resource, expiration FROM subscriptions ORDER BY expiration"
             ).fetchall()
+            tenant = conn.execute("SELECT value FROM kv WHERE key = ?", (TENANT_KEY,)).fetchone()
+            stored = json.loads(tenant[0]) if tenant else None
             return {
+                "tenant_id": stored.get("id") if isinstance(stored, dict) else None,
                 "origins": origins,
                 "j1": j1_status(conn),
                 "outbox_depth": int(conn.execute("SELECT count(*) FROM outbox").fetchone()[0]),
@@ -182,6 +188,7 @@ async def status_command(settings: Settings, *, as_json: bool) -> int:
     if as_json:
         print(json.dumps(data, indent=2, default=str, sort_keys=True))
         return 0
+    print(f"tenant: {data.get('tenant_id') or 'not resolved yet'}")
     print(f"{'origin':32} {'state':8} {'last success':>14} {'cursor age':>12}  last error / reason")
     for o in data["origins"]:
         state = "partial" if o.get("partial") else "off" if o.get("disabled") else "ok"

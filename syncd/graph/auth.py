@@ -140,6 +140,15 @@ def _map_construct_error(exc: BaseException, secrets: list[str]) -> GraphAuthErr
             error="network_error",
         )
     text = _scrub(" ".join(str(e) for e in _chain(exc)), secrets)
+    if isinstance(exc, ValueError) and any(
+        word in text.lower() for word in ("thumbprint", "client_credential", "private key", "private_key")
+    ):
+        return GraphAuthError(
+            "invalid_certificate",
+            f"msal {msal.__version__} refused the certificate credential: {text.splitlines()[0][:200]}",
+            hint="check client_certificate / client_certificate_key (PEM certificate and its key)",
+            error="invalid_certificate",
+        )
     match = _AADSTS_RE.search(text)
     if match:
         number = match.group(1)
@@ -158,6 +167,64 @@ def _map_construct_error(exc: BaseException, secrets: list[str]) -> GraphAuthErr
         transient=transient,
         error="discovery_failed",
     )
+
+
+MSAL_DERIVES_THUMBPRINT = (1, 35)
+"""From msal 1.35 a PEM ``client_credential`` needs no ``thumbprint``: msal derives the SHA-256
+one from ``public_certificate`` (and signs with PS256, ``x5t#S256``). Older versions require a
+SHA-1 ``thumbprint`` (RS256, ``x5t``) and reject the credential without it."""
+
+
+def _version(text: str) -> tuple[int, ...]:
+    parts: list[int] = []
+    for piece in text.split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def certificate_credential(
+    cert_pem: str, key_pem: str, *, msal_version: str | None = None
+) -> dict[str, str]:
+    """The ``client_credential`` dict for certificate auth, as the installed msal expects it.
+
+    The certificate and key are checked here, so a bad file gives a certificate error rather than
+    one that blames the authority. Both thumbprints identify the same certificate to Entra ID.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    except ValueError:
+        raise GraphAuthError(
+            "invalid_certificate",
+            "client_certificate is not a PEM X.509 certificate",
+            hint="point [graph] client_certificate at the certificate uploaded to the app registration",
+            error="invalid_certificate",
+        ) from None
+    try:
+        key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    except (ValueError, TypeError):
+        raise GraphAuthError(
+            "invalid_certificate",
+            "client_certificate_key is not an unencrypted PEM private key",
+            hint="give the certificate's private key in PEM form (PKCS#8 or PKCS#1, no passphrase)",
+            error="invalid_certificate",
+        ) from None
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    pem = serialization.Encoding.PEM
+    if key.public_key().public_bytes(pem, spki) != cert.public_key().public_bytes(pem, spki):
+        raise GraphAuthError(
+            "invalid_certificate",
+            "client_certificate_key does not belong to client_certificate",
+            hint="use the private key of the certificate uploaded to the app registration",
+            error="invalid_certificate",
+        )
+    credential = {"private_key": key_pem, "public_certificate": cert_pem}
+    if _version(msal_version or msal.__version__) < MSAL_DERIVES_THUMBPRINT:
+        credential["thumbprint"] = cert.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303
+    return credential
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -232,7 +299,8 @@ class MsalTokenProvider:
     def _credential(self) -> Any:
         if self._secret is not None:
             return self._secret
-        return {"private_key": self._key_pem, "public_certificate": self._cert_pem}
+        assert self._cert_pem is not None and self._key_pem is not None
+        return certificate_credential(self._cert_pem, self._key_pem)
 
     def _build_app(self) -> Any:
         """Runs in a thread: the constructor performs (instance and) OIDC discovery."""
@@ -257,6 +325,8 @@ class MsalTokenProvider:
             if self._app is None:
                 try:
                     self._app = self._build_app()
+                except GraphAuthError:
+                    raise
                 except Exception as exc:
                     raise _map_construct_error(exc, self._secrets()) from None
             if self._drop_msal_cache:
@@ -326,6 +396,17 @@ class MsalTokenProvider:
         self._access_token = None
         self._expires_at = 0.0
         self._drop_msal_cache = True
+
+    async def ensure_lifetime(self, seconds: float) -> None:
+        """Make sure the token handed out next is valid for at least `seconds` more.
+
+        Graph keeps a subscription authorized until the token that created or reauthorized it
+        expires; reauthorizing with a token about to expire would buy almost nothing.
+        """
+        remaining = self._expires_at + EARLY_REFRESH_S - time.monotonic()
+        if self._access_token is not None and remaining < seconds:
+            self.invalidate()
+        await self.token()
 
 
 class StaticTokenProvider:

@@ -6,8 +6,11 @@ also holds back every other request of this client until it passes (throttling i
 tenant, so hammering with parallel requests only extends it). Without it: exponential backoff
 with jitter, capped at ``max_backoff``. A 401 invalidates the token once and retries.
 
-POSTs are retried too: Graph does not process throttled requests, and the only POSTs we send are
-reads in ``$batch`` and subscription calls whose duplicates expire on their own.
+POSTs are retried too: Graph does not process throttled requests, and the POSTs we send are reads
+in ``$batch`` and subscription calls. A request whose effect must not happen twice (creating a
+subscription) passes ``retry_ambiguous=False``: a timeout, a dropped connection or a 5xx, after
+which the request may or may not have been processed, is then raised at once for the caller to
+check; only 429 (never processed) is still retried.
 """
 
 from __future__ import annotations
@@ -151,6 +154,12 @@ class GraphClient:
     def __repr__(self) -> str:
         return f"GraphClient(base_url={self.base_url!r})"
 
+    async def ensure_token_lifetime(self, seconds: float) -> None:
+        """Refresh the access token first if it expires within `seconds` (providers that can)."""
+        ensure = getattr(self._tokens, "ensure_lifetime", None)
+        if callable(ensure):
+            await ensure(seconds)
+
     # ------------------------------------------------------------------ URLs
 
     def resolve(self, url_or_path: str, version: str = "v1.0") -> URL:
@@ -193,9 +202,18 @@ class GraphClient:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         version: str = "v1.0",
+        retry_ambiguous: bool = True,
     ) -> dict[str, Any]:
         """POST JSON; returns the response object ({} for 202/204)."""
-        return await self.request("POST", path, json=json, params=params, headers=headers, version=version)
+        return await self.request(
+            "POST",
+            path,
+            json=json,
+            params=params,
+            headers=headers,
+            version=version,
+            retry_ambiguous=retry_ambiguous,
+        )
 
     async def patch(
         self,
@@ -448,10 +466,13 @@ class GraphClient:
         headers: Mapping[str, str] | None = None,
         version: str = "v1.0",
         paced: bool = True,
+        retry_ambiguous: bool = True,
     ) -> dict[str, Any]:
         """One logical request with retries; returns the JSON object ({} when there is no body).
 
         ``paced=False`` skips the family budget (the ``$batch`` envelope: its items were paid).
+        ``retry_ambiguous=False``: no retry after an answer that leaves open whether the request
+        took effect (timeout, connection error, 5xx); 429 is still retried.
         """
         url = self.resolve(url_or_path, version)
         if params:
@@ -487,7 +508,7 @@ class GraphClient:
                     "timeout" if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError) else "connection"
                 )
                 self._report(label, 0)
-                if attempt >= self.max_attempts:
+                if attempt >= self.max_attempts or not retry_ambiguous:
                     raise GraphTransportError(
                         0,
                         kind,
@@ -510,7 +531,8 @@ class GraphClient:
                 attempt -= 1  # the auth retry does not use up an attempt
                 continue
             retry_after = parse_retry_after(resp_headers.get("Retry-After"))
-            if status in RETRY_STATUSES and attempt < self.max_attempts:
+            retryable = status in RETRY_STATUSES and (retry_ambiguous or status == 429)
+            if retryable and attempt < self.max_attempts:
                 if retry_after is not None and retry_after > self.max_retry_after:
                     raise make_error(status, body, resp_headers, path=path, retry_after=retry_after)
                 if retry_after is not None:

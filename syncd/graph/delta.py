@@ -10,16 +10,23 @@ What callers must know (microsoft-graph.md §3):
 * A removed object is ``{"id": ..., "@removed": {"reason": "changed" | "deleted"}}``; the same
   annotation marks removed members inside ``members@delta``.
 * A dead token raises :class:`~syncd.graph.errors.DeltaResetRequired`: restart with a full round.
+* A ``$select`` property delta does not support is refused when a round starts: 400 naming the
+  properties (older docs: 501 NotImplemented). :func:`refused_select` tells which ones, from the
+  message or, when it does not name them, by probing ``$deltatoken=latest`` requests (no data).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 from syncd.graph.client import GraphClient
+from syncd.graph.errors import DeltaResetRequired, GraphError
+
+_NAMED = re.compile(r"following properties\s*:\s*(.+)", re.IGNORECASE | re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -102,3 +109,68 @@ def members_delta(obj: dict[str, Any]) -> list[dict[str, Any]]:
     if not isinstance(members, list):
         return []
     return [m for m in members if isinstance(m, dict)]
+
+
+def select_refused(exc: BaseException) -> bool:
+    """Whether a failed start of a delta round looks like a refused ``$select`` (400 / 501)."""
+    if not isinstance(exc, GraphError) or isinstance(exc, DeltaResetRequired):
+        return False
+    if exc.status == 501:
+        return True
+    text = f"{exc.code} {exc.message}".lower()
+    return exc.status == 400 and ("select" in text or "delta" in text or "not supported" in text)
+
+
+def named_in_error(exc: GraphError, select: Sequence[str]) -> list[str]:
+    """The selected properties an error message names as unsupported (case-insensitive)."""
+    found = _NAMED.search(exc.message or "")
+    if found is None:
+        return []
+    named = {w.strip(".").lower() for w in re.findall(r"[A-Za-z_][A-Za-z0-9_@.]*", found.group(1))}
+    return [s for s in select if s.lower() in named]
+
+
+async def refused_select(
+    client: GraphClient,
+    resource: str,
+    select: Sequence[str],
+    error: GraphError,
+    *,
+    keep: Sequence[str] = ("id",),
+    max_probes: int = 40,
+) -> list[str]:
+    """Which of ``select`` the delta of ``resource`` refuses: named in ``error``, else found by
+    bisecting ``$deltatoken=latest`` probes (cheap: no data). ``keep`` is never probed away; [] if
+    nothing can be pinned down (the caller then reports the original error)."""
+    named = [s for s in named_in_error(error, select) if s not in keep]
+    if named:
+        return named
+    probes = 0
+
+    async def accepted(fields: Sequence[str]) -> bool:
+        nonlocal probes
+        probes += 1
+        try:
+            await client.get(latest_delta_url(resource, [*keep, *fields]))
+        except GraphError as exc:
+            if select_refused(exc):
+                return False
+            raise
+        return True
+
+    if not await accepted([]):
+        return []  # even the bare minimum is refused: not a property problem we can fix
+    refused: list[str] = []
+
+    async def search(fields: list[str]) -> None:
+        if not fields or probes >= max_probes or await accepted(fields):
+            return
+        if len(fields) == 1:
+            refused.append(fields[0])
+            return
+        middle = len(fields) // 2
+        await search(fields[:middle])
+        await search(fields[middle:])
+
+    await search([s for s in select if s not in keep])
+    return refused

@@ -12,6 +12,9 @@ from urllib.parse import quote
 
 from syncd.graph.client import GraphClient
 
+AUTHORIZING_TOKEN_LIFETIME = 1800.0
+"""Renew and reauthorize with an access token valid for at least this long (seconds): Graph keeps
+the subscription authorized until that token expires, then pauses its notifications."""
 DIRECTORY_MAX = timedelta(minutes=41_760)
 """Users, groups and other directory resources: 41,760 minutes (29 days; docs say "under 29 days")."""
 
@@ -61,7 +64,9 @@ class SubscriptionsApi:
     ) -> dict[str, Any]:
         """Create a subscription (Graph validates the notification URLs before answering).
 
-        ``lifecycleNotificationUrl`` can only be set here, never added later by PATCH.
+        ``lifecycleNotificationUrl`` can only be set here, never added later by PATCH. Never
+        retried blindly: when the answer is lost (timeout, dropped connection, 5xx) Graph may have
+        created it, so the error is raised and the caller looks before it tries again.
         """
         body: dict[str, Any] = {
             "changeType": change_type,
@@ -73,7 +78,8 @@ class SubscriptionsApi:
         }
         if lifecycle_url:
             body["lifecycleNotificationUrl"] = lifecycle_url
-        return await self._client.post("/subscriptions", body)
+        await self._client.ensure_token_lifetime(AUTHORIZING_TOKEN_LIFETIME)
+        return await self._client.post("/subscriptions", body, retry_ambiguous=False)
 
     async def get(self, subscription_id: str) -> dict[str, Any]:
         """One subscription; NotFound once Graph deleted it (expired)."""
@@ -85,6 +91,7 @@ class SubscriptionsApi:
 
     async def renew(self, subscription_id: str, expiration: datetime) -> dict[str, Any]:
         """Push the expiry out (also reauthorizes)."""
+        await self._client.ensure_token_lifetime(AUTHORIZING_TOKEN_LIFETIME)
         return await self._client.patch(
             f"/subscriptions/{quote(subscription_id, safe='')}",
             {"expirationDateTime": format_expiration(expiration)},
@@ -92,6 +99,7 @@ class SubscriptionsApi:
 
     async def reauthorize(self, subscription_id: str) -> None:
         """Answer a ``reauthorizationRequired`` lifecycle event without changing the expiry."""
+        await self._client.ensure_token_lifetime(AUTHORIZING_TOKEN_LIFETIME)
         await self._client.post(f"/subscriptions/{quote(subscription_id, safe='')}/reauthorize", None)
 
     async def delete(self, subscription_id: str) -> None:

@@ -227,6 +227,20 @@ PERSON_CLASS = "Person"
 USER_IS_PERSON_CLASS = "IS"
 
 
+def relationship_types_touching(entity_types: set[str] | frozenset[str]) -> list[str]:
+    """Relationship ``_type``s with an endpoint among ``entity_types``.
+
+    When a source's entities are missing (its round failed on a fresh mirror, or it is off),
+    relationships to them cannot be rebuilt by the sources that own them: a DIFF must treat
+    those relationship types as partial too, or J1 would drop them.
+    """
+    return [
+        r.type
+        for r in RELATIONSHIP_TYPES
+        if r.from_type.type in entity_types or r.to_type.type in entity_types
+    ]
+
+
 def types_of_source(source: str) -> tuple[list[str], list[str]]:
     """Entity and relationship ``_type`` names produced by a source (its own rows)."""
     ents = [e.type for e in ENTITY_TYPES if e.source == source]

@@ -2,7 +2,10 @@
 
 With delta, only selected properties are *tracked*: a change to anything else never surfaces the
 object. So these lists are exactly what the converters read, kept to v1.0 properties that delta
-accepts (selecting an unsupported one gives 501 "This operation target is not yet supported").
+accepts. Selecting one it does not support (e.g. ``signInActivity``, ``birthday``) is a 400
+"Invalid request for delta query ... not supported for the following properties" (older docs:
+501 "This operation target is not yet supported"); the directory source then drops the refused
+properties, says so, and tracks the rest (`syncd.graph.delta.refused_select`).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import builtins
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -53,6 +54,8 @@ class ChangeRecord:
     kind: str  # created|updated|soft_deleted|hard_deleted|restored|member_added|member_removed
     props: frozenset[str] = frozenset()
     member_id: str | None = None
+    at: float = 0.0
+    """When the change was made (the tenant's clock): replication delays are counted from here."""
 
 
 def utc_now_iso() -> str:
@@ -85,6 +88,8 @@ class Tenant:
         }
         self.organization.setdefault("id", self.tenant_id)
         self.apps: dict[str, str] = {}
+        self.app_certificates: dict[str, builtins.list[str]] = {}
+        """client id -> PEM certificates registered for certificate (client assertion) auth."""
         self.stores: dict[str, dict[str, dict[str, Any]]] = {r: {} for r in MEMBER_RESOURCES}
         self.deleted: dict[str, dict[str, dict[str, Any]]] = {r: {} for r in MEMBER_RESOURCES}
         self.members: dict[str, dict[str, None]] = {}
@@ -97,6 +102,8 @@ class Tenant:
         self._member_of: dict[str, set[str]] | None = None
         self._listeners: list[Listener] = []
         self.version: int = 0  # bumped on any mutation (cache invalidation for listings)
+        self.clock: Callable[[], float] = time.time
+        """Stamps change records; the Graph simulator replaces it with its own clock."""
 
     # ------------------------------------------------------------------ reading
     @property
@@ -181,7 +188,7 @@ class Tenant:
         if resource not in self.log:
             return
         self.seq += 1
-        self.log[resource].append(ChangeRecord(self.seq, obj_id, kind, props, member_id))
+        self.log[resource].append(ChangeRecord(self.seq, obj_id, kind, props, member_id, self.clock()))
         self._log_seqs[resource].append(self.seq)
 
     # ------------------------------------------------------------------ bulk loading (no log)
@@ -335,7 +342,11 @@ class Tenant:
         return {
             "tenantId": self.tenant_id,
             "organization": self.organization,
-            "apps": [{"clientId": c, "clientSecret": s} for c, s in self.apps.items()],
+            "apps": [
+                {"clientId": c, "clientSecret": s}
+                | ({"certificates": self.app_certificates[c]} if self.app_certificates.get(c) else {})
+                for c, s in self.apps.items()
+            ],
             "users": list(self.stores["users"].values()),
             "groups": list(self.stores["groups"].values()),
             "members": {g: list(m) for g, m in self.members.items() if m},
@@ -351,7 +362,9 @@ class Tenant:
         """Build a tenant from a tenant file document."""
         t = cls(doc.get("tenantId"), doc.get("organization"))
         for app in doc.get("apps") or []:
-            t.apps[str(app["clientId"])] = str(app["clientSecret"])
+            t.apps[str(app["clientId"])] = str(app.get("clientSecret") or "")
+            if app.get("certificates"):
+                t.app_certificates[str(app["clientId"])] = [str(c) for c in app["certificates"]]
         for store in MEMBER_RESOURCES:
             for obj in doc.get(store) or []:
                 t.load_object(store, dict(obj))

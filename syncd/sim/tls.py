@@ -17,7 +17,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
@@ -187,3 +187,28 @@ def ensure_tls(state_dir: Path) -> TlsFiles:
         _write(cert_path, cert.public_bytes(serialization.Encoding.PEM))
         _write(key_path, _pem_key(key), private=True)
     return files
+
+
+def make_app_certificate(cn: str = "syncd app credential") -> tuple[str, str]:
+    """A self-signed RSA certificate and its PKCS#8 key (PEM) for certificate auth of the app.
+
+    Entra ID app credentials are RSA (the client assertion is signed RS256 or PS256); register the
+    certificate on a simulated app (`POST /_sim/apps`, tenant file `certificates`) and give both
+    PEMs to syncd as `[graph] client_certificate` / `client_certificate_key`.
+    """
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(_name(cn))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=365))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()

@@ -43,6 +43,10 @@ class RoundReport:
     baseline: bool = False
     skip_reason: str | None = None
     """Set on a "skipped" round: why the origin is switched off (e.g. the tenant has no Intune)."""
+    absent: bool = False
+    """A "skipped" round because Graph said definitively that the tenant has no such data (400
+    "Request not applicable to target tenant." for Intune), not a 403 or an outage: after a
+    grace period the origin's data is removed from J1 (see `Engine.absent_grace`)."""
 
     def count_changes(self, counts: dict[str, int]) -> None:
         """Changes from a commit's counts (commits do not keep Change objects: memory)."""

@@ -4,6 +4,10 @@ A round starts from the stored deltaLink (or from scratch: a *full* round), stag
 the mirror, and commits the changes together with the new deltaLink in one transaction. A token
 that Graph no longer knows (``syncStateNotFound``, ``resyncRequired``, 410) discards the round and
 starts a full one, whose sweep removes whatever was not seen (mark and sweep).
+
+A full round whose ``$select`` Graph refuses (400 naming properties delta does not support; 501
+in older docs) is started again without them, and the log says which properties are no longer
+tracked; their J1 properties then stay empty instead of the whole source failing.
 """
 
 from __future__ import annotations
@@ -14,8 +18,15 @@ from typing import Any
 
 import structlog
 
-from syncd.graph.delta import delta_pages, initial_delta_url, is_removed, members_delta
-from syncd.graph.errors import DeltaResetRequired
+from syncd.graph.delta import (
+    delta_pages,
+    initial_delta_url,
+    is_removed,
+    members_delta,
+    refused_select,
+    select_refused,
+)
+from syncd.graph.errors import DeltaResetRequired, GraphError
 from syncd.model import schema
 from syncd.model.convert.common import Derived
 from syncd.model.convert.directory import (
@@ -36,6 +47,12 @@ log = structlog.get_logger(__name__)
 
 MEMBER_ENTITY_OWNER = "member:"
 """Group-member entities are shared by every group that holds them: they get their own owner."""
+ESSENTIAL_SELECT: dict[str, tuple[str, ...]] = {
+    "users": ("id",),
+    "groups": ("id", "members"),
+    "devices": ("id",),
+}
+"""Never dropped from a refused `$select`: without them the source is pointless."""
 
 
 class DeltaSource:
@@ -59,11 +76,34 @@ class DeltaSource:
                 raise ValueError(f"{self.origin}: no sign-in poll for this source")
             return await self.sign_ins.run(ctx)
         link = None if force_full else await ctx.mirror.get_cursor(self.cursor_name)
+        if link is None:
+            return await self._full_round(ctx)
         try:
             return await self._round(ctx, link)
         except DeltaResetRequired as exc:
             log.warning("delta token rejected, starting a full round", origin=self.origin, code=exc.code)
-            return await self._round(ctx, None)
+            return await self._full_round(ctx)
+
+    async def _full_round(self, ctx: SourceContext) -> RoundReport:
+        """A round from scratch; a refused `$select` is narrowed (once per property) and retried."""
+        while True:
+            try:
+                return await self._round(ctx, None)
+            except GraphError as exc:
+                if not select_refused(exc):
+                    raise
+                keep = ESSENTIAL_SELECT.get(self.resource, ("id",))
+                refused = await refused_select(ctx.graph, self.resource, self.select, exc, keep=keep)
+                if not refused:
+                    raise
+                self.select = [f for f in self.select if f not in refused]
+                log.warning(
+                    "Graph refuses these properties in a delta $select: they are no longer tracked "
+                    "and stay empty in J1",
+                    origin=self.origin,
+                    properties=refused,
+                    status=exc.status,
+                )
 
     async def _round(self, ctx: SourceContext, link: str | None) -> RoundReport:
         full = link is None

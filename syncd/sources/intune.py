@@ -422,7 +422,9 @@ class IntuneCollectionSource:
         if account is not None and account.intune_available is True:
             self.shared.unavailable = None  # the account round saw Intune (again)
         if (account is not None and account.intune_available is False) or self.shared.unavailable:
+            # both are only ever set by Graph's definitive "not applicable to target tenant"
             report.kind = "skipped"
+            report.absent = True
             report.skip_reason = self.shared.unavailable or NO_INTUNE_REASON
             return report
         if only_ids is not None:
@@ -438,6 +440,7 @@ class IntuneCollectionSource:
             objects = await self._list(ctx.graph)
         except NotApplicableTenant:
             report.kind = "skipped"
+            report.absent = True
             report.skip_reason = self.shared.unavailable or NO_INTUNE_REASON
             return report
         report.pages = 1
@@ -590,6 +593,7 @@ class IntuneCollectionSource:
             except NotApplicableTenant:
                 self._no_intune()
                 report.kind = "skipped"
+                report.absent = True
                 report.skip_reason = self.shared.unavailable or NO_INTUNE_REASON
                 return report
             if isinstance(obj, dict) and obj.get("id"):

@@ -21,7 +21,6 @@ from syncd.sim.generator import generate_tenant
 from syncd.sim.harness import SimHarness, start_harness
 from syncd.sim.tenant import Tenant
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "graph-recorded"
 INTUNE_ORIGINS = (
     "intune:deviceCategories",
     "intune:managedDevices",

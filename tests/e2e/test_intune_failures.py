@@ -115,7 +115,14 @@ async def test_collection_failing_with_5xx_after_retries_keeps_its_data(tmp_path
         assert requests["503"] == rt.graph.max_attempts  # retried, then given up
         await rt.engine.drain()
         assert h.j1_graph() == before
-        assert rt.engine.partial_types() == sorted(INTUNE_ORIGIN_TYPES["intune:managedDevices"])
+        own = set(INTUNE_ORIGIN_TYPES["intune:managedDevices"])
+        # ... and every relationship type touching its entities (other sources cannot rebuild them)
+        touching = {
+            r.type
+            for r in m.RELATIONSHIP_TYPES
+            if {r.from_type.type, r.to_type.type} & {m.MANAGED_DEVICE.type, m.DETECTED_APPLICATION.type}
+        }
+        assert rt.engine.partial_types() == sorted(own | touching)
 
 
 async def test_tenant_without_intune_disables_intune_quietly(tmp_path: Path) -> None:

@@ -14,7 +14,6 @@ from syncd.model import schema as m
 from syncd.sim.intune import intune_from_recordings
 from syncd.sim.tenant import tenant_from_recording
 from tests.e2e.intune_helpers import (
-    FIXTURES,
     INTUNE_ORIGINS,
     assert_same_keys,
     by_type,
@@ -24,6 +23,7 @@ from tests.e2e.intune_helpers import (
     no_script_content,
     runtime,
 )
+from tests.paths import FIXTURES
 
 ENTITY_TYPES = [e.type for e in m.ENTITY_TYPES]
 RELATIONSHIP_TYPES = [r.type for r in m.RELATIONSHIP_TYPES]

@@ -14,6 +14,7 @@ from tests.e2e.notify_helpers import (
     sim_admin,
     sim_harness,
     small_tenant,
+    until,
 )
 
 QUIET = {"sync": {"safety_net_interval": 3600, "sources": ["users", "groups"]}}
@@ -130,3 +131,66 @@ async def test_subscriptions_cli_list_and_delete(tmp_path: Path) -> None:
         assert code == 0, out
         assert "deleted 2 subscription(s)" in out
         assert await admin.subscriptions() == []
+
+
+async def test_a_create_whose_answer_is_lost_leaves_no_duplicate(tmp_path: Path) -> None:
+    async with sim_harness(small_tenant(seed=24), tmp_path) as h, sim_admin(h) as admin:
+        # Graph creates the users subscription, then the connection drops before the 201
+        await admin.faults(drop_response_next=1, drop_response_path="POST /v1.0/subscriptions")
+        async with running_daemon(h, QUIET) as daemon:
+            ids = dict(daemon.state.subscriptions)
+        live = await admin.subscriptions()
+        assert sorted(s["resource"] for s in live) == ["groups", "users"]  # one each, nothing twice
+        assert {s["resource"]: s["id"] for s in live} == ids
+        assert h.sims.graph.counters.routes["POST /v1.0/subscriptions"]["requests"] == 2
+        assert h.sims.graph.faults.drop_response_next == 0  # the answer really was lost
+
+
+async def test_subscriptions_graph_has_but_the_mirror_lost_are_adopted_or_deleted(tmp_path: Path) -> None:
+    async with sim_harness(small_tenant(seed=25), tmp_path) as h, sim_admin(h) as admin:
+        async with running_daemon(h, QUIET) as daemon:
+            assert daemon.rt is not None and daemon.subs is not None
+            ours = dict(daemon.state.subscriptions)
+            # a crash right after a create: Graph has the subscription, the mirror does not
+            for record in await daemon.rt.mirror.list_subscriptions():
+                await daemon.rt.mirror.delete_subscription(str(record["id"]))
+            # ... and one more leftover whose clientState cannot be ours (a duplicate to remove)
+            stranger = await daemon.rt.subscriptions_api.create(
+                "users",
+                "updated,deleted",
+                daemon.subs.notification_url,
+                daemon.subs.lifecycle_url,
+                "an-old-client-state",
+                datetime.now(UTC) + timedelta(days=2),
+            )
+        posts = h.sims.graph.counters.routes["POST /v1.0/subscriptions"]["requests"]
+        async with running_daemon(h, QUIET) as again:
+            assert again.state.subscriptions == ours  # adopted, not recreated
+        live = await admin.subscriptions()
+        assert {s["resource"]: s["id"] for s in live} == ours and len(live) == 2
+        assert stranger["id"] not in {s["id"] for s in live}
+        assert h.sims.graph.counters.routes["POST /v1.0/subscriptions"]["requests"] == posts
+
+
+async def test_a_reused_subscription_is_reauthorized_at_once(tmp_path: Path) -> None:
+    tenant = small_tenant(seed=26)
+    uid = next(str(u["id"]) for u in tenant.list("users") if u.get("accountEnabled"))
+    async with sim_harness(tenant, tmp_path) as h, sim_admin(h) as admin:
+        async with running_daemon(h, QUIET) as first:
+            ids = dict(first.state.subscriptions)
+        # down long enough for the authorizing token to expire: Graph holds notifications back
+        for sub_id in ids.values():
+            sub = h.sims.graph.subscriptions.get(sub_id)
+            assert sub is not None
+            sub.authorized_until = 0.0
+        await admin.faults(reauth_on_token_cadence=False)  # and no challenge comes to help
+        async with running_daemon(h, QUIET) as again:
+            assert again.state.subscriptions == ids
+            assert set(ids.values()) <= set(await admin.reauthorized())
+            await admin.patch_user(uid, displayName="Notified After A Restart")
+            await until(
+                lambda: h.j1_graph()[0].get(uid, {}).get("displayName") == "Notified After A Restart",
+                timeout=4,
+                what="the notified change",
+            )
+        assert h.sims.graph.notifier.stats["paused"] == 0

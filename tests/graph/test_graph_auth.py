@@ -264,3 +264,18 @@ def test_clouds() -> None:
     assert not is_known_authority_host("https://127.0.0.1:8443")
     with pytest.raises(ValueError, match="expected one of"):
         get_cloud("moon")
+
+
+async def test_ensure_lifetime_refreshes_a_token_about_to_expire(
+    authority: tuple[Authority, str], tls_files: dict[str, Path]
+) -> None:
+    import time
+
+    auth, base = authority
+    p = provider(base, tls_files)
+    first = await p.token()
+    await p.ensure_lifetime(1800)  # 3599 s left: kept
+    assert auth.token_calls == 1 and await p.token() == first
+    p._expires_at = time.monotonic() + 600 - 300  # as if only 10 minutes were left
+    await p.ensure_lifetime(1800)
+    assert auth.token_calls == 2 and await p.token() != first

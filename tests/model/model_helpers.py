@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from syncd.model.schema import ENTITY_TYPE_BY_NAME, RELATIONSHIP_TYPE_BY_NAME
+from tests.paths import FIXTURES
 
-FIXTURES = Path(
-    os.environ.get(
-        "SYNCD_GRAPH_FIXTURES", Path(__file__).resolve().parents[3] / "shared/fixtures/graph-recorded"
-    )
-)
 TENANT_ID = "a76fc728-0cba-45f0-a9eb-d45207e14513"
 _NAME = re.compile(r"^(tag\.)?[A-Za-z0-9. -]+$")
 _ENTITY_SYSTEM = {"_key", "_type", "_class"}

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from syncd.model.document import RELATIONSHIP_ROW_ORDER, render_document
 from syncd.model.schema import RELATIONSHIP_TYPES
-
-SEED = Path(__file__).resolve().parents[3] / "shared/seed/microsoft-365-integration.md"
+from tests.paths import SEED
 
 
 def _seed_table(text: str, heading: str) -> str:

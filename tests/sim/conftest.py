@@ -4,9 +4,9 @@ local webhook receiver (all on 127.0.0.1)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -21,7 +21,6 @@ from syncd.sim.tenant import Tenant
 from syncd.sim.tls import TlsFiles, ensure_tls
 from tests.sim.j1_helpers import make_sim_fixture, sim_fixture  # noqa: F401 - J1 simulator fixtures
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "graph-recorded"
 TIMEOUT = aiohttp.ClientTimeout(total=15)
 
 
@@ -34,6 +33,19 @@ def small_tenant(**kw: Any) -> Tenant:
     args: dict[str, Any] = {"seed": 7, "users": 30, "groups": 5, "devices": 6, "with_intune": False}
     args.update(kw)
     return generate_tenant(**args)
+
+
+class FakeClock:
+    """A settable clock for the simulator (starts at the real time, moves only when told)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 @dataclass
@@ -109,10 +121,17 @@ async def start_harness(
     faults: Faults | None = None,
     delivery: DeliveryConfig | None = None,
     tls: TlsFiles | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> tuple[SimHarness, web.AppRunner]:
     faults = faults or Faults(allow_http_notification_url=True)
     delivery = delivery or DeliveryConfig(retry_delays=(0.1, 0.2), batch_window=0.02, tick=0.05, timeout=1.0)
-    sim = GraphSim(tenant, faults=faults, delivery=delivery, client_ssl=tls.client_context() if tls else None)
+    sim = GraphSim(
+        tenant,
+        faults=faults,
+        delivery=delivery,
+        client_ssl=tls.client_context() if tls else None,
+        clock=clock,
+    )
     runner = web.AppRunner(sim.create_app(intune_routes=False), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

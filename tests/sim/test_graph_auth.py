@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from tests.sim.conftest import FIXTURES, SimHarness
+from tests.paths import FIXTURES
+from tests.sim.conftest import SimHarness
 
 
 async def _token(h: SimHarness, tenant: str, **form: str) -> tuple[int, dict]:

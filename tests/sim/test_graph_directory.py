@@ -8,7 +8,8 @@ from aiohttp import web
 
 from syncd.sim.graph.odata import ODATA_CONTENT_TYPE, USER_DEFAULT_PROPS
 from syncd.sim.tenant import tenant_from_recording
-from tests.sim.conftest import FIXTURES, start_harness
+from tests.paths import FIXTURES
+from tests.sim.conftest import start_harness
 
 
 async def test_users_paging_default_100_and_top(harness) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from syncd.sim.generator import generate_tenant
 from syncd.sim.tenant import Tenant, load_tenant, save_tenant, tenant_from_recording
-from tests.sim.conftest import FIXTURES
+from tests.paths import FIXTURES
 
 
 def test_mutations_log_and_listeners() -> None:

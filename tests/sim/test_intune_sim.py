@@ -8,7 +8,6 @@ import random
 import re
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,8 +19,8 @@ from syncd.sim.graph.app import GraphSim
 from syncd.sim.intune import COLLECTIONS, ZERO_GUID, IntuneData, generate_intune
 from syncd.sim.intune_routes import register_intune_admin_routes, register_intune_routes
 from syncd.sim.tenant import Tenant, ensure_app
+from tests.paths import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "graph-recorded"
 HEX64 = re.compile(r"[0-9a-f]{64}")
 GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 PROBLEM = {"nonCompliant", "error", "conflict"}

@@ -110,15 +110,22 @@ async def remove_member(request: web.Request) -> web.Response:
 
 
 async def add_app(request: web.Request) -> web.Response:
-    """POST /_sim/apps {"clientId", "clientSecret"}: register client credentials."""
+    """POST /_sim/apps {"clientId", "clientSecret"?, "certificates"?: [PEM]}: register client
+    credentials (a secret, certificates for client assertions, or both)."""
     sim = request.app[GRAPH_SIM]
     body = await _body(request)
     if isinstance(body, web.Response):
         return body
-    if not body.get("clientId") or not body.get("clientSecret"):
-        return _err(400, "clientId and clientSecret are required")
-    sim.tenant.apps[str(body["clientId"])] = str(body["clientSecret"])
-    return web.json_response({"clientId": body["clientId"]}, status=201)
+    certs = body.get("certificates") or []
+    if not body.get("clientId") or not (body.get("clientSecret") or certs):
+        return _err(400, "clientId and a clientSecret or certificates are required")
+    if not isinstance(certs, list) or not all(isinstance(c, str) and "BEGIN CERTIFICATE" in c for c in certs):
+        return _err(400, "certificates must be a list of PEM certificates")
+    client_id = str(body["clientId"])
+    sim.tenant.apps[client_id] = str(body.get("clientSecret") or "")
+    if certs:
+        sim.tenant.app_certificates[client_id] = [str(c) for c in certs]
+    return web.json_response({"clientId": client_id}, status=201)
 
 
 async def tenant_info(request: web.Request) -> web.Response:

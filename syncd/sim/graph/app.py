@@ -24,7 +24,7 @@ from syncd.sim.graph.auth import TokenStore, check_bearer, register_auth_routes
 from syncd.sim.graph.delta import DeltaEngine, register_delta_routes
 from syncd.sim.graph.directory import register_directory_routes
 from syncd.sim.graph.faults import Counters, FaultInjector, Faults
-from syncd.sim.graph.keys import APP_ID, CLIENT_REQUEST_ID, GRAPH_SIM, REQUEST_ID
+from syncd.sim.graph.keys import APP_ID, CLIENT_REQUEST_ID, GRAPH_SIM, REQUEST_ID, TOKEN_EXPIRY
 from syncd.sim.graph.notifications import DeliveryConfig, Notifier
 from syncd.sim.graph.odata import base_url, graph_error
 from syncd.sim.graph.permissions_fault import register_permission_faults
@@ -70,6 +70,7 @@ class GraphSim:
     ) -> None:
         self.tenant = tenant
         self.clock = clock
+        tenant.clock = clock
         self.faults = faults or Faults()
         self.injector = FaultInjector(self.faults)
         self.counters = Counters()
@@ -78,6 +79,8 @@ class GraphSim:
         self.subscriptions = SubscriptionStore(self)
         self.notifier = Notifier(self, delivery, client_ssl)
         self.reauthorized: list[str] = []
+        self.client_assertions: list[dict[str, Any]] = []
+        """Headers (alg, x5t / x5t#S256) of the certificate credentials accepted, for tests."""
         self.page_key = secrets.token_bytes(32)
         self.extra_resources: set[str] = set(graph_resources or ())
         self._listing_cache: dict[str, tuple[int, list[dict[str, Any]]]] = {}
@@ -126,7 +129,12 @@ class GraphSim:
             await asyncio.sleep(f.latency_ms / 1000.0)
         fault = self.injector.decide()
         if fault is None:
-            return await handler(request)
+            resp = await handler(request)
+            if self.injector.drop_response(request.method, request.path) and request.transport is not None:
+                # Processed, but the answer never arrives (a gateway timeout, a reset): the
+                # client cannot tell whether a POST took effect.
+                request.transport.abort()
+            return resp
         if fault == "reset":
             if request.transport is not None:
                 request.transport.abort()  # the client sees the connection drop mid-request
@@ -176,6 +184,7 @@ class GraphSim:
                     resp = auth
                 else:
                     request[APP_ID] = auth.client_id
+                    request[TOKEN_EXPIRY] = auth.expires_at
                     if request.path.endswith("/$batch"):
                         # Graph throttles each inner request; they come back through here one by one.
                         resp = await handler(request)

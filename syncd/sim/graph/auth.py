@@ -13,12 +13,15 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import jwt
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from syncd.sim.graph.keys import GRAPH_SIM
 from syncd.sim.graph.odata import base_url, graph_error
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
     from syncd.sim.graph.app import GraphSim
 
 TOKEN_CACHE_HEADERS = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"}
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
 @dataclass(frozen=True)
@@ -173,7 +177,11 @@ async def token_endpoint(request: web.Request) -> web.Response:
             7000218,
             "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
         )
-    if not hmac.compare_digest(str(form.get("client_secret", "")), secret):
+    if form.get("client_assertion"):
+        problem = check_client_assertion(request, sim, client_id, form)
+        if problem is not None:
+            return problem
+    elif not secret or not hmac.compare_digest(str(form.get("client_secret", "")), secret):
         return _aad_error(
             request,
             401,
@@ -221,6 +229,88 @@ async def token_endpoint(request: web.Request) -> web.Response:
     resp.charset = "utf-8"
     resp.headers["x-ms-request-id"] = str(uuid.uuid4())
     return resp
+
+
+def _thumbprints(cert_pem: str) -> tuple[str, str]:
+    """(x5t, x5t#S256) of a certificate: base64url of its SHA-1 / SHA-256 DER digest."""
+    cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    return _b64(cert.fingerprint(hashes.SHA1())), _b64(cert.fingerprint(hashes.SHA256()))  # noqa: S303
+
+
+def check_client_assertion(
+    request: web.Request, sim: GraphSim, client_id: str, form: Mapping[str, Any]
+) -> web.Response | None:
+    """Validate a certificate credential (RFC 7523 JWT bearer client assertion) like Entra ID.
+
+    The JWT header names the certificate by `x5t` (SHA-1, RS256) or `x5t#S256` (SHA-256, PS256,
+    what msal >= 1.35 sends); it must be registered on the app, sign the JWT, and the claims must
+    say `aud` = this token endpoint, `iss` = `sub` = the client id, within `nbf`..`exp`.
+    """
+    if form.get("client_assertion_type") != ASSERTION_TYPE:
+        return _aad_error(
+            request, 400, "invalid_request", 50027, "Invalid client_assertion_type: expected jwt-bearer."
+        )
+    assertion = str(form["client_assertion"])
+    try:
+        header = jwt.get_unverified_header(assertion)
+    except jwt.PyJWTError:
+        return _aad_error(request, 401, "invalid_client", 50027, "JWT token is invalid or malformed.")
+    # base64url; msal pads it with "=" (RFC 7515 says unpadded): both are taken, like Entra does
+    raw = header.get("x5t#S256") or header.get("x5t")
+    wanted = raw.rstrip("=") if isinstance(raw, str) else None
+    key_pem = None
+    for pem in sim.tenant.app_certificates.get(client_id, []):
+        sha1, sha256 = _thumbprints(pem)
+        if wanted == (sha256 if "x5t#S256" in header else sha1):
+            key_pem = pem
+    if key_pem is None:
+        return _aad_error(
+            request,
+            401,
+            "invalid_client",
+            700027,
+            "The certificate with identifier used to sign the client assertion is not registered on "
+            f"application. [Reason - The key was not found., Thumbprint of key used by client: '{wanted}']",
+        )
+    tenant = request.match_info["tenant"]
+    base = base_url(request)
+    audiences = [f"{base}/{t}/oauth2/v2.0/token" for t in {tenant, sim.tenant.tenant_id, sim.tenant.domain}]
+    public_key = x509.load_pem_x509_certificate(key_pem.encode()).public_key()
+    try:
+        claims = jwt.decode(
+            assertion,
+            public_key,  # type: ignore[arg-type]
+            algorithms=["RS256", "PS256"],
+            audience=audiences,
+            options={"require": ["exp", "aud", "iss", "sub"]},
+        )
+    except (jwt.ExpiredSignatureError, jwt.ImmatureSignatureError):
+        return _aad_error(
+            request, 401, "invalid_client", 700024, "Client assertion is not within its valid time range."
+        )
+    except jwt.InvalidAudienceError:
+        return _aad_error(
+            request,
+            401,
+            "invalid_client",
+            700027,
+            "Client assertion failed signature validation: its audience is not this token endpoint.",
+        )
+    except jwt.PyJWTError:
+        return _aad_error(
+            request, 401, "invalid_client", 700027, "Client assertion failed signature validation."
+        )
+    if claims.get("iss") != client_id or claims.get("sub") != client_id:
+        return _aad_error(
+            request,
+            401,
+            "invalid_client",
+            700021,
+            "Client assertion application identifier doesn't match 'client_id' parameter.",
+        )
+    seen = {k: v for k, v in header.items() if k == "alg" or k.startswith("x5t")}
+    sim.client_assertions.append(seen)
+    return None
 
 
 async def openid_configuration(request: web.Request) -> web.Response:

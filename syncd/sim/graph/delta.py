@@ -1,13 +1,20 @@
 """Delta query for users, groups and devices.
 
-A round is computed from the tenant's change log when its first page is requested (snapshot
-sequence `upto`) and kept server-side; `$skiptoken`s address its pages and the final
-`$deltatoken` records (resource, $select, $filter, upto, issuedAt). Objects are rendered from
-current state when a page is served, as the real service does (replication is not a snapshot).
+A round is computed from the tenant's change log when its first page is requested and kept
+server-side; `$skiptoken`s address its pages and the final `$deltatoken` records (resource,
+$select, $filter, watermark, issuedAt). Objects are rendered from current state when a page is
+served, as the real service does (replication is not a snapshot).
+
+Replication delay (`replication_delay_min/max`): a change is visible to delta only once its own
+random delay has passed. A round reports the visible changes; the token's watermark stops before
+the first change still invisible, and the visible ones after it are remembered in the token, so
+the late change comes in a later round and nothing is reported twice. A full round leaves out
+objects whose creation is not visible yet.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from collections import OrderedDict
@@ -31,6 +38,7 @@ from syncd.sim.graph.odata import (
 
 if TYPE_CHECKING:
     from syncd.sim.graph.app import GraphSim
+    from syncd.sim.tenant import ChangeRecord
 
 SYNC_STATE_MSG = (
     "The sync state generation is not found. The delta token is expired and data must be synchronized again."
@@ -39,6 +47,41 @@ RESYNC_MSG = "The delta token is no longer valid, app must reset sync state."
 _FILTER_TERM = re.compile(r"^\s*id\s+eq\s+'([^']+)'\s*$", re.IGNORECASE)
 _ALLOWED = {"$select", "$filter", "$deltatoken", "$skiptoken", "$top"}
 _MAX_ROUNDS = 256
+_TOP_NOT_SUPPORTED = ("users", "groups")
+"""The delta overview: `$top` is not supported for users and groups."""
+
+DELTA_UNSUPPORTED_SELECT: dict[str, frozenset[str]] = {
+    "users": frozenset(
+        {
+            # stored outside the directory (SharePoint / Exchange) or not tracked by delta
+            "aboutMe",
+            "birthday",
+            "hireDate",
+            "interests",
+            "mySite",
+            "pastProjects",
+            "preferredName",
+            "responsibilities",
+            "schools",
+            "skills",
+            "mailboxSettings",
+            "signInActivity",
+        }
+    ),
+    "groups": frozenset(
+        {
+            # Exchange-side group settings: "supported only on the Get group API"
+            "allowExternalSenders",
+            "autoSubscribeNewMembers",
+            "hideFromAddressLists",
+            "hideFromOutlookClients",
+            "isSubscribedByMail",
+            "unseenCount",
+        }
+    ),
+}
+"""Properties that delta refuses in `$select` (400, microsoft-graph.md addendum: seen for
+`birthday` and `signInActivity`)."""
 
 # item: (obj_id, kind, changed props or None, members@delta slice or None); kind: full|partial|changed|deleted
 Item = tuple[str, str, frozenset[str] | None, list[tuple[str, bool]] | None]
@@ -46,13 +89,15 @@ Item = tuple[str, str, frozenset[str] | None, list[tuple[str, bool]] | None]
 
 @dataclass(frozen=True)
 class DeltaToken:
-    """Server-side state behind a `$deltatoken`."""
+    """Server-side state behind a `$deltatoken`: every change up to `seq` was reported, and so
+    were the changes in `seen` (later ones that became visible before an earlier one)."""
 
     resource: str
     select: tuple[str, ...] | None
     ids: tuple[str, ...] | None
     seq: int
     issued_at: float
+    seen: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -65,6 +110,7 @@ class Round:
     upto: int
     created_at: float
     pages: list[list[Item]] = field(default_factory=list)
+    seen: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -159,7 +205,13 @@ class DeltaEngine:
                         f"The query option '{key}' is not supported with delta queries.",
                     )
             select = parse_select(q.get("$select"), resource)
+            _check_delta_select(select, resource, self.sim.faults.delta_select_error)
             ids = parse_filter(q.get("$filter"), resource)
+            if "$top" in q and resource in _TOP_NOT_SUPPORTED and self.sim.faults.delta_top != "ignore":
+                raise QueryError(
+                    "Request_UnsupportedQuery",
+                    f"The query option '$top' is not supported with delta queries on {resource}.",
+                )
         except QueryError as e:
             return graph_error(request, e.status, e.code, e.message)
         skip = q.get("$skiptoken")
@@ -177,7 +229,8 @@ class DeltaEngine:
         if skip is not None:
             return self._serve_skip(request, resource, skip)
         if token == "latest":  # noqa: S105 - the documented "sync from now" keyword
-            return self._final(request, resource, select, ids, self.sim.tenant.seq, [])
+            watermark, seen, _invisible = self._visibility(resource)
+            return self._final(request, resource, select, ids, watermark, [], seen)
         if token:
             state = self.tokens.get(token)
             if state is None or state.resource != resource:
@@ -185,7 +238,7 @@ class DeltaEngine:
             why = self._dead(state.issued_at)
             if why:
                 return self._dead_response(request, why, resource, state.select, state.ids)
-            rnd = self._build(resource, state.select, state.ids, state.seq)
+            rnd = self._build(resource, state.select, state.ids, state)
         else:
             rnd = self._build(resource, select, ids, None)
         rid = secrets.token_urlsafe(24)
@@ -215,7 +268,7 @@ class DeltaEngine:
             }
             resp = json_response(body)
         else:
-            resp = self._final(request, rnd.resource, rnd.select, rnd.ids, rnd.upto, values)
+            resp = self._final(request, rnd.resource, rnd.select, rnd.ids, rnd.upto, values, rnd.seen)
         if minimal:
             resp.headers["Preference-Applied"] = "return=minimal"
         return resp
@@ -228,9 +281,10 @@ class DeltaEngine:
         ids: tuple[str, ...] | None,
         seq: int,
         values: list[dict[str, Any]],
+        seen: frozenset[int] = frozenset(),
     ) -> web.Response:
         tok = secrets.token_urlsafe(32)
-        self.tokens[tok] = DeltaToken(resource, select, ids, seq, self.sim.clock())
+        self.tokens[tok] = DeltaToken(resource, select, ids, seq, self.sim.clock(), seen)
         body = {
             "@odata.context": context_url(request, resource, select),
             "@odata.deltaLink": f"{base_url(request)}{request.path}?$deltatoken={tok}",
@@ -245,34 +299,103 @@ class DeltaEngine:
         default = default_props(resource)
         return set(default) if default is not None else None
 
+    # ---------------------------------------------------------------- replication delay
+    def delay_of(self, seq: int) -> float:
+        """The replication delay of change `seq`: random per change, stable for a seed."""
+        f = self.sim.faults
+        if f.replication_delay_max <= 0:
+            return 0.0
+        low = min(f.replication_delay_min, f.replication_delay_max)
+        digest = hashlib.blake2b(f"{f.seed}:{seq}".encode(), digest_size=8).digest()
+        fraction = int.from_bytes(digest, "big") / 2.0**64
+        return low + (f.replication_delay_max - low) * fraction
+
+    def visible(self, rec: ChangeRecord, now: float | None = None) -> bool:
+        """Whether delta already shows this change."""
+        return rec.at + self.delay_of(rec.seq) <= (self.sim.clock() if now is None else now)
+
+    def _visibility(self, resource: str) -> tuple[int, frozenset[int], list[ChangeRecord]]:
+        """(watermark, visible seqs after it, invisible records) of the resource's log now.
+
+        Only the log's recent tail can hold invisible changes (older than the maximum delay).
+        """
+        tenant = self.sim.tenant
+        horizon = self.sim.faults.replication_delay_max
+        if horizon <= 0:
+            return tenant.seq, frozenset(), []
+        now = self.sim.clock()
+        tail: list[ChangeRecord] = []
+        for rec in reversed(tenant.log[resource]):
+            if rec.at + horizon < now:
+                break
+            tail.append(rec)
+        tail.reverse()
+        invisible = [r for r in tail if not self.visible(r, now)]
+        if not invisible:
+            return tenant.seq, frozenset(), []
+        watermark = invisible[0].seq - 1
+        seen = frozenset(r.seq for r in tail if r.seq > watermark and self.visible(r, now))
+        return watermark, seen, invisible
+
+    def _pending(
+        self, resource: str, state: DeltaToken
+    ) -> tuple[list[ChangeRecord], int, frozenset[int]]:
+        """The changes a round from `state` reports, with the next token's watermark and seen set."""
+        now = self.sim.clock()
+        upto = self.sim.tenant.seq
+        records = self.sim.tenant.changes_since(resource, state.seq, upto)
+        report: list[ChangeRecord] = []
+        watermark = state.seq
+        blocked = False
+        seen: set[int] = set()
+        for rec in records:
+            shown = self.visible(rec, now)
+            if shown and rec.seq not in state.seen:
+                report.append(rec)
+            if not shown:
+                blocked = True
+            elif blocked:
+                seen.add(rec.seq)
+            else:
+                watermark = rec.seq
+        if not blocked:
+            watermark = upto
+        return report, watermark, frozenset(seen)
+
     def _build(
-        self, resource: str, select: tuple[str, ...] | None, ids: tuple[str, ...] | None, since: int | None
+        self,
+        resource: str,
+        select: tuple[str, ...] | None,
+        ids: tuple[str, ...] | None,
+        since: DeltaToken | None,
     ) -> Round:
         tenant = self.sim.tenant
         faults = self.sim.faults
         rng = self.sim.injector.rng
-        upto = tenant.seq
         with_members = resource == "groups" and select is not None and "members" in select
         wanted = set(ids) if ids is not None else None
         items: list[Item] = []
         if since is None:
+            upto, seen, invisible = self._visibility(resource)
+            unborn = {r.obj_id for r in invisible if r.kind in ("created", "restored")}
             for obj in tenant.list(resource):
                 oid = obj["id"]
-                if wanted is not None and oid not in wanted:
+                if (wanted is not None and oid not in wanted) or oid in unborn:
                     continue
                 members = [(m, False) for m in tenant.member_ids(oid)] if with_members else None
                 items.append((oid, "full", None, members or None))
         else:
-            items = self._changes(
-                resource, since, upto, wanted, with_members, self._tracked(resource, select)
-            )
+            records, upto, seen = self._pending(resource, since)
+            items = self._changes(resource, records, wanted, with_members, self._tracked(resource, select))
             if faults.replay_rate > 0:
                 replays: list[Item] = [
                     (it[0], "full", None, None)
                     for it in items
                     if it[1] in ("full", "partial") and rng.random() < faults.replay_rate
                 ]
-                for rec in tenant.changes_since(resource, max(0, since - faults.delta_page_size), since):
+                for rec in tenant.changes_since(
+                    resource, max(0, since.seq - faults.delta_page_size), since.seq
+                ):
                     live = tenant.get(resource, rec.obj_id) is not None
                     if (
                         live
@@ -281,22 +404,21 @@ class DeltaEngine:
                     ):
                         replays.append((rec.obj_id, "full", None, None))
                 items.extend(replays)
-        rnd = Round(resource, select, ids, upto, self.sim.clock())
+        rnd = Round(resource, select, ids, upto, self.sim.clock(), seen=seen)
         rnd.pages = self._paginate(items)
         return rnd
 
     def _changes(
         self,
         resource: str,
-        since: int,
-        upto: int,
+        records: list[ChangeRecord],
         wanted: set[str] | None,
         with_members: bool,
         tracked: set[str] | None,
     ) -> list[Item]:
         tenant = self.sim.tenant
         aggs: dict[str, _Agg] = {}
-        for rec in tenant.changes_since(resource, since, upto):
+        for rec in records:
             if wanted is not None and rec.obj_id not in wanted:
                 continue
             agg = aggs.setdefault(rec.obj_id, _Agg())
@@ -383,6 +505,23 @@ class DeltaEngine:
                 md.append(entry)
             out["members@delta"] = md
         return out
+
+
+def _check_delta_select(select: tuple[str, ...] | None, resource: str, form: str = "400") -> None:
+    """400 for `$select` properties delta does not support (the real message lists them); the
+    `delta_select_error` switch gives the other readings (a bare 400, the older 501)."""
+    refused = [p for p in select or () if p in DELTA_UNSUPPORTED_SELECT.get(resource, frozenset())]
+    if not refused:
+        return
+    if form == "501":
+        raise QueryError("NotImplemented", "This operation target is not yet supported.", status=501)
+    if form == "400-bare":
+        raise QueryError("BadRequest", "Invalid request for delta query.")
+    raise QueryError(
+        "BadRequest",
+        "Invalid request for delta query: $select is not supported for the following "
+        f"properties: {', '.join(refused)}.",
+    )
 
 
 async def delta_handler(request: web.Request) -> web.Response:

@@ -32,6 +32,11 @@ class Faults:
     latency_ms: float = 0.0
     reset_rate: float = 0.0
     reset_next: int = 0
+    # lost answers: the request IS processed, then the connection drops before the response
+    # (a create whose 201 never arrives); optionally only for requests whose "METHOD /path"
+    # contains the filter (e.g. "POST /v1.0/subscriptions")
+    drop_response_next: int = 0
+    drop_response_path: str | None = None
     # delta
     delta_page_size: int = 200
     members_slice: int = 100
@@ -39,6 +44,18 @@ class Faults:
     replay_rate: float = 0.0
     delta_token_ttl_seconds: float = 7 * DAY
     resync_410: bool = False
+    # replication delay ("Processing delays" in the delta overview): each change becomes visible
+    # to delta after a random delay drawn per change from [min, max] seconds; its change
+    # notification is sent at once, so it can arrive before delta shows the change
+    replication_delay_min: float = 0.0
+    replication_delay_max: float = 0.0
+    # `$top` on users/groups delta: the overview says "not supported" -> 400 ("reject", the
+    # strict reading); an observed reading is that it is silently ignored ("ignore")
+    delta_top: str = "reject"
+    # how delta refuses an unsupported `$select` property: "400" (names them, microsoft-graph.md
+    # addendum), "400-bare" (a 400 that does not name them) or "501" (the older overview's
+    # NotImplemented "This operation target is not yet supported.")
+    delta_select_error: str = "400"
     # auth
     access_token_ttl: int = 3599
     # subscriptions / notifications
@@ -51,6 +68,18 @@ class Faults:
     notify_delay_seconds: float = 0.0
     lifecycle_variant: str = "documented"  # or "observed" (organizationId instead of tenantId)
     lifecycle_lead_seconds: float = 600.0
+    # reauthorizationRequired on the access-token cadence: while the access token that created
+    # (or last reauthorized/renewed) a subscription expires within `reauth_lead_seconds`, a
+    # challenge is sent every `reauth_repeat_seconds` (the lifecycle doc's example: every 15 min
+    # in the token's last hour); once that token expired without a reauthorization, change
+    # notifications of the subscription are paused (lost) until one comes
+    reauth_on_token_cadence: bool = True
+    reauth_lead_seconds: float = 3600.0
+    reauth_repeat_seconds: float = 900.0
+    reauth_pause: bool = True
+    # a `missed` lifecycle event is sent when change notifications of a subscription could not
+    # be delivered (dropped, slow endpoint, gave up)
+    missed_on_drop: bool = True
 
     def update(self, changes: dict[str, Any]) -> list[str]:
         """Apply a partial update; returns unknown keys (rejected by the admin API)."""
@@ -96,6 +125,13 @@ class FaultInjector:
             setattr(self.faults, name, n - 1)
             return True
         return False
+
+    def drop_response(self, method: str, path: str) -> bool:
+        """Whether this (processed) request loses its answer: `drop_response_next` on matching ones."""
+        f = self.faults
+        if f.drop_response_path and f.drop_response_path not in f"{method.upper()} {path}":
+            return False
+        return self.take_next("drop_response_next")
 
     def decide(self) -> str | None:
         """Which fault (reset, 429, 5xx) hits this request, if any."""

@@ -5,6 +5,12 @@ to 4 hours; an endpoint answering slower than 2,900 ms for >= 10 % of the last w
 every 10 min, judged after 100 notifications) is throttled (delayed 10 min) and at >= 15 % its
 notifications are dropped. The same rules apply here with time values scaled down by default
 (see `DeliveryConfig`) so tests finish in seconds; `DeliveryConfig.real()` gives the real schedule.
+
+Lifecycle events (change-notifications-lifecycle-events.md): `reauthorizationRequired` before the
+subscription expires and on the access-token cadence (while the token that authorized the
+subscription expires within the hour, every 15 min; once it expired without a reauthorization,
+change notifications are paused and lost), and `missed` when change notifications could not be
+delivered (dropped, slow endpoint, retries exhausted).
 """
 
 from __future__ import annotations
@@ -101,6 +107,9 @@ class Notifier:
             "gave_up": 0,
             "lifecycle_sent": 0,
             "expired_subscriptions": 0,
+            "paused": 0,
+            "missed_sent": 0,
+            "reauth_challenges": 0,
         }
         self.log: deque[dict[str, Any]] = deque(maxlen=1000)
         self._seq = int(time.time() * 1e7)
@@ -134,10 +143,14 @@ class Notifier:
             return
         seg, odata_type = _ODATA[resource]
         tid = self.sim.tenant.tenant_id
+        now = self.sim.clock()
         for sub in self.sim.subscriptions.live():
             if sub.resource_key != resource or change not in sub.change_types:
                 continue
             if sub.resource_id is not None and sub.resource_id != obj_id:
+                continue
+            if self.sim.faults.reauth_pause and sub.paused(now):
+                self.stats["paused"] += 1  # lost: the app must catch up by delta after reauthorizing
                 continue
             self._seq += 1
             note: dict[str, Any] = {
@@ -190,6 +203,7 @@ class Notifier:
         if not lifecycle and faults.notify_drop_rate > 0:
             kept = [n for n in notes if not inj.chance(faults.notify_drop_rate)]
             self.stats["dropped"] += len(notes) - len(kept)
+            self._missed([n for n in notes if n not in kept])
             notes = kept
             if not notes:
                 return False
@@ -205,6 +219,8 @@ class Notifier:
             if ratio >= cfg.drop_ratio:
                 self.stats["dropped_slow"] += len(notes)
                 self._log(url, notes, "dropped_slow", attempt)
+                if not lifecycle:
+                    self._missed(notes)
                 return False
             if ratio >= cfg.delay_ratio:
                 self.stats["delayed_slow"] += len(notes)
@@ -218,6 +234,8 @@ class Notifier:
             self.stats["failed_attempts"] += 1
             if attempt >= len(cfg.retry_delays):
                 self.stats["gave_up"] += len(notes)
+                if not lifecycle:
+                    self._missed(notes)
                 return False
             await asyncio.sleep(cfg.retry_delays[attempt])
             attempt += 1
@@ -261,6 +279,16 @@ class Notifier:
                 "subscriptionIds": sorted({str(n.get("subscriptionId")) for n in notes}),
             }
         )
+
+    def _missed(self, notes: list[dict[str, Any]]) -> None:
+        """One `missed` lifecycle event per subscription whose change notifications were lost."""
+        if not self.sim.faults.missed_on_drop or not notes:
+            return
+        for sub_id in sorted({str(n.get("subscriptionId")) for n in notes}):
+            sub = self.sim.subscriptions.get(sub_id)
+            if sub is not None and sub.lifecycle_url:
+                self.stats["missed_sent"] += 1
+                self._spawn(self.send_lifecycle(sub, "missed"))
 
     # ---------------------------------------------------------------- validation handshake
     async def validate(self, url: str) -> str | None:
@@ -334,7 +362,6 @@ class Notifier:
         """POST a lifecycle notification to the subscription's lifecycleNotificationUrl."""
         if not sub.lifecycle_url:
             return False
-        sub.lifecycle_sent = True
         payload = self.lifecycle_payload(sub, event)
         return await self._deliver(sub.lifecycle_url, payload["value"], lifecycle=True)
 
@@ -344,8 +371,10 @@ class Notifier:
             self.tick()
 
     def tick(self) -> None:
-        """Delete expired subscriptions; send reauthorizationRequired shortly before expiry."""
+        """Delete expired subscriptions; send reauthorizationRequired shortly before expiry and
+        on the access-token cadence."""
         now = self.sim.clock()
+        faults = self.sim.faults
         subs = self.sim.subscriptions
         for sub in list(subs.all()):
             if sub.expires_at <= now:
@@ -354,7 +383,17 @@ class Notifier:
             elif (
                 sub.lifecycle_url
                 and not sub.lifecycle_sent
-                and sub.expires_at - now <= self.sim.faults.lifecycle_lead_seconds
+                and sub.expires_at - now <= faults.lifecycle_lead_seconds
             ):
                 sub.lifecycle_sent = True
+                sub.last_challenge = now
+                self._spawn(self.send_lifecycle(sub))
+            elif (
+                sub.lifecycle_url
+                and faults.reauth_on_token_cadence
+                and sub.authorized_until - now <= faults.reauth_lead_seconds
+                and now - sub.last_challenge >= faults.reauth_repeat_seconds
+            ):
+                sub.last_challenge = now
+                self.stats["reauth_challenges"] += 1
                 self._spawn(self.send_lifecycle(sub))

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from syncd.sim.graph.keys import APP_ID, GRAPH_SIM
+from syncd.sim.graph.keys import APP_ID, GRAPH_SIM, TOKEN_EXPIRY
 from syncd.sim.graph.odata import context_url, graph_error, json_response
 
 if TYPE_CHECKING:
@@ -43,6 +43,14 @@ class Subscription:
     app_id: str
     tls_version: str
     lifecycle_sent: bool = False
+    authorized_until: float = float("inf")
+    """Expiry of the access token that created, last reauthorized or renewed the subscription."""
+    last_challenge: float = 0.0
+    """When the last reauthorizationRequired of the access-token cadence was sent."""
+
+    def paused(self, now: float) -> bool:
+        """Delivery stops once the authorizing token expired without a reauthorization."""
+        return now >= self.authorized_until
 
     def expiration_iso(self) -> str:
         """Graph's 7-digit fraction UTC format."""
@@ -238,6 +246,8 @@ async def create_subscription(request: web.Request) -> web.Response:
         expires_at=exp,
         app_id=app_id,
         tls_version=str(tls),
+        authorized_until=request[TOKEN_EXPIRY],
+        last_challenge=sim.clock(),
     )
     sim.subscriptions.add(sub)
     out = {"@odata.context": context_url(request, "subscriptions/$entity")}
@@ -311,6 +321,7 @@ async def patch_subscription(request: web.Request) -> web.Response:
             return exp
         sub.expires_at = exp
         sub.lifecycle_sent = False
+        sub.authorized_until = request[TOKEN_EXPIRY]  # renewing also reauthorizes
     out = {"@odata.context": context_url(request, "subscriptions/$entity")}
     out.update(sub.to_json())
     return json_response(out)
@@ -333,6 +344,7 @@ async def reauthorize_subscription(request: web.Request) -> web.Response:
     if isinstance(sub, web.Response):
         return sub
     sim.reauthorized.append(sub.id)
+    sub.authorized_until = request[TOKEN_EXPIRY]
     return web.Response(status=204)
 
 
