@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 
 from syncd.model.schema import ALL_SOURCES
 from syncd.pausepoints import ENV_MARKER, ENV_POINT
-
 from syncd.tenant import default_scope, is_guid
 
 NOT_SETTINGS = frozenset({"SYNCD_CONFIG", ENV_POINT, ENV_MARKER})
