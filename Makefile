@@ -22,7 +22,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check syncd tests bench
 	$(BIN)/mypy
-	$(BIN)/pytest -q -n 2 --dist loadfile
+	$(BIN)/pytest -q -n 4 --dist worksteal
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -q -m slow
