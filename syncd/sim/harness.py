@@ -7,10 +7,12 @@ import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from syncd.config import Settings, load_settings
-from syncd.j1.partitions import parse_scope
+from syncd.j1.partitions import ENTITY_PART, MAX_BITS, Layout, PartKind, parse_scope
+from syncd.mirror.keyhash import key_hash
+from syncd.sim.j1.state import object_id
 from syncd.sim.runner import RunningSims, render_syncd_config, start_simulators
 from syncd.sim.tenant import Tenant
 
@@ -130,6 +132,21 @@ class SimHarness:
         """The J1 simulator's stored graph in syncd's scopes: (entities by key, relationships by key)."""
         found = self.j1_objects()
         return ({e["_key"]: e for e in found["entities"]}, {r["_key"]: r for r in found["relationships"]})
+
+    def j1_object(self, kind: PartKind, key: str) -> dict[str, Any] | None:
+        """One stored object by key, in O(1) whatever the partition count (benches poll this):
+        its partition scope is one of a few candidates, one per possible partition count."""
+        graph = self.sims.j1_state.graphs.get(self.sims.j1_account_id)
+        if graph is None:
+            return None
+        store = graph.entities if kind == ENTITY_PART else graph.relationships
+        khash = key_hash(key)
+        for bits in range(MAX_BITS + 1):
+            scope = Layout(self.scope, bits, bits).partition_of(kind, khash).scope(self.scope)
+            found = store.get(object_id(scope, key))
+            if found is not None:
+                return cast(dict[str, Any], found)
+        return None
 
     def is_syncd_scope(self, scope: str) -> bool:
         """A scope of syncd's partition layout (jobs on probe or isolation scopes are not)."""

@@ -203,17 +203,11 @@ def percentiles(samples: Sequence[float]) -> dict[str, float]:
 
 # --- J1 simulator look-ups in O(1) (the benches poll them every few ms on a 10k-user graph) ---------
 def j1_entity(h: SimHarness, key: str) -> dict[str, Any] | None:
-    from syncd.sim.j1.state import object_id
-
-    graph = h.sims.j1_state.graphs.get(h.sims.j1_account_id)
-    return None if graph is None else graph.entities.get(object_id(h.scope, key))
+    return h.j1_object("e", key)
 
 
 def j1_relationship(h: SimHarness, key: str) -> dict[str, Any] | None:
-    from syncd.sim.j1.state import object_id
-
-    graph = h.sims.j1_state.graphs.get(h.sims.j1_account_id)
-    return None if graph is None else graph.relationships.get(object_id(h.scope, key))
+    return h.j1_object("r", key)
 
 
 class DaemonProcess:
