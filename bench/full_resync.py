@@ -249,9 +249,8 @@ async def bench(args: argparse.Namespace) -> None:
         rows.append(("cycle wall s (median)", f"{statistics.median(c[0] for c in cycles):.2f}"))
         rows.append(("cycle peak RSS MB (max)", f"{max(c[1] for c in cycles):.0f}"))
         rows.append(("cycle Graph requests per delta resource (max; goal <= 2)", str(worst)))
-        rows.append(
-            ("cycle J1 objects uploaded (a DIFF re-sends its partition)", " / ".join(str(c[3]) for c in cycles))
-        )
+        uploaded = " / ".join(str(c[3]) for c in cycles)
+        rows.append(("cycle J1 objects uploaded (a DIFF re-sends its partition)", uploaded))
         rows.append(("cycle J1 objects uploaded to other scopes", " / ".join(str(c[6]) for c in cycles)))
         rows.append(("cycle objects changed in J1", " / ".join(str(c[4]) for c in cycles)))
         rows.append(("cycle J1 jobs", " / ".join(str(c[5]) for c in cycles)))
