@@ -98,7 +98,7 @@ class J1Settings:
     strategy: str = "auto"
     """``auto``: documented writes, plus the faster ones the probe proved on this account;
     ``documented``: never rely on undocumented J1 behaviour."""
-    concurrency: int = 8
+    concurrency: int = 16
     """J1 jobs in flight at once (different partitions)."""
     probe_wait: float = 30.0
     """How long the capability probe waits for J1QL to show a job's effect (J1QL may lag)."""

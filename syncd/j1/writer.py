@@ -155,7 +155,7 @@ class J1Writer:
         scope: str,
         strategy: Strategy = "auto",
         job_timeout: float = 600.0,
-        concurrency: int = 8,
+        concurrency: int = 16,
         partial_types: Callable[[], Sequence[str]] = lambda: (),
         on_job: Callable[[str, str], None] | None = None,
         alert_sink: AlertSink | None = None,
