@@ -33,8 +33,8 @@ lint: $(STAMP)
 
 ## quick benchmarks (see bench/README.md for the long ones)
 bench: $(STAMP)
-	$(BIN)/python bench/sim_bench.py --runs 3
-	$(BIN)/python bench/mirror_bench.py --runs 2
+	$(BIN)/python -m bench.sim_bench --runs 3
+	$(BIN)/python -m bench.mirror_bench --runs 2
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,6 +1,6 @@
 """How fast the webhook answers Graph: time from POST to 202 for valid change notifications.
 
-Run: .venv/bin/python bench/webhook_ack.py [--requests 2000] [--runs 3]
+Run: .venv/bin/python -m bench.webhook_ack [--requests 2000] [--runs 3]
 
 The real webhook app (syncd.webhook) with the daemon's wake-up path (syncd.wakeup.WakeUps) behind
 it, on 127.0.0.1; the round it wakes is a stand-in that sleeps 50 ms, so requests arrive while
@@ -14,7 +14,6 @@ import asyncio
 import json
 import statistics
 import time
-from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -43,24 +42,36 @@ async def one_run(requests: int) -> tuple[list[float], int]:
     async def lifecycle(sub: str, event: str) -> None:
         return None
 
-    async def health() -> tuple[bool, dict[str, Any]]:
-        return True, {}
-
-    app = create_webhook_app(WebhookHooks(wake=wake, lifecycle=lifecycle, health=health),
-                             client_state=STATE, tenant_id=TENANT)
+    app = create_webhook_app(
+        WebhookHooks(wake=wake, lifecycle=lifecycle), client_state=STATE, tenant_id=TENANT
+    )
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    body = json.dumps({"value": [{"subscriptionId": "s", "changeType": "updated", "clientState": STATE,
-                                  "resource": "Users/abc", "tenantId": TENANT,
-                                  "resourceData": {"id": "abc"}}]})
+    body = json.dumps(
+        {
+            "value": [
+                {
+                    "subscriptionId": "s",
+                    "changeType": "updated",
+                    "clientState": STATE,
+                    "resource": "Users/abc",
+                    "tenantId": TENANT,
+                    "resourceData": {"id": "abc"},
+                }
+            ]
+        }
+    )
     times: list[float] = []
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
         for i in range(requests):
             started = time.perf_counter()
-            async with session.post(f"http://127.0.0.1:{port}/notifications", data=body,
-                                    headers={"Content-Type": "application/json"}) as resp:
+            async with session.post(
+                f"http://127.0.0.1:{port}/notifications",
+                data=body,
+                headers={"Content-Type": "application/json"},
+            ) as resp:
                 assert resp.status == 202, resp.status
             times.append(time.perf_counter() - started)
             if i % 100 == 0:

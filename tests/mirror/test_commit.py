@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
-from syncd.mirror import Mirror
+from bench.kit.mirror_push import Push, plan_push, push_all
+from syncd.mirror import Change, CommitResult, Mirror
+from syncd.mirror.types import AlertRow
 from tests.mirror.helpers import (
     GROUP,
     GROUP_HAS_MEMBER,
     GROUP_HAS_USER,
     MEMBER,
     USER,
-    Push,
     ent,
     mapped,
-    plan_push,
-    push_all,
     rel,
 )
 
@@ -23,7 +25,9 @@ U1, U2, U3 = "user-00000001", "user-00000002", "user-00000003"
 G1, G2 = "group-0000001", "group-0000002"
 
 
-async def commit(m: Mirror, origin: str, *ops: tuple, full: bool = False, **kw):  # type: ignore[no-untyped-def]
+async def commit(
+    m: Mirror, origin: str, *ops: tuple[Any, ...], full: bool = False, **kw: Any
+) -> CommitResult:
     r = await m.begin_round(origin, full=full)
     for op in ops:
         name, *args = op
@@ -156,7 +160,10 @@ async def test_delete_relationships_and_raw(mirror: Mirror) -> None:
 async def test_orphan_rule_deletes_unreferenced_members(mirror: Mirror) -> None:
     m1 = "member-000001"
     rules = {MEMBER: GROUP_HAS_MEMBER}
-    mk = lambda g: rel(g, m1, GROUP_HAS_MEMBER)  # noqa: E731
+
+    def mk(group: str) -> dict[str, Any]:
+        return rel(group, m1, GROUP_HAS_MEMBER)
+
     await commit(mirror, "groups", ("stage", G1, [ent(m1, MEMBER)], [mk(G1)]), orphan_rules=rules)
     await commit(mirror, "groups", ("stage", G2, [ent(m1, MEMBER)], [mk(G2)]), orphan_rules=rules)
     res = await commit(mirror, "groups", ("delete_relationships", [mk(G1)["_key"]]), orphan_rules=rules)
@@ -191,7 +198,8 @@ async def test_endpoint_delete_cascades_and_reappearance_repushes(mirror: Mirror
 
     res = await commit(mirror, "users", ("delete_owners", [U1]))
     assert res.outbox_added == 1  # only the entity delete: J1 cascades to the relationship
-    assert (await mirror.get_relationship_row(key)).live is False  # type: ignore[union-attr]
+    row = await mirror.get_relationship_row(key)
+    assert row is not None and row.live is False
     push = await drain(mirror)
     assert push.modes == ["DIFF", None] and push.absent("entity") == {U1}
     row = await mirror.get_relationship_row(key)
@@ -224,7 +232,8 @@ async def test_removed_while_live_pushes_relationship_delete(mirror: Mirror) -> 
     await drain(mirror)
     res = await commit(mirror, "groups", ("delete_relationships", [key]))
     assert res.outbox_added == 1
-    assert (await mirror.get_relationship_row(key)).deleted  # type: ignore[union-attr]  # tombstone
+    row = await mirror.get_relationship_row(key)
+    assert row is not None and row.deleted  # tombstone
     push = await drain(mirror)
     assert push.modes == [None, "DIFF"] and push.absent("relationship") == {key}
     assert await mirror.get_relationship_row(key) is None  # purged on ack
@@ -276,10 +285,10 @@ async def test_cursor_commits_with_round_and_discard_changes_nothing(mirror: Mir
 
 
 async def test_change_hook_alerts_in_same_transaction(mirror: Mirror) -> None:
-    seen = []
-    looked = []
+    seen: list[Change] = []
+    looked: list[dict[str, Any] | None] = []
 
-    def hook(changes, lookup):  # type: ignore[no-untyped-def]
+    def hook(changes: list[Change], lookup: Callable[[str], dict[str, Any] | None]) -> list[AlertRow]:
         seen.extend(changes)
         looked.append(lookup(U1))
         return [
@@ -298,7 +307,7 @@ async def test_change_hook_alerts_in_same_transaction(mirror: Mirror) -> None:
     assert looked[0] is not None and looked[0]["_key"] == U1  # the lookup sees the transaction's state
     assert await mirror.alert_depth() == 1
 
-    def failing(changes, lookup):  # type: ignore[no-untyped-def]
+    def failing(changes: list[Change], lookup: Callable[[str], dict[str, Any] | None]) -> list[AlertRow]:
         raise RuntimeError("rule crashed")
 
     with pytest.raises(RuntimeError, match="rule crashed"):
@@ -312,7 +321,8 @@ async def test_entity_changing_origin_is_not_swept_by_old_origin(mirror: Mirror)
     await commit(mirror, "groups", ("stage", G1, [ent(U1, x=1)], []))
     await commit(mirror, "users", full=True)
     assert await mirror.get_entity(U1) == ent(U1, x=1)
-    assert (await mirror.get_entity_row(U1)).origin == "groups"  # type: ignore[union-attr]
+    row = await mirror.get_entity_row(U1)
+    assert row is not None and row.origin == "groups"
 
 
 async def test_validation_errors(mirror: Mirror) -> None:

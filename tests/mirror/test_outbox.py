@@ -3,16 +3,26 @@ and what the mirror believes J1 holds follows each job (cascade, waiting relatio
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+from bench.kit.mirror_push import LAYOUT, ack_push, plan_push, push_all
 from syncd.j1.capabilities import Behaviour, Capabilities, Finding
 from syncd.mirror import UNKNOWN_HASH, Mirror, PartitionRef, RefusedObject
-from tests.mirror.helpers import GROUP, LAYOUT, ack_push, ent, plan_push, push_all, rel
+from tests.mirror.helpers import GROUP, ent, rel
 
 U1, U2 = "user-00000001", "user-00000002"
 G1 = "group-0000001"
 ENTITY_PART = next(p for p in LAYOUT.partitions() if p.kind == "e")
 
 
-async def put(m: Mirror, origin: str, owner: str, ents: list, rels: list = []) -> None:  # type: ignore[type-arg]  # noqa: B006
+async def put(
+    m: Mirror,
+    origin: str,
+    owner: str,
+    ents: list[dict[str, Any]],
+    rels: Sequence[dict[str, Any]] = (),
+) -> None:
     r = await m.begin_round(origin, full=False)
     await r.stage(owner, ents, rels)
     await r.commit()
@@ -163,7 +173,8 @@ async def test_relationship_waits_for_its_endpoint_to_be_in_j1(mirror: Mirror) -
     key = rel(G1, U1)["_key"]
     await put(mirror, "groups", G1, [ent(G1, GROUP)], [rel(G1, U1)])  # membership seen before its user
     await push_all(mirror)
-    assert (await mirror.get_relationship_row(key)).pushed_hash is None  # type: ignore[union-attr]
+    row = await mirror.get_relationship_row(key)
+    assert row is not None and row.pushed_hash is None
     await put(mirror, "users", U1, [ent(U1)])
     push = await plan_push(mirror, kinds=("r",))
     assert ("relationship", key) not in push.plans[0].sent  # U1 is not in J1 yet
