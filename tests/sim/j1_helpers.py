@@ -157,5 +157,3 @@ def rel(
 def error_code(data: Any) -> str:
     assert set(data) == {"error"} and set(data["error"]) == {"code", "message"}, data
     return str(data["error"]["code"])
-
-

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
+from tests.helpers.graph_sim import GraphSimClient
 from tests.paths import FIXTURES
-from tests.sim.conftest import SimHarness
 
 
-async def _token(h: SimHarness, tenant: str, **form: str) -> tuple[int, dict]:
+async def _token(h: GraphSimClient, tenant: str, **form: str) -> tuple[int, dict[str, Any]]:
     async with h.session.post(f"{h.base}/{tenant}/oauth2/v2.0/token", data=form) as r:
         return r.status, await r.json()
 
 
-def _form(h: SimHarness, **over: str) -> dict[str, str]:
+def _form(h: GraphSimClient, **over: str) -> dict[str, str]:
     f = {
         "grant_type": "client_credentials",
         "client_id": h.client_id,
@@ -24,7 +25,7 @@ def _form(h: SimHarness, **over: str) -> dict[str, str]:
     return f
 
 
-async def test_token_success_shape(harness: SimHarness) -> None:
+async def test_token_success_shape(harness: GraphSimClient) -> None:
     status, body = await _token(harness, harness.tenant.tenant_id, **_form(harness))
     assert status == 200
     assert body["token_type"] == "Bearer"
@@ -32,7 +33,7 @@ async def test_token_success_shape(harness: SimHarness) -> None:
     assert body["access_token"].count(".") == 2
 
 
-async def test_unknown_tenant_matches_recorded_error(harness: SimHarness) -> None:
+async def test_unknown_tenant_matches_recorded_error(harness: GraphSimClient) -> None:
     recorded = json.loads((FIXTURES / "token-unknown-tenant.json").read_text())["exchanges"][0]
     status, body = await _token(harness, "abc123testing", **_form(harness))
     assert status == recorded["status"] == 400
@@ -44,7 +45,7 @@ async def test_unknown_tenant_matches_recorded_error(harness: SimHarness) -> Non
     assert body["error_uri"].endswith("/error?code=90002")
 
 
-async def test_unknown_client_and_wrong_secret(harness: SimHarness) -> None:
+async def test_unknown_client_and_wrong_secret(harness: GraphSimClient) -> None:
     status, body = await _token(harness, harness.tenant.tenant_id, **_form(harness, client_id="nope"))
     assert (status, body["error"], body["error_codes"]) == (400, "unauthorized_client", [700016])
     assert "AADSTS700016: Application with identifier 'nope' was not found" in body["error_description"]
@@ -52,7 +53,7 @@ async def test_unknown_client_and_wrong_secret(harness: SimHarness) -> None:
     assert (status, body["error"], body["error_codes"]) == (401, "invalid_client", [7000215])
 
 
-async def test_scope_must_be_graph_default(harness: SimHarness) -> None:
+async def test_scope_must_be_graph_default(harness: GraphSimClient) -> None:
     status, body = await _token(harness, harness.tenant.tenant_id, **_form(harness, scope="User.Read"))
     assert (status, body["error"]) == (400, "invalid_scope")
     status, body = await _token(
@@ -63,12 +64,12 @@ async def test_scope_must_be_graph_default(harness: SimHarness) -> None:
     assert (status, body["error"]) == (400, "unsupported_grant_type")
 
 
-async def test_tenant_domain_is_accepted(harness: SimHarness) -> None:
+async def test_tenant_domain_is_accepted(harness: GraphSimClient) -> None:
     status, _ = await _token(harness, harness.tenant.domain, **_form(harness))
     assert status == 200
 
 
-async def test_discovery_document(harness: SimHarness) -> None:
+async def test_discovery_document(harness: GraphSimClient) -> None:
     tid = harness.tenant.tenant_id
     async with harness.session.get(f"{harness.base}/{tid}/v2.0/.well-known/openid-configuration") as r:
         doc = await r.json()
@@ -80,7 +81,7 @@ async def test_discovery_document(harness: SimHarness) -> None:
         assert (await r.json())["error_codes"] == [90002]
 
 
-async def test_graph_requires_valid_bearer(harness: SimHarness) -> None:
+async def test_graph_requires_valid_bearer(harness: GraphSimClient) -> None:
     async with harness.session.get(f"{harness.base}/v1.0/users") as r:
         assert r.status == 401
         assert r.headers["Content-Type"].startswith("application/json")
@@ -92,7 +93,7 @@ async def test_graph_requires_valid_bearer(harness: SimHarness) -> None:
     assert status == 401 and body["error"]["code"] == "InvalidAuthenticationToken"
 
 
-async def test_expired_access_token_is_rejected(harness: SimHarness) -> None:
+async def test_expired_access_token_is_rejected(harness: GraphSimClient) -> None:
     status, _, _ = await harness.get("/v1.0/users")
     assert status == 200
     await harness.admin("POST", "/tokens/expire")
@@ -104,7 +105,7 @@ async def test_expired_access_token_is_rejected(harness: SimHarness) -> None:
     assert status == 200
 
 
-async def test_removed_app_gets_identity_not_found(harness: SimHarness) -> None:
+async def test_removed_app_gets_identity_not_found(harness: GraphSimClient) -> None:
     del harness.tenant.apps[harness.client_id]
     status, body, _ = await harness.get("/v1.0/organization")
     assert status == 401

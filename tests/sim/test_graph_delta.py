@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.sim.conftest import SimHarness
+from tests.helpers.graph_sim import GraphSimClient
 
 
-def _by_id(values: list[dict]) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {}
+def _by_id(values: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
     for v in values:
         out.setdefault(v["id"], []).append(v)
     return out
 
 
-async def test_initial_round_pages_then_deltalink(harness: SimHarness) -> None:
+async def test_initial_round_pages_then_deltalink(harness: GraphSimClient) -> None:
     await harness.admin("PUT", "/faults", {"delta_page_size": 8})
     values, delta_link, pages = await harness.follow("/v1.0/users/delta?$select=displayName,accountEnabled")
     assert [len(p["value"]) for p in pages] == [8, 8, 8, 6]
@@ -28,7 +29,7 @@ async def test_initial_round_pages_then_deltalink(harness: SimHarness) -> None:
     assert again == [] and len(pages2) == 1 and link2 and link2 != delta_link
 
 
-async def test_top_ignored_and_long_form(harness: SimHarness) -> None:
+async def test_top_ignored_and_long_form(harness: GraphSimClient) -> None:
     # the delta overview: `$top` is not supported for users and groups (strict reading: 400) ...
     for resource in ("users", "groups"):
         status, body, _ = await harness.get(f"/v1.0/{resource}/delta?$top=2")
@@ -40,7 +41,7 @@ async def test_top_ignored_and_long_form(harness: SimHarness) -> None:
     assert len(pages[0]["value"]) == 10
 
 
-async def test_select_tracking(harness: SimHarness) -> None:
+async def test_select_tracking(harness: GraphSimClient) -> None:
     _, link, _ = await harness.follow("/v1.0/users/delta?$select=displayName,jobTitle")
     users = list(harness.tenant.list("users"))
     a, b = users[0]["id"], users[1]["id"]
@@ -56,7 +57,7 @@ async def test_select_tracking(harness: SimHarness) -> None:
     assert headers["Preference-Applied"] == "return=minimal"
 
 
-async def test_default_select_tracks_default_properties_only(harness: SimHarness) -> None:
+async def test_default_select_tracks_default_properties_only(harness: GraphSimClient) -> None:
     _, link, _ = await harness.follow("/v1.0/users/delta")
     uid = next(iter(harness.tenant.list("users")))["id"]
     await harness.admin("PATCH", f"/users/{uid}", {"accountEnabled": False})
@@ -67,7 +68,7 @@ async def test_default_select_tracks_default_properties_only(harness: SimHarness
     assert len(values) == 1 and values[0]["surname"] == "Zed"
 
 
-async def test_latest_returns_deltalink_without_data(harness: SimHarness) -> None:
+async def test_latest_returns_deltalink_without_data(harness: GraphSimClient) -> None:
     status, body, _ = await harness.get("/v1.0/users/delta?$deltatoken=latest&$select=displayName")
     assert status == 200 and body["value"] == [] and "@odata.deltaLink" in body
     await harness.admin("POST", "/users", {"displayName": "New Person", "userPrincipalName": "np@x"})
@@ -75,7 +76,7 @@ async def test_latest_returns_deltalink_without_data(harness: SimHarness) -> Non
     assert [v["displayName"] for v in values] == ["New Person"]
 
 
-async def test_removed_changed_deleted_and_restore(harness: SimHarness) -> None:
+async def test_removed_changed_deleted_and_restore(harness: GraphSimClient) -> None:
     _, link, _ = await harness.follow("/v1.0/users/delta?$select=displayName")
     users = [u["id"] for u in harness.tenant.list("users")]
     await harness.admin("POST", f"/users/{users[0]}/soft-delete")
@@ -90,7 +91,7 @@ async def test_removed_changed_deleted_and_restore(harness: SimHarness) -> None:
     assert values[0]["displayName"]
 
 
-async def test_members_delta_initial_split_and_changes(harness: SimHarness) -> None:
+async def test_members_delta_initial_split_and_changes(harness: GraphSimClient) -> None:
     await harness.admin("PUT", "/faults", {"delta_page_size": 50, "members_slice": 4})
     gid = max(harness.tenant.members, key=lambda g: len(harness.tenant.members[g]))
     n = len(harness.tenant.member_ids(gid))
@@ -119,7 +120,7 @@ async def test_members_delta_initial_split_and_changes(harness: SimHarness) -> N
     assert len(md) == 2
 
 
-async def test_soft_deleted_member_removed_then_restored(harness: SimHarness) -> None:
+async def test_soft_deleted_member_removed_then_restored(harness: GraphSimClient) -> None:
     gid = max(harness.tenant.members, key=lambda g: len(harness.tenant.members[g]))
     member = next(m for m in harness.tenant.member_ids(gid) if harness.tenant.store_of(m) == "users")
     _, glink, _ = await harness.follow("/v1.0/groups/delta?$select=displayName,members")
@@ -135,7 +136,7 @@ async def test_soft_deleted_member_removed_then_restored(harness: SimHarness) ->
     assert {"@odata.type": "#microsoft.graph.user", "id": member} in entry["members@delta"]
 
 
-async def test_replay_fault_redelivers(harness: SimHarness) -> None:
+async def test_replay_fault_redelivers(harness: GraphSimClient) -> None:
     _, link, _ = await harness.follow("/v1.0/users/delta?$select=displayName")
     uid = next(iter(harness.tenant.list("users")))["id"]
     await harness.admin("PATCH", f"/users/{uid}", {"displayName": "X1"})
@@ -145,14 +146,14 @@ async def test_replay_fault_redelivers(harness: SimHarness) -> None:
     assert all(v["displayName"] == "X1" for v in values if v["id"] == uid)
 
 
-async def test_empty_pages_with_nextlink(harness: SimHarness) -> None:
+async def test_empty_pages_with_nextlink(harness: GraphSimClient) -> None:
     await harness.admin("PUT", "/faults", {"empty_page_rate": 1.0, "delta_page_size": 10})
     values, link, pages = await harness.follow("/v1.0/users/delta")
     assert any(p["value"] == [] and "@odata.nextLink" in p for p in pages)
     assert len(values) == 30 and link
 
 
-async def test_expired_and_garbled_tokens(harness: SimHarness) -> None:
+async def test_expired_and_garbled_tokens(harness: GraphSimClient) -> None:
     _, link, _ = await harness.follow("/v1.0/users/delta")
     await harness.admin("POST", "/delta/expire")
     status, body, _ = await harness.get(link)
@@ -168,7 +169,7 @@ async def test_expired_and_garbled_tokens(harness: SimHarness) -> None:
     assert status == 400
 
 
-async def test_token_ttl(harness: SimHarness) -> None:
+async def test_token_ttl(harness: GraphSimClient) -> None:
     now = [1_000_000.0]
     harness.sim.clock = lambda: now[0]
     _, link, _ = await harness.follow("/v1.0/devices/delta")
@@ -181,7 +182,7 @@ async def test_token_ttl(harness: SimHarness) -> None:
     assert status == 400 and body["error"]["message"].startswith("The sync state generation is not found.")
 
 
-async def test_resync_410_with_location(harness: SimHarness) -> None:
+async def test_resync_410_with_location(harness: GraphSimClient) -> None:
     _, link, _ = await harness.follow("/v1.0/users/delta?$select=displayName")
     await harness.admin("PUT", "/faults", {"resync_410": True})
     async with harness.session.get(link, headers={"Authorization": f"Bearer {harness.token}"}) as r:
@@ -196,7 +197,7 @@ async def test_resync_410_with_location(harness: SimHarness) -> None:
     assert status == 200
 
 
-async def test_filter_and_option_strictness(harness: SimHarness) -> None:
+async def test_filter_and_option_strictness(harness: GraphSimClient) -> None:
     ids = [u["id"] for u in harness.tenant.list("users")][:3]
     flt = " or ".join(f"id eq '{i}'" for i in ids)
     values, link, _ = await harness.follow(f"/v1.0/users/delta?$filter={flt}")

@@ -5,10 +5,13 @@ lost; and a processed request whose answer is lost."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
+from bench.kit.tenants import graph_tenant
 from syncd.sim.graph.faults import Faults
 from syncd.sim.graph.notifications import DeliveryConfig
-from tests.sim.conftest import Receiver, small_tenant, start_harness
+from tests.helpers.graph_sim import graph_sim
+from tests.sim.conftest import Receiver
 from tests.sim.test_graph_notifications import _subscribe
 
 FAST = DeliveryConfig(retry_delays=(0.05,), batch_window=0.01, tick=0.05, timeout=1.0)
@@ -19,7 +22,7 @@ def _events(rec: Receiver, event: str) -> list[dict[str, object]]:
 
 
 async def test_reauthorization_challenges_follow_the_access_token_and_delivery_pauses(
-    receiver: Receiver,
+    receiver: Receiver, tmp_path: Path
 ) -> None:
     faults = Faults(
         allow_http_notification_url=True,
@@ -27,8 +30,7 @@ async def test_reauthorization_challenges_follow_the_access_token_and_delivery_p
         reauth_lead_seconds=2.0,
         reauth_repeat_seconds=0.25,
     )
-    h, runner = await start_harness(small_tenant(), faults=faults, delivery=FAST)
-    try:
+    async with graph_sim(graph_tenant(), tmp_path, faults=faults, delivery=FAST) as h:
         await h.fetch_token()
         sid = await _subscribe(h, receiver)  # an hour-long subscription: not the expiry lead
         await receiver.wait_for(2, timeout=3, lifecycle=True)
@@ -48,14 +50,10 @@ async def test_reauthorization_challenges_follow_the_access_token_and_delivery_p
         await h.admin("PATCH", f"/users/{uid}", {"displayName": "After Reauthorize"})
         await receiver.wait_for(1)
         assert receiver.notifications[0]["value"][0]["resourceData"]["id"] == uid
-    finally:
-        await h.session.close()
-        await runner.cleanup()
 
 
-async def test_lost_notifications_are_reported_as_missed(receiver: Receiver) -> None:
-    h, runner = await start_harness(small_tenant(), delivery=FAST)
-    try:
+async def test_lost_notifications_are_reported_as_missed(receiver: Receiver, tmp_path: Path) -> None:
+    async with graph_sim(graph_tenant(), tmp_path, delivery=FAST) as h:
         await h.fetch_token()
         sid = await _subscribe(h, receiver)
         await h.admin("PUT", "/faults", {"notify_drop_rate": 1.0})
@@ -76,14 +74,10 @@ async def test_lost_notifications_are_reported_as_missed(receiver: Receiver) -> 
         await h.admin("PATCH", f"/users/{uid}", {"displayName": "Silently Dropped"})
         await asyncio.sleep(0.3)
         assert len(_events(receiver, "missed")) == 2
-    finally:
-        await h.session.close()
-        await runner.cleanup()
 
 
-async def test_a_processed_request_can_lose_its_answer(receiver: Receiver) -> None:
-    h, runner = await start_harness(small_tenant(), delivery=FAST)
-    try:
+async def test_a_processed_request_can_lose_its_answer(receiver: Receiver, tmp_path: Path) -> None:
+    async with graph_sim(graph_tenant(), tmp_path, delivery=FAST) as h:
         await h.fetch_token()
         lose = {"drop_response_next": 1, "drop_response_path": "POST /v1.0/subscriptions"}
         await h.admin("PUT", "/faults", lose)
@@ -97,6 +91,3 @@ async def test_a_processed_request_can_lose_its_answer(receiver: Receiver) -> No
             raise AssertionError("the answer should have been lost")
         status, listed = await h.call("GET", "/v1.0/subscriptions")
         assert status == 200 and len(listed["value"]) == 1  # ... but the subscription exists
-    finally:
-        await h.session.close()
-        await runner.cleanup()

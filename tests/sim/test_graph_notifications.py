@@ -5,18 +5,22 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
+from bench.kit.tenants import graph_tenant
 from syncd.sim.graph.faults import Faults
 from syncd.sim.graph.notifications import DeliveryConfig
-from tests.sim.conftest import Receiver, SimHarness, small_tenant, start_harness
+from tests.helpers.graph_sim import GraphSimClient, graph_sim
+from tests.sim.conftest import Receiver
 
 
 def _exp(minutes: float = 60) -> str:
     return (datetime.now(UTC) + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-async def _subscribe(h: SimHarness, rec: Receiver, resource: str = "users", **over: object) -> str:
-    body = {
+async def _subscribe(h: GraphSimClient, rec: Receiver, resource: str = "users", **over: Any) -> str:
+    body: dict[str, Any] = {
         "changeType": "updated,deleted",
         "notificationUrl": f"{rec.url}/hook",
         "resource": resource,
@@ -30,7 +34,9 @@ async def _subscribe(h: SimHarness, rec: Receiver, resource: str = "users", **ov
     return str(created["id"])
 
 
-async def test_user_changes_are_batched_with_client_state(harness: SimHarness, receiver: Receiver) -> None:
+async def test_user_changes_are_batched_with_client_state(
+    harness: GraphSimClient, receiver: Receiver
+) -> None:
     sid = await _subscribe(harness, receiver)
     users = [u["id"] for u in harness.tenant.list("users")]
     await harness.admin("PATCH", f"/users/{users[0]}", {"displayName": "N1"})
@@ -50,7 +56,7 @@ async def test_user_changes_are_batched_with_client_state(harness: SimHarness, r
 
 
 async def test_group_membership_change_notifies_group_subscription(
-    harness: SimHarness, receiver: Receiver
+    harness: GraphSimClient, receiver: Receiver
 ) -> None:
     await _subscribe(harness, receiver, resource="groups", changeType="updated")
     gid = next(iter(harness.tenant.list("groups")))["id"]
@@ -64,7 +70,7 @@ async def test_group_membership_change_notifies_group_subscription(
     )
 
 
-async def test_failed_delivery_is_retried(harness: SimHarness, receiver: Receiver) -> None:
+async def test_failed_delivery_is_retried(harness: GraphSimClient, receiver: Receiver) -> None:
     await _subscribe(harness, receiver)
     receiver.fail_next = 2
     uid = next(iter(harness.tenant.list("users")))["id"]
@@ -74,7 +80,7 @@ async def test_failed_delivery_is_retried(harness: SimHarness, receiver: Receive
     assert stats["failed_attempts"] == 2 and stats["retried"] == 2 and stats["delivered"] == 1
 
 
-async def test_gives_up_after_schedule(harness: SimHarness, receiver: Receiver) -> None:
+async def test_gives_up_after_schedule(harness: GraphSimClient, receiver: Receiver) -> None:
     await _subscribe(harness, receiver)
     receiver.fail_next = 10
     uid = next(iter(harness.tenant.list("users")))["id"]
@@ -86,7 +92,7 @@ async def test_gives_up_after_schedule(harness: SimHarness, receiver: Receiver) 
     assert receiver.notifications == []
 
 
-async def test_drop_and_delay_faults(harness: SimHarness, receiver: Receiver) -> None:
+async def test_drop_and_delay_faults(harness: GraphSimClient, receiver: Receiver) -> None:
     await _subscribe(harness, receiver)
     await harness.admin("PUT", "/faults", {"notify_drop_rate": 1.0})
     uid = next(iter(harness.tenant.list("users")))["id"]
@@ -100,7 +106,7 @@ async def test_drop_and_delay_faults(harness: SimHarness, receiver: Receiver) ->
     assert time.monotonic() - start >= 0.6
 
 
-async def test_lifecycle_trigger_both_variants(harness: SimHarness, receiver: Receiver) -> None:
+async def test_lifecycle_trigger_both_variants(harness: GraphSimClient, receiver: Receiver) -> None:
     sid = await _subscribe(harness, receiver)
     result = await harness.admin(
         "POST", f"/subscriptions/{sid}/lifecycle", {"event": "reauthorizationRequired"}
@@ -116,27 +122,21 @@ async def test_lifecycle_trigger_both_variants(harness: SimHarness, receiver: Re
     assert item["resource"] == ""
 
 
-async def test_lifecycle_sent_automatically_before_expiry(receiver: Receiver) -> None:
-    h, runner = await start_harness(
-        small_tenant(), faults=Faults(allow_http_notification_url=True, lifecycle_lead_seconds=3600)
-    )
-    try:
+async def test_lifecycle_sent_automatically_before_expiry(receiver: Receiver, tmp_path: Path) -> None:
+    faults = Faults(allow_http_notification_url=True, lifecycle_lead_seconds=3600)
+    async with graph_sim(graph_tenant(), tmp_path, faults=faults) as h:
         await h.fetch_token()
         sid = await _subscribe(h, receiver, expirationDateTime=_exp(30))
         await receiver.wait_for(1, lifecycle=True)
         item = receiver.lifecycle[0]["value"][0]
         assert item["subscriptionId"] == sid and item["lifecycleEvent"] == "reauthorizationRequired"
-    finally:
-        await h.session.close()
-        await runner.cleanup()
 
 
-async def test_slow_endpoint_is_dropped(receiver: Receiver) -> None:
+async def test_slow_endpoint_is_dropped(receiver: Receiver, tmp_path: Path) -> None:
     delivery = DeliveryConfig(
         retry_delays=(), batch_window=0.01, tick=0.05, slow_seconds=0.05, min_samples=2, timeout=1.0
     )
-    h, runner = await start_harness(small_tenant(), delivery=delivery)
-    try:
+    async with graph_sim(graph_tenant(), tmp_path, delivery=delivery) as h:
         await h.fetch_token()
         await _subscribe(h, receiver)
         receiver.response_delay = 0.1
@@ -148,6 +148,3 @@ async def test_slow_endpoint_is_dropped(receiver: Receiver) -> None:
         await asyncio.sleep(0.3)
         assert len(receiver.notifications) == 2
         assert h.sim.notifier.stats["dropped_slow"] == 1
-    finally:
-        await h.session.close()
-        await runner.cleanup()

@@ -8,32 +8,33 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+from bench.kit.tenants import graph_tenant
 from syncd.sim.graph.faults import Faults
-from tests.sim.conftest import FakeClock, Receiver, SimHarness, small_tenant, start_harness
+from tests.helpers.graph_sim import FakeClock, GraphSimClient, graph_sim
+from tests.sim.conftest import Receiver
 from tests.sim.test_graph_notifications import _subscribe
 
 
 @asynccontextmanager
-async def _delayed(clock: FakeClock, **faults: Any) -> AsyncIterator[SimHarness]:
+async def _delayed(tmp_path: Path, clock: FakeClock, **faults: Any) -> AsyncIterator[GraphSimClient]:
     settings = Faults(allow_http_notification_url=True, **faults)
-    h, runner = await start_harness(small_tenant(), faults=settings, clock=clock)
-    try:
+    async with graph_sim(graph_tenant(), tmp_path, faults=settings, clock=clock) as h:
         await h.fetch_token()
         yield h
-    finally:
-        await h.session.close()
-        await runner.cleanup()
 
 
 def _ids(values: list[dict[str, Any]]) -> list[str]:
     return sorted(str(v["id"]) for v in values)
 
 
-async def test_a_change_is_notified_at_once_but_reaches_delta_after_its_delay(receiver: Receiver) -> None:
+async def test_a_change_is_notified_at_once_but_reaches_delta_after_its_delay(
+    receiver: Receiver, tmp_path: Path
+) -> None:
     clock = FakeClock()
-    async with _delayed(clock, replication_delay_min=2.0, replication_delay_max=2.0) as h:
+    async with _delayed(tmp_path, clock, replication_delay_min=2.0, replication_delay_max=2.0) as h:
         await _subscribe(h, receiver)
         _, link, _ = await h.follow("/v1.0/users/delta?$select=displayName")
         uid = str(next(iter(h.tenant.list("users")))["id"])
@@ -52,9 +53,9 @@ async def test_a_change_is_notified_at_once_but_reaches_delta_after_its_delay(re
         assert values == []  # reported once
 
 
-async def test_late_changes_come_in_a_later_round_and_none_twice() -> None:
+async def test_late_changes_come_in_a_later_round_and_none_twice(tmp_path: Path) -> None:
     clock = FakeClock()
-    async with _delayed(clock, replication_delay_min=0.0, replication_delay_max=10.0, seed=3) as h:
+    async with _delayed(tmp_path, clock, replication_delay_min=0.0, replication_delay_max=10.0, seed=3) as h:
         _, link, _ = await h.follow("/v1.0/users/delta?$select=jobTitle")
         users = [str(u["id"]) for u in list(h.tenant.list("users"))[:12]]
         for n, uid in enumerate(users):
@@ -81,9 +82,9 @@ async def test_late_changes_come_in_a_later_round_and_none_twice() -> None:
         assert values == []
 
 
-async def test_a_full_round_leaves_out_an_object_created_but_not_replicated() -> None:
+async def test_a_full_round_leaves_out_an_object_created_but_not_replicated(tmp_path: Path) -> None:
     clock = FakeClock()
-    async with _delayed(clock, replication_delay_min=5.0, replication_delay_max=5.0) as h:
+    async with _delayed(tmp_path, clock, replication_delay_min=5.0, replication_delay_max=5.0) as h:
         made = await h.admin("POST", "/users", {"displayName": "Brand New", "accountEnabled": True})
         values, link, _ = await h.follow("/v1.0/users/delta?$select=displayName")
         assert made["id"] not in _ids(values)
@@ -93,7 +94,7 @@ async def test_a_full_round_leaves_out_an_object_created_but_not_replicated() ->
         assert values == [{"id": made["id"], "displayName": "Brand New"}]
 
 
-async def test_without_a_delay_changes_are_visible_at_once(harness: SimHarness) -> None:
+async def test_without_a_delay_changes_are_visible_at_once(harness: GraphSimClient) -> None:
     _, link, _ = await harness.follow("/v1.0/users/delta?$select=displayName")
     uid = str(next(iter(harness.tenant.list("users")))["id"])
     await harness.admin("PATCH", f"/users/{uid}", {"displayName": "Immediate"})
@@ -101,7 +102,7 @@ async def test_without_a_delay_changes_are_visible_at_once(harness: SimHarness) 
     assert values == [{"id": uid, "displayName": "Immediate"}]
 
 
-async def test_delta_select_refuses_what_delta_does_not_support(harness: SimHarness) -> None:
+async def test_delta_select_refuses_what_delta_does_not_support(harness: GraphSimClient) -> None:
     status, body, _ = await harness.get("/v1.0/users/delta?$select=id,displayName,signInActivity")
     assert status == 400, body
     assert "signInActivity" in body["error"]["message"] and "delta" in body["error"]["message"]

@@ -5,17 +5,18 @@ from __future__ import annotations
 import asyncio
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import msal
 import requests
 
+from bench.kit.tenants import graph_tenant
 from syncd.sim.runner import render_syncd_config, start_simulators
-from tests.sim.conftest import small_tenant
 
 
 async def test_msal_over_https_and_config(tmp_path: Path) -> None:
-    running = await start_simulators(tenant=small_tenant(), state_dir=tmp_path, j1=False)
+    running = await start_simulators(tenant=graph_tenant(), state_dir=tmp_path, j1=False)
     try:
         for name in ("ca.pem", "webhook-cert.pem", "webhook-key.pem"):
             assert (tmp_path / name).exists()
@@ -25,7 +26,7 @@ async def test_msal_over_https_and_config(tmp_path: Path) -> None:
         assert cfg["tls"]["ca_file"] == str(tmp_path / "ca.pem")
         assert cfg["webhook"]["tls_key"] == str(tmp_path / "webhook-key.pem")
 
-        def acquire() -> dict:
+        def acquire() -> dict[str, Any]:
             http = requests.Session()
             http.verify = str(running.ca_file)
             http.trust_env = False  # else $REQUESTS_CA_BUNDLE overrides verify
@@ -36,7 +37,8 @@ async def test_msal_over_https_and_config(tmp_path: Path) -> None:
                 instance_discovery=False,
                 http_client=http,
             )
-            return app.acquire_token_for_client(scopes=[f"{running.graph_url}/.default"])
+            token: dict[str, Any] = app.acquire_token_for_client(scopes=[f"{running.graph_url}/.default"])
+            return token
 
         result = await asyncio.to_thread(acquire)
         assert "access_token" in result, result
@@ -53,7 +55,7 @@ async def test_msal_over_https_and_config(tmp_path: Path) -> None:
 
 
 async def test_runner_starts_j1_when_available(tmp_path: Path) -> None:
-    running = await start_simulators(tenant=small_tenant(), state_dir=tmp_path)
+    running = await start_simulators(tenant=graph_tenant(), state_dir=tmp_path)
     try:
         try:
             import syncd.sim.j1  # noqa: F401

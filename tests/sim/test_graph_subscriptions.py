@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
+from bench.kit.tenants import graph_tenant
 from syncd.sim.graph.faults import Faults
-from syncd.sim.tls import TlsFiles
-from tests.sim.conftest import Receiver, SimHarness, small_tenant, start_harness
+from tests.helpers.graph_sim import GraphSimClient, graph_sim
+from tests.sim.conftest import Receiver
 
 
 def _exp(minutes: float = 60) -> str:
     return (datetime.now(UTC) + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _sub(rec: Receiver, **over: object) -> dict:
-    body = {
+def _sub(rec: Receiver, **over: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
         "changeType": "updated,deleted",
         "notificationUrl": f"{rec.url}/hook?x=1",
         "resource": "users",
@@ -28,7 +31,7 @@ def _sub(rec: Receiver, **over: object) -> dict:
     return body
 
 
-async def test_create_runs_validation_handshake(harness: SimHarness, receiver: Receiver) -> None:
+async def test_create_runs_validation_handshake(harness: GraphSimClient, receiver: Receiver) -> None:
     status, body = await harness.call(
         "POST", "/v1.0/subscriptions", _sub(receiver, lifecycleNotificationUrl=f"{receiver.url}/life")
     )
@@ -41,7 +44,7 @@ async def test_create_runs_validation_handshake(harness: SimHarness, receiver: R
     assert receiver.validations[0].startswith("Validation: Testing client application reachability")
 
 
-async def test_validation_failures(harness: SimHarness, receiver: Receiver) -> None:
+async def test_validation_failures(harness: GraphSimClient, receiver: Receiver) -> None:
     receiver.echo_wrong = True
     status, body = await harness.call("POST", "/v1.0/subscriptions", _sub(receiver))
     assert status == 400 and "validationToken" in body["error"]["message"]
@@ -58,7 +61,7 @@ async def test_validation_failures(harness: SimHarness, receiver: Receiver) -> N
     assert body["value"] == []
 
 
-async def test_field_checks(harness: SimHarness, receiver: Receiver) -> None:
+async def test_field_checks(harness: GraphSimClient, receiver: Receiver) -> None:
     bad = [
         {"expirationDateTime": _exp(41760 + 5)},
         {"expirationDateTime": _exp(-5)},
@@ -79,42 +82,37 @@ async def test_field_checks(harness: SimHarness, receiver: Receiver) -> None:
     assert status == 201
 
 
-async def test_http_url_rejected_unless_allowed(receiver: Receiver) -> None:
-    h, runner = await start_harness(small_tenant(), faults=Faults())
-    try:
+async def test_http_url_rejected_unless_allowed(receiver: Receiver, tmp_path: Path) -> None:
+    async with graph_sim(graph_tenant(), tmp_path, faults=Faults()) as h:
         await h.fetch_token()
         status, body = await h.call("POST", "/v1.0/subscriptions", _sub(receiver))
         assert status == 400 and "HTTPS" in body["error"]["message"]
         assert receiver.validations == []
-    finally:
-        await h.session.close()
-        await runner.cleanup()
 
 
-async def test_https_receiver_with_generated_cert(tls_files: TlsFiles) -> None:
-    rec = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", rec.handle)
-    wr = web.AppRunner(app, access_log=None)
-    await wr.setup()
-    await web.TCPSite(wr, "127.0.0.1", 0, ssl_context=tls_files.webhook_server_context()).start()
-    rec.url = f"https://localhost:{wr.addresses[0][1]}"
-    h, runner = await start_harness(small_tenant(), faults=Faults(), tls=tls_files)
-    try:
-        await h.fetch_token()
-        status, body = await h.call("POST", "/v1.0/subscriptions", _sub(rec))
-        assert status == 201, body
-        uid = next(iter(h.tenant.list("users")))["id"]
-        await h.admin("PATCH", f"/users/{uid}", {"displayName": "TLS"})
-        await rec.wait_for(1)
-        assert rec.notifications[0]["value"][0]["resource"] == f"Users/{uid}"
-    finally:
-        await h.session.close()
-        await runner.cleanup()
-        await wr.cleanup()
+async def test_https_receiver_with_generated_cert(tmp_path: Path) -> None:
+    async with graph_sim(graph_tenant(), tmp_path, faults=Faults()) as h:
+        rec = Receiver()
+        app = web.Application()
+        app.router.add_post("/hook", rec.handle)
+        wr = web.AppRunner(app, access_log=None)
+        await wr.setup()
+        tls = h.h.sims.tls  # the harness's CA signed the webhook certificate
+        await web.TCPSite(wr, "127.0.0.1", 0, ssl_context=tls.webhook_server_context()).start()
+        rec.url = f"https://localhost:{wr.addresses[0][1]}"
+        try:
+            await h.fetch_token()
+            status, body = await h.call("POST", "/v1.0/subscriptions", _sub(rec))
+            assert status == 201, body
+            uid = next(iter(h.tenant.list("users")))["id"]
+            await h.admin("PATCH", f"/users/{uid}", {"displayName": "TLS"})
+            await rec.wait_for(1)
+            assert rec.notifications[0]["value"][0]["resource"] == f"Users/{uid}"
+        finally:
+            await wr.cleanup()
 
 
-async def test_crud_reauthorize_and_404(harness: SimHarness, receiver: Receiver) -> None:
+async def test_crud_reauthorize_and_404(harness: GraphSimClient, receiver: Receiver) -> None:
     status, created = await harness.call("POST", "/v1.0/subscriptions", _sub(receiver))
     sid = created["id"]
     status, got = await harness.call("GET", f"/v1.0/subscriptions/{sid}")
@@ -143,7 +141,7 @@ async def test_crud_reauthorize_and_404(harness: SimHarness, receiver: Receiver)
         assert status == 404 and body["error"]["code"] == "ResourceNotFound"
 
 
-async def test_quota(harness: SimHarness, receiver: Receiver) -> None:
+async def test_quota(harness: GraphSimClient, receiver: Receiver) -> None:
     await harness.admin("PUT", "/faults", {"subscription_quota": 2})
     assert (await harness.call("POST", "/v1.0/subscriptions", _sub(receiver)))[0] == 201
     assert (await harness.call("POST", "/v1.0/subscriptions", _sub(receiver)))[0] == 201
@@ -151,7 +149,7 @@ async def test_quota(harness: SimHarness, receiver: Receiver) -> None:
     assert status == 403 and "quota" in body["error"]["message"]
 
 
-async def test_expired_subscription_is_deleted(harness: SimHarness, receiver: Receiver) -> None:
+async def test_expired_subscription_is_deleted(harness: GraphSimClient, receiver: Receiver) -> None:
     status, created = await harness.call(
         "POST", "/v1.0/subscriptions", _sub(receiver, expirationDateTime=_exp(0.02))
     )

@@ -15,9 +15,10 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 
+from bench.kit.tenants import intune_of, intune_tenant
 from syncd.sim.harness import SimHarness
 from syncd.sim.intune_reports import REPORTS, report_store
-from tests.e2e.intune_helpers import harness, intune_tenant
+from tests.helpers.harness import running_harness
 
 JOBS = "/beta/deviceManagement/reports/exportJobs"
 
@@ -48,7 +49,7 @@ class Client:
 
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[Client]:
-    async with harness(intune_tenant(managed_devices=40), tmp_path) as h:
+    async with running_harness(intune_tenant(managed_devices=40), tmp_path, notifications=False) as h:
         report_store(h.sims.graph).config.job_seconds = 0.3
         form = {
             "grant_type": "client_credentials",
@@ -101,7 +102,7 @@ async def test_a_job_runs_asynchronously_and_its_file_lives_on_another_host(clie
     header, rows, raw = rows_of(blob)
     assert raw.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM (the strict reading; a switch turns it off)
     assert header == select
-    intune = client.h.tenant.intune
+    intune = intune_of(client.h.tenant)
     expected = {
         (a["id"], d["id"])
         for d in intune.list("managedDevices")
@@ -131,7 +132,7 @@ async def test_requests_the_report_does_not_take_are_400(client: Client) -> None
 
 
 async def test_install_status_report_localization_and_filters(client: Client) -> None:
-    intune = client.h.tenant.intune
+    intune = intune_of(client.h.tenant)
     app = next(a for a in intune.list("mobileApps") if intune.sub("mobileApps", a["id"], "deviceStatuses"))
     statuses = intune.sub("mobileApps", app["id"], "deviceStatuses")
     select = ["DeviceId", "AppInstallState", "InstallState", "ErrorCode"]

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.typedefs import Handler
 
 from syncd.sim.graph.app import GraphSim
 from syncd.sim.intune import COLLECTIONS, ZERO_GUID, IntuneData, generate_intune
@@ -68,7 +69,7 @@ def recorded(name: str, url_part: str) -> dict[str, Any]:
     doc = json.loads((FIXTURES / name).read_text())
     for ex in doc["exchanges"]:
         if url_part in ex["url"]:
-            return ex  # type: ignore[no-any-return]
+            return dict(ex)
     raise AssertionError(f"{url_part} not in {name}")
 
 
@@ -130,8 +131,10 @@ def test_generator_links_to_the_tenant(small: tuple[Tenant, IntuneData]) -> None
     identifiers = {a.get("bundleId") or a.get("packageId") for a in data.list("mobileApps")}
     for p in data.list("managedAppPolicies"):
         targets = data.sub("managedAppPolicies", p["id"], "apps")
-        named = {a["mobileAppIdentifier"].get("bundleId") or a["mobileAppIdentifier"].get("packageId")
-                 for a in targets}
+        named = {
+            a["mobileAppIdentifier"].get("bundleId") or a["mobileAppIdentifier"].get("packageId")
+            for a in targets
+        }
         assert named <= identifiers
         assert not {a["id"] for a in targets} & app_ids
     assert all(set(c["targetedMobileApps"]) <= app_ids for c in data.list("mobileAppConfigurations"))
@@ -373,7 +376,7 @@ async def test_batch_items_are_throttled_and_authorised_individually() -> None:
     throttled: list[str] = []
 
     @web.middleware
-    async def gate(request: web.Request, handler: Any) -> web.StreamResponse:
+    async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.headers.get("Authorization") != "Bearer good":
             return web.json_response({"error": {"code": "InvalidAuthenticationToken"}}, status=401)
         if request.path.endswith("/deviceCategories"):
@@ -383,7 +386,7 @@ async def test_batch_items_are_throttled_and_authorised_individually() -> None:
                 status=429,
                 headers={"Retry-After": "2.5"},
             )
-        return await handler(request)  # type: ignore[no-any-return]
+        return await handler(request)
 
     app = web.Application(middlewares=[gate])
     register_intune_routes(app, SimpleNamespace(tenant=tenant))

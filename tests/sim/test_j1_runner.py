@@ -7,10 +7,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bench.kit.tenants import graph_tenant
 from syncd.sim.j1 import J1Behaviour
 from syncd.sim.j1.behaviour import behaviour_from_args
 from syncd.sim.runner import build_parser, start_simulators
-from tests.sim.conftest import small_tenant
 
 
 @pytest.mark.parametrize(
@@ -41,10 +41,10 @@ def test_sim_flags_reject_unknown_readings() -> None:
 async def test_start_simulators_takes_the_behaviour(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="explicit_deletes"):
         await start_simulators(
-            tenant=small_tenant(), state_dir=tmp_path, j1_behaviour={"explicit_deletes": "yes"}
+            tenant=graph_tenant(), state_dir=tmp_path, j1_behaviour={"explicit_deletes": "yes"}
         )
     running = await start_simulators(
-        tenant=small_tenant(),
+        tenant=graph_tenant(),
         state_dir=tmp_path,
         j1_behaviour={"cross_scope_ownership": "additive", "cascade_deletes": False},
     )
