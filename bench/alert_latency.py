@@ -1,6 +1,6 @@
 """Alert latency: from a tenant change to the alert at a real local webhook receiver.
 
-Run: .venv/bin/python bench/alert_latency.py [--users 2000] [--changes 100] [--runs 2]
+Run: .venv/bin/python -m bench.alert_latency [--users 2000] [--changes 100] [--runs 2]
      [--spacing 0.5 1.0] [--devices-delta-interval S] [--kinds device-noncompliant ...] [--idle 120]
 
 The Graph and J1 simulators and the alert receiver (aiohttp, 127.0.0.1) run in this process; the
@@ -33,35 +33,22 @@ import argparse
 import asyncio
 import random
 import shutil
-import sys
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from syncd.alerts.delivery import ALERT_ID_HEADER  # noqa: E402
-from syncd.config import SyncSettings  # noqa: E402
-from syncd.sim.generator import generate_tenant  # noqa: E402
-from syncd.sim.harness import (  # noqa: E402
-    PRIVILEGED_GROUP_ID,
-    SimHarness,
-    add_privileged_group,
-    free_port,
-    start_harness,
-)
-from syncd.sim.tenant import Tenant  # noqa: E402
-from tests.e2e.notify_helpers import (  # noqa: E402
-    DaemonProcess,
-    SimAdmin,
-    percentiles,
-    sim_admin,
-)
+from bench.kit.daemon import start_daemon
+from bench.kit.sim_admin import SimAdmin, sim_admin
+from bench.kit.stats import describe, percentiles
+from bench.kit.tenants import intune_of
+from syncd.alerts.delivery import ALERT_ID_HEADER
+from syncd.config import SyncSettings
+from syncd.sim.alert_receiver import AlertReceiver
+from syncd.sim.generator import generate_tenant
+from syncd.sim.harness import PRIVILEGED_GROUP_ID, SimHarness, add_privileged_group, start_harness
+from syncd.sim.tenant import Tenant
 
 KINDS = (
     "user-disabled",
@@ -79,49 +66,46 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-class Receiver:
-    """The local alert webhook: resolves a waiter per (rule id, change key) on arrival."""
+class Arrivals:
+    """When the alert of each (rule id, change key) reached the receiver: futures of its arrival
+    time (the receiver's own stamp, taken as the request came in)."""
 
-    def __init__(self) -> None:
-        self.port = free_port()
+    def __init__(self, receiver: AlertReceiver) -> None:
+        self.receiver = receiver
+        self.first: dict[tuple[str, str], float] = {}
         self.waiters: dict[tuple[str, str], asyncio.Future[float]] = {}
-        self.arrived: dict[tuple[str, str], float] = {}
-        self.count = 0
-        self.missing_header = 0
-        self.runner: web.AppRunner | None = None
+        self.indexed = 0
 
-    async def start(self) -> str:
-        app = web.Application()
-        app.router.add_post("/alerts", self.receive)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-        return f"http://127.0.0.1:{self.port}/alerts"
+    def _index(self) -> None:
+        alerts, arrived = self.receiver.alerts, self.receiver.arrived
+        for body, at in zip(alerts[self.indexed :], arrived[self.indexed :], strict=False):
+            ident = (str(body.get("rule_id")), str((body.get("change") or {}).get("key")))
+            self.first.setdefault(ident, at)
+            fut = self.waiters.pop(ident, None)
+            if fut is not None and not fut.done():
+                fut.set_result(at)
+        self.indexed = min(len(alerts), len(arrived))
+
+    async def follow(self) -> None:
+        """Resolve the waiters as alerts come in (run as a task)."""
+        while True:
+            await self.receiver.new_alert.wait()
+            self.receiver.new_alert.clear()
+            self._index()
 
     def expect(self, rule: str, key: str) -> asyncio.Future[float]:
+        self._index()
         fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-        if (rule, key) in self.arrived:  # came in before we asked (a new object's id is known late)
-            fut.set_result(self.arrived[(rule, key)])
+        if (rule, key) in self.first:  # came in before we asked (a new object's id is known late)
+            fut.set_result(self.first[(rule, key)])
         else:
             self.waiters[(rule, key)] = fut
         return fut
 
-    async def receive(self, request: web.Request) -> web.Response:
-        at = time.monotonic()
-        body = await request.json()
-        self.count += 1
-        if request.headers.get(ALERT_ID_HEADER) != body.get("alert_id"):
-            self.missing_header += 1
-        ident = (str(body.get("rule_id")), str((body.get("change") or {}).get("key")))
-        self.arrived.setdefault(ident, at)
-        fut = self.waiters.pop(ident, None)
-        if fut is not None and not fut.done():
-            fut.set_result(at)
-        return web.Response(status=204)
-
-    async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
+    def missing_header(self) -> int:
+        """Alerts whose header does not name their `alert_id`."""
+        r = self.receiver
+        return sum(1 for i, body in enumerate(r.alerts) if r.header_of(i) != body.get("alert_id"))
 
 
 class Plan:
@@ -156,8 +140,7 @@ class Plan:
         return self._take([str(u["id"]) for u in self.tenant.list("users") if str(u["id"]) not in members])
 
     def compliant_device(self) -> str:
-        intune = self.tenant.intune
-        assert intune is not None
+        intune = intune_of(self.tenant)
         pool = [
             str(d["id"])
             for d in intune.list("managedDevices")
@@ -167,7 +150,7 @@ class Plan:
 
 
 async def make_change(
-    h: SimHarness, admin: SimAdmin, plan: Plan, receiver: Receiver, kind: str, n: int
+    h: SimHarness, admin: SimAdmin, plan: Plan, receiver: Arrivals, kind: str, n: int
 ) -> asyncio.Future[float]:
     rule = RULE_OF.get(kind, kind)
     if kind == "user-disabled":
@@ -211,13 +194,8 @@ async def make_change(
     return fut
 
 
-def _fmt(stats: dict[str, float]) -> str:
-    if not stats:
-        return "no samples"
-    return (
-        f"n={int(stats['n'])} p50={stats['p50']:.3f}s p95={stats['p95']:.3f}s "
-        f"p99={stats['p99']:.3f}s max={stats['max']:.3f}s"
-    )
+def _describe(stats: dict[str, float]) -> str:
+    return describe(stats, mean=False)
 
 
 async def bench(args: argparse.Namespace) -> None:
@@ -230,8 +208,10 @@ async def bench(args: argparse.Namespace) -> None:
     members = [str(u["id"]) for u in tenant.list("users") if u.get("userType") != "Guest"]
     for uid in rng.sample(members, PRE_MEMBERS):
         tenant.add_member(PRIVILEGED_GROUP_ID, uid)
-    receiver = Receiver()
-    url = await receiver.start()
+    alert_receiver = AlertReceiver()
+    url = await alert_receiver.start()
+    receiver = Arrivals(alert_receiver)
+    following = asyncio.create_task(receiver.follow())
     h = await start_harness(tenant, workdir, notifications=True)
     try:
         sync: dict[str, Any] = {"debounce": 1.0, "full_resync_interval": 86400.0}
@@ -245,15 +225,15 @@ async def bench(args: argparse.Namespace) -> None:
                 "log": {"level": "INFO", "format": "json"},
             }
         )
-        daemon = DaemonProcess(h, config, workdir / "daemon.log")
-        took = await daemon.start()
+        daemon = await start_daemon(config, workdir / "daemon")
+        took = await daemon.wait_healthy(h.health_url, 900)
         interval = args.devices_delta_interval or SyncSettings().devices_delta_interval
         _say(
             f"{args.users} users; daemon ready after {took:.1f} s; devices_delta_interval="
             f"{interval:g} s; debounce 1 s (default)"
         )
         await asyncio.sleep(1.0)
-        baseline_alerts = receiver.count
+        baseline_alerts = len(alert_receiver.alerts)
         plan = Plan(tenant, rng)
         all_samples: list[float] = []
         by_kind: dict[str, list[float]] = defaultdict(list)
@@ -281,7 +261,8 @@ async def bench(args: argparse.Namespace) -> None:
                     samples.append(arrived - started)
                     by_kind[kind].append(arrived - started)
                 all_samples.extend(samples)
-                _say(f"run {run + 1}: {_fmt(percentiles(samples))}; missed {len(pending) - len(samples)}")
+                missed_now = len(pending) - len(samples)
+                _say(f"run {run + 1}: {_describe(percentiles(samples))}; missed {missed_now}")
         if args.idle > 0:
             await asyncio.sleep(5.0)  # let the last follow-ups finish
             before = {r: c["requests"] for r, c in h.sims.graph.counters.routes.items()}
@@ -292,23 +273,24 @@ async def bench(args: argparse.Namespace) -> None:
             _say(f"idle {args.idle:g} s: {sum(spent.values())} Graph requests, {per_hour:.0f} per hour")
             for route, n in sorted(spent.items(), key=lambda x: -x[1]):
                 _say(f"  {n * 3600 / args.idle:7.0f}/h  {route}")
-        await daemon.stop()
+        await daemon.stop(60)
         overall = percentiles(all_samples)
-        _say(f"\nAll runs: {_fmt(overall)}; missed {sum(missed.values())} {dict(missed) or ''}")
+        _say(f"\nAll runs: {_describe(overall)}; missed {sum(missed.values())} {dict(missed) or ''}")
         for kind in KINDS:
-            _say(f"  {kind:20s} {_fmt(percentiles(by_kind[kind]))}")
+            _say(f"  {kind:20s} {_describe(percentiles(by_kind[kind]))}")
         directory = [t for k, ts in by_kind.items() if k != "device-noncompliant" for t in ts]
-        _say(f"  users/groups only    {_fmt(percentiles(directory))}")
+        _say(f"  users/groups only    {_describe(percentiles(directory))}")
         _say(
-            f"alerts received {receiver.count} (baseline sync: {baseline_alerts}); "
-            f"without a matching {ALERT_ID_HEADER} header: {receiver.missing_header}"
+            f"alerts received {len(alert_receiver.alerts)} (baseline sync: {baseline_alerts}); "
+            f"without a matching {ALERT_ID_HEADER} header: {receiver.missing_header()}"
         )
         if overall:
             ok = overall["p50"] <= 1.5 and overall["p99"] <= 3.0 and not missed
             _say(f"goal p50 <= 1.5 s and p99 <= 3 s: {'met' if ok else 'MISSED'}")
     finally:
         await h.stop()
-        await receiver.stop()
+        following.cancel()
+        await alert_receiver.stop()
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
 

@@ -1,6 +1,6 @@
 """End-to-end bench: a full resync of a large tenant, then incremental cycles of 10 changes.
 
-Run: .venv/bin/python bench/full_resync.py [--users 100000] [--groups 10000]
+Run: .venv/bin/python -m bench.full_resync [--users 100000] [--groups 10000]
      [--memberships 500000] [--resync-runs 1] [--cycles 3]
 
 The Graph and J1 simulators run in this process; syncd runs in a child process, so the peak RSS
@@ -8,7 +8,7 @@ measured (VmHWM of that child, sampled) is syncd's alone:
 
 * resync: the real CLI, ``syncd -c <cfg> resync`` (a fresh mirror each run): wall time, peak
   RSS (goal < 400 MB), Graph requests (simulator counters), J1 objects uploaded (simulator jobs).
-* cycle: ``python bench/full_resync.py --child-cycle <cfg>``: one delta round per directory
+* cycle: ``python -m bench.full_resync --child-cycle <cfg>``: one delta round per directory
   resource then one drain (what the daemon does on a wake-up), after 10 changes made through
   the simulator. Graph requests per delta resource (goal <= 2), J1 jobs and objects uploaded
   (changed entities by PATCH; a deletion or a relationship change re-sends its small partition by
@@ -28,7 +28,11 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the child cycle imports no simulator
+    from syncd.sim.harness import SimHarness
+    from syncd.sim.tenant import Tenant
 
 ROOT = Path(__file__).resolve().parents[1]
 SYNCD = Path(sys.executable).with_name("syncd")
@@ -98,11 +102,7 @@ async def run_child(cmd: list[str]) -> tuple[int, float, float, str]:
     return proc.returncode, wall, peak, stdout
 
 
-def graph_requests(h: Any) -> dict[str, int]:
-    return {route: c["requests"] for route, c in h.sims.graph.counters.routes.items()}
-
-
-def uploads_since(h: Any, n_jobs: int) -> tuple[list[dict[str, Any]], int, int]:
+def uploads_since(h: SimHarness, n_jobs: int) -> tuple[list[dict[str, Any]], int, int]:
     """Jobs since `n_jobs`, objects uploaded to syncd's partition scopes (person mappings
     included), and to any other scope (none expected)."""
     jobs = h.sims.j1_state.jobs_view()[n_jobs:]
@@ -136,7 +136,7 @@ def graph_diff(
     return count
 
 
-def mutate(tenant: Any, rnd: int) -> list[str]:
+def mutate(tenant: Tenant, rnd: int) -> list[str]:
     """Ten changes of the kinds a tenant sees every day."""
     users = list(tenant.list("users"))
     groups = list(tenant.list("groups"))
@@ -169,6 +169,7 @@ def mutate(tenant: Any, rnd: int) -> list[str]:
 
 
 async def bench(args: argparse.Namespace) -> None:
+    from bench.kit.sim_admin import graph_requests
     from syncd.sim.generator import generate_tenant
     from syncd.sim.harness import start_harness
 
@@ -214,7 +215,7 @@ async def bench(args: argparse.Namespace) -> None:
             h.sims.graph.counters.reset()
             n_jobs = len(h.sims.j1_state.jobs_view())
             rc, wall, rss, stdout = await run_child(
-                [sys.executable, str(Path(__file__).resolve()), "--child-cycle", str(config)]
+                [sys.executable, "-m", "bench.full_resync", "--child-cycle", str(config)]
             )
             if rc != 0:
                 raise SystemExit(f"cycle failed (rc {rc})")

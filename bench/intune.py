@@ -15,7 +15,7 @@ uses syncd's default (`intune_requests_per_20s` = 800, 40 requests/s, below Intu
 The simulator finishes an export job `--job-seconds` after its creation (real Intune takes tens
 of seconds to minutes).
 
-Run: .venv/bin/python bench/intune.py [--devices 20000] [--runs 3] [--per-device]
+Run: .venv/bin/python -m bench.intune [--devices 20000] [--runs 3] [--per-device]
 """
 
 from __future__ import annotations
@@ -27,8 +27,10 @@ import statistics
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
+from bench.kit.tenants import intune_of
 from syncd import log
 from syncd.runtime import Runtime, open_runtime
 from syncd.sim.generator import generate_tenant
@@ -60,7 +62,21 @@ def by_route(h: SimHarness) -> Counter[str]:
     )
 
 
-async def one_pass(rt: Runtime, h: SimHarness, *, full: bool) -> dict[str, object]:
+@dataclass(frozen=True)
+class Pass:
+    """One pass over every Intune collection."""
+
+    requests: int
+    batches: int
+    downloads: int
+    seconds: float
+    fetched: int
+    per_origin: dict[str, tuple[int, float]]
+    """Requests and seconds per collection."""
+    routes: Counter[str]
+
+
+async def one_pass(rt: Runtime, h: SimHarness, *, full: bool) -> Pass:
     r0, b0, d0 = counts(h)
     routes0 = by_route(h)
     start = time.perf_counter()
@@ -76,21 +92,11 @@ async def one_pass(rt: Runtime, h: SimHarness, *, full: bool) -> dict[str, objec
         per_origin[origin] = (counts(h)[0] - o0, time.perf_counter() - t0)
     took = time.perf_counter() - start
     r1, b1, d1 = counts(h)
-    return {
-        "requests": r1 - r0,
-        "batches": b1 - b0,
-        "downloads": d1 - d0,
-        "seconds": took,
-        "fetched": fetched,
-        "per_origin": per_origin,
-        "routes": by_route(h) - routes0,
-    }
+    return Pass(r1 - r0, b1 - b0, d1 - d0, took, fetched, per_origin, by_route(h) - routes0)
 
 
-def _origins(result: dict[str, object]) -> str:
-    per = result["per_origin"]
-    assert isinstance(per, dict)
-    return ", ".join(f"{o.removeprefix('intune:')} {n}/{s:.1f}s" for o, (n, s) in per.items())
+def _origins(result: Pass) -> str:
+    return ", ".join(f"{o.removeprefix('intune:')} {n}/{s:.1f}s" for o, (n, s) in result.per_origin.items())
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -101,7 +107,7 @@ async def main(args: argparse.Namespace) -> None:
         seed=20, users=max(100, devices // 4), groups=200, devices=devices // 2, managed_devices=devices
     )
     built = time.perf_counter() - t0
-    print(f"tenant: {tenant.intune.counts()['managedDevices']} managed devices, built in {built:.1f}s")
+    print(f"tenant: {intune_of(tenant).counts()['managedDevices']} managed devices, built in {built:.1f}s")
     tmp = Path(tempfile.mkdtemp(prefix="intune-bench-"))
     h = await start_harness(tenant, tmp, notifications=False)
     store = report_store(h.sims.graph)
@@ -115,28 +121,26 @@ async def main(args: argparse.Namespace) -> None:
         async with open_runtime(settings) as rt:
             await rt.engine.run_round("account")
             await rt.engine.run_round("users", force_full=True)
-            rows = []
+            rows: list[tuple[Pass, Pass]] = []
             for run in range(args.runs):
                 full = await one_pass(rt, h, full=True)
                 nochange = await one_pass(rt, h, full=False)
                 rows.append((full, nochange))
                 print(
-                    f"run {run + 1}: full pass {full['requests']} requests ({full['batches']} $batch POSTs, "
-                    f"{full['downloads']} report downloads, {full['fetched']} objects fetched) in "
-                    f"{full['seconds']:.1f}s | no-change pass {nochange['requests']} requests in "
-                    f"{nochange['seconds']:.2f}s",
+                    f"run {run + 1}: full pass {full.requests} requests ({full.batches} $batch POSTs, "
+                    f"{full.downloads} report downloads, {full.fetched} objects fetched) in "
+                    f"{full.seconds:.1f}s | no-change pass {nochange.requests} requests in "
+                    f"{nochange.seconds:.2f}s",
                     flush=True,
                 )
                 print(f"  full pass per collection (requests/seconds): {_origins(full)}", flush=True)
                 if args.routes:
-                    routes = full["routes"]
-                    assert isinstance(routes, Counter)
-                    for route, n in routes.most_common(12):
+                    for route, n in full.routes.most_common(12):
                         print(f"    {n:6d}  {route}")
         steady = rows[1:] or rows  # run 1's full pass is the baseline (empty mirror)
-        full_req = statistics.median(int(r[0]["requests"]) for r in steady)  # type: ignore[call-overload]
-        nc_req = statistics.median(int(r[1]["requests"]) for r in rows)  # type: ignore[call-overload]
-        full_s = statistics.median(float(r[0]["seconds"]) for r in steady)  # type: ignore[arg-type]
+        full_req = statistics.median(full.requests for full, _ in steady)
+        nc_req = statistics.median(nochange.requests for _, nochange in rows)
+        full_s = statistics.median(full.seconds for full, _ in steady)
         print(
             f"median: full pass {full_req:.0f} requests ({full_req / 21116:.2%} of 21,116), {full_s:.1f}s; "
             f"no-change pass {nc_req:.0f} requests ({nc_req / max(1, full_req):.2%} of a full pass)"

@@ -16,7 +16,7 @@ Wall time on a shared machine is noisy; the ratios use process CPU time (client 
 share the process). Targets: ≥ 100 partitioned jobs per CPU-second, a loaded/empty cost ratio
 close to 1 (finalize work independent of the account's size) and the partitioned throughput within
 2x of the single-scope job's.
-Run: .venv/bin/python bench/j1_sim_bench.py [--runs 3] [--background 300000] [--jobs 2000]
+Run: .venv/bin/python -m bench.j1_sim_bench [--runs 3] [--background 300000] [--jobs 2000]
 """
 
 from __future__ import annotations

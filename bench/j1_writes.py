@@ -1,6 +1,6 @@
 """What syncd's J1 writes cost: objects uploaded per kind of change, jobs and requests per full resync.
 
-Run: .venv/bin/python bench/j1_writes.py [--users 100000] [--runs 3] [--j1-permissive]
+Run: .venv/bin/python -m bench.j1_writes [--users 100000] [--runs 3] [--j1-permissive]
 
 The Graph and J1 simulators and syncd's engine run in this process (what the daemon does on a
 wake-up: the rounds, then one drain). For each kind of change, ``--runs`` changes are made one at a
@@ -18,23 +18,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from syncd import log  # noqa: E402
-from syncd.j1.capabilities import KV_KEY  # noqa: E402
-from syncd.runtime import Runtime, open_runtime, probe_account  # noqa: E402
-from syncd.sim.generator import generate_tenant  # noqa: E402
-from syncd.sim.harness import SimHarness, start_harness  # noqa: E402
-from syncd.sim.j1.behaviour import J1Behaviour  # noqa: E402
-from syncd.sim.tenant import Tenant  # noqa: E402
+from syncd import log
+from syncd.j1.capabilities import KV_KEY
+from syncd.runtime import Runtime, open_runtime, probe_account
+from syncd.sim.generator import generate_tenant
+from syncd.sim.harness import SimHarness, start_harness
+from syncd.sim.j1.behaviour import J1Behaviour
+from syncd.sim.tenant import Tenant
 
 BOUNDS = {"property": 2, "create": 200, "delete": 200, "member added": 200, "member removed": 200}
 
@@ -63,8 +59,8 @@ class Changes:
 
     def __init__(self, tenant: Tenant) -> None:
         self.tenant = tenant
-        self.users = [u["id"] for u in tenant.list("users")]
-        self.groups = [g["id"] for g in tenant.list("groups") if tenant.member_ids(g["id"])]
+        self.users: list[str] = [str(u["id"]) for u in tenant.list("users")]
+        self.groups: list[str] = [str(g["id"]) for g in tenant.list("groups") if tenant.member_ids(g["id"])]
         self.i = 0
 
     def _next_user(self) -> str:
@@ -77,13 +73,19 @@ class Changes:
             t.update("users", self._next_user(), {"jobTitle": f"Title {time.monotonic_ns()}"})
         elif kind == "create":
             self.i += 1
-            template = {k: v for k, v in t.get("users", self.users[self.i])  .items() if k != "id"}  # type: ignore[union-attr]
-            user = t.upsert(
+            existing = t.get("users", self.users[self.i])
+            assert existing is not None
+            template = {k: v for k, v in existing.items() if k != "id"}
+            created = t.upsert(
                 "users",
-                {**template, "displayName": f"New User {self.i}", "mail": f"new.user.{self.i}@example.com",
-                 "userPrincipalName": f"new.user.{self.i}@example.com"},
+                {
+                    **template,
+                    "displayName": f"New User {self.i}",
+                    "mail": f"new.user.{self.i}@example.com",
+                    "userPrincipalName": f"new.user.{self.i}@example.com",
+                },
             )
-            self.users.insert(0, user["id"])
+            self.users.insert(0, str(created["id"]))
         elif kind == "delete":
             t.hard_delete("users", self._next_user())
         elif kind == "member added":

@@ -1,6 +1,6 @@
 """Change latency and idle Graph cost of the always-on daemon, on a simulated 10k-user tenant.
 
-Run: .venv/bin/python bench/latency.py [--users 10000] [--changes 200] [--runs 2]
+Run: .venv/bin/python -m bench.latency [--users 10000] [--changes 200] [--runs 2]
      [--spacing 0.5 1.0] [--idle-seconds 120] [--idle-scale 30] [--skip-idle]
      [--replication-delay MIN MAX] [--startup-runs N] [--startup-intune-budget R]
 
@@ -38,7 +38,6 @@ import argparse
 import asyncio
 import random
 import shutil
-import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
@@ -46,22 +45,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from syncd.config import SyncSettings  # noqa: E402
-from syncd.sim.generator import generate_tenant  # noqa: E402
-from syncd.sim.harness import SimHarness, start_harness  # noqa: E402
-from syncd.sim.tenant import Tenant  # noqa: E402
-from tests.e2e.notify_helpers import (  # noqa: E402
-    DaemonProcess,
-    SimAdmin,
-    graph_requests,
-    j1_entity,
-    j1_relationship,
-    percentiles,
-    sim_admin,
-)
+from bench.kit.daemon import DaemonProc, start_daemon
+from bench.kit.sim_admin import SimAdmin, graph_requests, sim_admin
+from bench.kit.stats import describe, percentiles
+from bench.kit.truth import j1_property
+from bench.kit.waiting import poll
+from syncd.config import SyncSettings
+from syncd.sim.generator import generate_tenant
+from syncd.sim.harness import SimHarness, start_harness
+from syncd.sim.tenant import Tenant
 
 DEFAULTS: dict[str, Any] = {"debounce": 1.0, "full_resync_interval": 86400.0}
 """The harness config sets a short debounce for tests; the bench puts the defaults back."""
@@ -132,28 +124,28 @@ async def apply_change(h: SimHarness, admin: SimAdmin, pick: Picker, kind: str, 
     if kind == "disable":
         uid = pick.user(enabled=True)
         await admin.patch_user(uid, accountEnabled=False)
-        return lambda: (j1_entity(h, uid) or {}).get("accountEnabled") is False
+        return lambda: j1_property(h, uid, "accountEnabled") is False
     if kind == "enable":
         uid = pick.user(enabled=False)
         await admin.patch_user(uid, accountEnabled=True)
-        return lambda: (j1_entity(h, uid) or {}).get("accountEnabled") is True
+        return lambda: j1_property(h, uid, "accountEnabled") is True
     if kind == "rename_user":
         uid, name = pick.user(enabled=None), f"Bench Renamed User {n} {time.time_ns()}"
         await admin.patch_user(uid, displayName=name)
-        return lambda: (j1_entity(h, uid) or {}).get("displayName") == name
+        return lambda: j1_property(h, uid, "displayName") == name
     if kind == "rename_group":
         gid, name = pick.group(), f"Bench Renamed Group {n} {time.time_ns()}"
         await admin.call("PATCH", f"/_sim/groups/{gid}", {"displayName": name})
-        return lambda: (j1_entity(h, gid) or {}).get("displayName") == name
+        return lambda: j1_property(h, gid, "displayName") == name
     if kind == "add_member":
         gid = pick.group()
         uid = pick.user(enabled=None)
         await admin.call("POST", f"/_sim/groups/{gid}/members", {"id": uid})
-        return lambda: j1_relationship(h, f"{gid}|has|{uid}") is not None
+        return lambda: h.j1_object("r", f"{gid}|has|{uid}") is not None
     if kind == "remove_member":
         gid, uid = pick.membership()
         await admin.call("DELETE", f"/_sim/groups/{gid}/members/{uid}")
-        return lambda: j1_relationship(h, f"{gid}|has|{uid}") is None
+        return lambda: h.j1_object("r", f"{gid}|has|{uid}") is None
     if kind == "create_user":
         stamp = f"{n}-{time.time_ns()}"
         made = await admin.call(
@@ -169,16 +161,16 @@ async def apply_change(h: SimHarness, admin: SimAdmin, pick: Picker, kind: str, 
         )
         new_id = str(made["id"])
         pick.used.add(new_id)
-        return lambda: j1_entity(h, new_id) is not None
+        return lambda: h.j1_object("e", new_id) is not None
     raise AssertionError(kind)
 
 
 async def _watch(check: Check, started: float, limit: float) -> float | None:
-    while time.monotonic() - started < limit:
-        if check():
-            return time.monotonic() - started
-        await asyncio.sleep(0.005)
-    return None
+    """Seconds from `started` until J1 showed the change (looked up every 5 ms), None if not within
+    `limit`."""
+    if await poll(check, started + limit - time.monotonic(), interval=0.005) is None:
+        return None
+    return time.monotonic() - started
 
 
 async def latency_run(
@@ -199,15 +191,6 @@ async def latency_run(
     return [(kind, await task) for kind, task in watchers]
 
 
-def _fmt(stats: dict[str, float]) -> str:
-    if not stats:
-        return "no samples"
-    return (
-        f"n={int(stats['n'])} p50={stats['p50']:.3f}s p95={stats['p95']:.3f}s "
-        f"p99={stats['p99']:.3f}s max={stats['max']:.3f}s mean={stats['mean']:.3f}s"
-    )
-
-
 def _stamp(event: dict[str, Any]) -> float:
     from datetime import datetime
 
@@ -220,7 +203,7 @@ async def startup_run(
     """Restart the daemon while changes keep coming; time each change to J1."""
     sync = {**DEFAULTS, "intune_requests_per_20s": args.startup_intune_budget}
     config = h.config_path({"sync": sync, "j1": J1_BENCH, "log": {"level": "INFO", "format": "json"}})
-    daemon = DaemonProcess(h, config, workdir / f"startup-{run}.log")
+    logs = workdir / f"startup-{run}"
     made: list[tuple[str, float, asyncio.Task[float | None]]] = []
     churning = True
 
@@ -235,17 +218,20 @@ async def startup_run(
             await asyncio.sleep(pick.rng.uniform(*args.spacing))
 
     task = asyncio.create_task(churn())
+    daemon: DaemonProc | None = None
     try:
         await asyncio.sleep(2.0)  # changes while the daemon is down: the catch-up rounds' job
         launched = time.time()
-        took = await daemon.start()
+        daemon = await start_daemon(config, logs)
+        took = await daemon.wait_healthy(h.health_url, 900)
         ready = launched + took
         await asyncio.sleep(3.0)  # and a few after READY
     finally:
         churning = False
         await task
         results = [(kind, wall, await t) for kind, wall, t in made]
-        await daemon.stop()
+        if daemon is not None:
+            await daemon.stop(60)
     subs = [e for e in daemon.events("subscription reused") + daemon.events("subscription created")]
     subscribed = max((_stamp(e) for e in subs), default=ready)
     after = [(wall, t) for _k, wall, t in results if wall >= subscribed]
@@ -277,12 +263,12 @@ def _report_startup(runs: list[dict[str, Any]]) -> None:
         _say(
             f"start-up run {n}: subscriptions {r['subscribed_s']:.1f} s after launch, READY after "
             f"{r['ready_s']:.1f} s; {len(r['after'])} changes after the subscriptions: "
-            f"{_fmt(percentiles(after))}, {pre_ready} of them in J1 before READY; "
-            f"{len(before)} made before: in J1 {_fmt(percentiles(caught))} after the subscriptions"
+            f"{describe(percentiles(after))}, {pre_ready} of them in J1 before READY; "
+            f"{len(before)} made before: in J1 {describe(percentiles(caught))} after the subscriptions"
         )
     _say(
-        f"start-up, all runs: changes after the subscriptions {_fmt(percentiles(lat_after))}; "
-        f"changes made before, J1 after the subscriptions {_fmt(percentiles(to_j1_after_subs))}; "
+        f"start-up, all runs: changes after the subscriptions {describe(percentiles(lat_after))}; "
+        f"changes made before, J1 after the subscriptions {describe(percentiles(to_j1_after_subs))}; "
         f"missed {missed}"
     )
 
@@ -300,8 +286,9 @@ async def idle_cost(h: SimHarness, workdir: Path, args: argparse.Namespace) -> N
         "sign_in_interval": d.sign_in_interval / s,
     }
     config = h.config_path({"sync": scaled, "j1": J1_BENCH, "log": {"level": "INFO", "format": "json"}})
-    daemon = DaemonProcess(h, config, workdir / "idle.log")
-    await daemon.start()  # ready = the restart's catch-up rounds (every origin once) are done
+    daemon = await start_daemon(config, workdir / "idle")
+    # ready = the restart's catch-up rounds (every origin once) are done
+    await daemon.wait_healthy(h.health_url, 900)
     await asyncio.sleep(0.5)
     # no alignment to the scheduler's phase needed: each scaled interval divides the window
     h.sims.graph.counters.reset()
@@ -309,7 +296,7 @@ async def idle_cost(h: SimHarness, workdir: Path, args: argparse.Namespace) -> N
     await asyncio.sleep(args.idle_seconds)
     counts = graph_requests(h)
     rounds_after = Counter(e.get("origin") for e in daemon.events("round"))
-    await daemon.stop()
+    await daemon.stop(60)
     factor = 3600.0 / (args.idle_seconds * s)
     _say(
         f"\nIdle Graph requests, {args.idle_seconds:.0f} s with intervals / {s:g} "
@@ -346,8 +333,8 @@ async def bench(args: argparse.Namespace) -> None:
     h = await start_harness(tenant, workdir, notifications=True)
     try:
         config = h.config_path({"sync": DEFAULTS, "j1": J1_BENCH, "log": {"level": "INFO", "format": "json"}})
-        daemon = DaemonProcess(h, config, workdir / "daemon.log")
-        took = await daemon.start()
+        daemon = await start_daemon(config, workdir / "daemon")
+        took = await daemon.wait_healthy(h.health_url, 900)
         _say(f"daemon ready after {took:.1f} s (initial full sync; notifications on); state in {workdir}")
         rng = random.Random(args.seed)
         pick = Picker(tenant, rng)
@@ -372,17 +359,15 @@ async def bench(args: argparse.Namespace) -> None:
                 ud = sum(n for r, n in graph_requests(h).items() if "/users/delta" in r) - users_delta0
                 gd = sum(n for r, n in graph_requests(h).items() if "/groups/delta" in r) - groups_delta0
                 _say(
-                    f"run {run + 1}: {_fmt(percentiles(got))}; not seen within {args.limit:g} s: "
+                    f"run {run + 1}: {describe(percentiles(got))}; not seen within {args.limit:g} s: "
                     f"{len(results) - len(got)}; delta requests users={ud} groups={gd}"
                 )
-            await daemon.stop()
-            startups = [
-                await startup_run(h, admin, pick, args, workdir, n) for n in range(args.startup_runs)
-            ]
+            await daemon.stop(60)
+            startups = [await startup_run(h, admin, pick, args, workdir, n) for n in range(args.startup_runs)]
         overall = percentiles(every)
-        _say(f"\nAll runs: {_fmt(overall)}; missed {missed}")
+        _say(f"\nAll runs: {describe(overall)}; missed {missed}")
         for kind, samples in sorted(by_kind.items()):
-            _say(f"  {kind:14s} {_fmt(percentiles(samples))}")
+            _say(f"  {kind:14s} {describe(percentiles(samples))}")
         if overall and high > 0:
             ok = overall["p95"] <= high + 2.0 and not missed
             verdict = "met" if ok else "MISSED"
@@ -395,12 +380,12 @@ async def bench(args: argparse.Namespace) -> None:
         pushes = daemon.events("push")
         if pushes:
             durations = [float(p.get("duration_s", 0)) for p in pushes[1:]]
-            _say(f"J1 pushes: {len(pushes)}; push duration {_fmt(percentiles(durations))}")
+            _say(f"J1 pushes: {len(pushes)}; push duration {describe(percentiles(durations))}")
         rounds = [e for e in daemon.events("round") if e.get("origin") in ("users", "groups")]
         if rounds:
             _say(
                 f"users/groups rounds: {len(rounds)}; round duration "
-                f"{_fmt(percentiles([float(e.get('duration_s', 0)) for e in rounds[2:]]))}"
+                f"{describe(percentiles([float(e.get('duration_s', 0)) for e in rounds[2:]]))}"
             )
         if not args.skip_idle:
             await idle_cost(h, workdir, args)

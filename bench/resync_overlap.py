@@ -9,7 +9,7 @@ every Graph request (a network round trip) so paging dominates as it does on a r
 syncd runs in a child process (the simulators stay in this one), as in production where Graph
 does its work elsewhere. The J1 push that follows the rounds is not part of the span.
 
-Run: .venv/bin/python bench/resync_overlap.py [--users 20000] [--devices 3000] [--runs 3]
+Run: .venv/bin/python -m bench.resync_overlap [--users 20000] [--devices 3000] [--runs 3]
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ async def one(h: SimHarness, state: Path, *, concurrent: bool) -> tuple[RoundsRe
         }
     )
     before = h.sims.graph.counters.total()
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(config)]
+    cmd = [sys.executable, "-m", "bench.resync_overlap", "--child", str(config)]
     if concurrent:
         cmd.append("--concurrent")
     proc = await asyncio.create_subprocess_exec(

@@ -2,7 +2,7 @@
 
 Targets: a 100k-user tenant (10k groups, 500k memberships, 20k devices) built in < 30 s;
 a full `/users?$top=999` listing served at >= 20k objects/s.
-Run: .venv/bin/python bench/sim_bench.py [--users N] [--runs R]
+Run: .venv/bin/python -m bench.sim_bench [--users N] [--runs R]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Event-loop responsiveness of the notification listener under hostile traffic.
 
-    .venv/bin/python bench/webhook_flood.py [--runs 3] [--workers 8] [--rounds 20] [--slow 200]
+    .venv/bin/python -m bench.webhook_flood [--runs 3] [--workers 8] [--rounds 20] [--slow 200]
 
 The daemon's own listener and webhook app run on this process's loop next to a 1 ms probe; a
 separate process floods it with bodies at the size and structure limits (and beyond), opens slow
@@ -18,16 +18,11 @@ import asyncio
 import gc
 import statistics
 import sys
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from syncd import log as syncd_log  # noqa: E402
-from syncd.listener import ListenerLimits  # noqa: E402
-from tests.e2e.flood_helpers import LoopProbe, attack, serving  # noqa: E402
+from bench.kit.flood import LoopProbe, attack, serving
+from syncd import log as syncd_log
+from syncd.listener import ListenerLimits
 
 
 async def one_run(args: argparse.Namespace) -> dict[str, Any]:

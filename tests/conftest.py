@@ -1,13 +1,17 @@
-"""Suite-wide fixtures: every test runs under the repository read guard (tests/repo_guard.py)."""
+"""Suite-wide fixtures: every test runs under the repository read guard (tests/repo_guard.py);
+small real HTTP(S) servers on loopback and a client session for the tests that need them."""
 
 from __future__ import annotations
 
 import socket
+import ssl
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
 
 from tests.repo_guard import install
 
@@ -37,3 +41,34 @@ def path_socket(monkeypatch: pytest.MonkeyPatch) -> Iterator[socket.socket]:
             yield sock
         finally:
             sock.close()
+
+
+Serve = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Serve]:
+    """serve(app, ssl_context=None) -> base URL of the app on 127.0.0.1 (cleaned up after, without
+    waiting for handlers that hang on purpose)."""
+    runners: list[web.AppRunner] = []
+
+    async def _serve(app: web.Application, ssl_context: ssl.SSLContext | None = None) -> str:
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.2)
+        await runner.setup()
+        runners.append(runner)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        await web.SockSite(runner, sock, ssl_context=ssl_context).start()
+        return f"{'https' if ssl_context else 'http'}://127.0.0.1:{port}"
+
+    yield _serve
+    for runner in runners:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s

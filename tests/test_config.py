@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from bench.kit.daemon import run_cli
 from syncd.config import ConfigError, Secret, load_settings
 
 SECRET = "s3cr3t-VALUE-never-shown"
@@ -144,29 +143,17 @@ def test_common_tenant_is_refused() -> None:
     "content",
     ["[graph]\nnope = 1\n", "[graph]\nrequest_timeout = 'x'\n", "[j1]\nbase_url = 'not a url'\n", "][\n"],
 )
-def test_cli_exits_non_zero_with_message(tmp_path: Path, content: str) -> None:
+async def test_cli_exits_non_zero_with_message(tmp_path: Path, content: str) -> None:
     path = _write(tmp_path, content)
-    proc = subprocess.run(
-        [sys.executable, "-m", "syncd", "-c", str(path), "status"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": "/usr/bin:/bin"},
-    )
-    assert proc.returncode == 78
-    assert "invalid configuration" in proc.stderr or "not valid TOML" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    res = await run_cli("status", config=path)
+    assert res.code == 78
+    assert "invalid configuration" in res.err or "not valid TOML" in res.err
+    assert "Traceback" not in res.err
 
 
-def test_cli_missing_config_file(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "syncd", "-c", str(tmp_path / "missing.toml"), "status"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": "/usr/bin:/bin"},
-    )
-    assert proc.returncode == 78 and "config file not found" in proc.stderr
+async def test_cli_missing_config_file(tmp_path: Path) -> None:
+    res = await run_cli("status", config=tmp_path / "missing.toml")
+    assert res.code == 78 and "config file not found" in res.err
 
 
 def test_invalid_alert_rules_are_rejected_with_line(tmp_path: Path) -> None:

@@ -143,6 +143,7 @@ async def test_openmetrics_negotiation(client: TestClient[web.Request, web.Appli
     resp = await client.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
     assert resp.status == 200
     assert resp.headers["Content-Type"].startswith("application/openmetrics-text")
+    # prometheus_client's OpenMetrics parser has no annotations (its other parser has)
     families = {f.name: f for f in parse_openmetrics(await resp.text())}  # type: ignore[no-untyped-call]
     assert families["syncd_outbox_depth"].samples[0].value == 3
 

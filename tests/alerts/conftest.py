@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 
 from syncd.alerts.delivery import AlertRow
+from tests.conftest import Serve
 
 
 @dataclass
@@ -88,21 +88,8 @@ class Receiver:
     times: list[float] = field(default_factory=list)
 
 
-async def _start(handler: Callable[[web.Request], Any]) -> tuple[web.AppRunner, str]:
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", handler)
-    runner = web.AppRunner(app, shutdown_timeout=0.2)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}"
-
-
 @pytest.fixture
-async def receiver_factory() -> AsyncIterator[Callable[..., Any]]:
-    runners: list[web.AppRunner] = []
-
+def receiver_factory(serve: Serve) -> Callable[..., Any]:
     async def make(
         plan: list[int] | None = None, delay: float = 0.0, headers: dict[str, str] | None = None
     ) -> Receiver:
@@ -119,17 +106,9 @@ async def receiver_factory() -> AsyncIterator[Callable[..., Any]]:
             status = rec.plan.pop(0) if rec.plan else 200
             return web.Response(status=status, text="ok", headers=rec.headers if status != 200 else None)
 
-        runner, base = await _start(handle)
-        runners.append(runner)
-        rec.url = base + "/hook/secret-token"
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", handle)
+        rec.url = await serve(app) + "/hook/secret-token"
         return rec
 
-    yield make
-    for r in runners:
-        await r.cleanup()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
+    return make

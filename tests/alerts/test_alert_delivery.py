@@ -28,7 +28,7 @@ from syncd.alerts import (
 )
 
 if TYPE_CHECKING:
-    from conftest import Clock, MemoryStore
+    from tests.alerts.conftest import Clock, MemoryStore
 
 
 def make_alert(n: int = 1, severity: str = "high") -> Alert:

@@ -245,38 +245,19 @@ property:
   - {{name: jobTitle, matches: "*admin*"}}
 """)
     )
-    hit = ent(
-        "updated",
-        user(department="Sales", jobTitle="IT Admin"),
-        user(department="Finance", jobTitle="IT Admin"),
-    )
-    assert fired(rs, [hit]) == ["r"]
-    assert (
-        fired(
-            rs,
-            [
-                ent(
-                    "updated",
-                    user(department="HR", jobTitle="IT Admin"),
-                    user(department="Finance", jobTitle="IT Admin"),
-                )
-            ],
+
+    def moved(old_department: str, new_department: str, title: str) -> list[str]:
+        """The rules fired by a user of `title` moving from one department to another."""
+        change = ent(
+            "updated",
+            user(department=old_department, jobTitle=title),
+            user(department=new_department, jobTitle=title),
         )
-        == []
-    )
-    assert (
-        fired(
-            rs,
-            [
-                ent(
-                    "updated",
-                    user(department="Sales", jobTitle="Clerk"),
-                    user(department="Finance", jobTitle="Clerk"),
-                )
-            ],
-        )
-        == []
-    )
+        return fired(rs, [change])
+
+    assert moved("Sales", "Finance", "IT Admin") == ["r"]
+    assert moved("HR", "Finance", "IT Admin") == []
+    assert moved("Sales", "Finance", "Clerk") == []
 
 
 def test_changed_false_exists_and_not_in() -> None:

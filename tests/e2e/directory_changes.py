@@ -36,7 +36,7 @@ def _pick_groups(tenant: Tenant) -> dict[str, str]:
 def mutate_directory(tenant: Tenant, restored: str) -> dict[str, Any]:
     users = [u["id"] for u in tenant.list("users")]
     g = _pick_groups(tenant)
-    disabled = next(u for u in users[10:] if tenant.get("users", u)["accountEnabled"])  # type: ignore[index]
+    disabled = next(u for u in users[10:] if (tenant.get("users", u) or {}).get("accountEnabled"))
     renamed, soft, hard = users[1], users[2], users[3]
     tenant.update("users", disabled, {"accountEnabled": False})
     tenant.update("users", renamed, {"displayName": "Renamed Person"})

@@ -5,27 +5,30 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bench.kit.daemon import run_cli
+from bench.kit.sim_admin import SimAdmin, sim_admin
+from bench.kit.tenants import small_tenant
+from bench.kit.truth import until_in_j1
+from bench.kit.waiting import wait_for
 from syncd.alerts.delivery import ALERT_ID_HEADER
 from syncd.cli import main as syncd_main
+from syncd.runtime import Runtime
 from syncd.sim.alert_receiver import AlertReceiver
-from syncd.sim.harness import PRIVILEGED_GROUP_ID, free_port
+from syncd.sim.harness import PRIVILEGED_GROUP_ID, SimHarness, free_port
+from syncd.sim.tenant import Tenant
 from syncd.sources.alerting import MirrorAlertStore
-from tests.e2e.notify_helpers import (
-    running_daemon,
-    sim_admin,
-    sim_harness,
-    small_tenant,
-    until,
-)
+from tests.helpers.harness import running_harness
+from tests.helpers.inprocess import running_daemon
 
 DEFAULT_RULES = Path(__file__).resolve().parents[2] / "syncd" / "alerts" / "default_rules.yaml"
-SYNCD = str(Path(sys.executable).with_name("syncd"))
 
 
 def _config(url: str) -> dict[str, dict[str, object]]:
@@ -35,10 +38,29 @@ def _config(url: str) -> dict[str, dict[str, object]]:
     }
 
 
+async def _alerted(receiver: AlertReceiver, rule: str, timeout: float) -> None:
+    """Until an alert of `rule` reached the receiver (looked for every 10 ms)."""
+    await wait_for(lambda: rule in receiver.rule_ids(), timeout, f"a {rule} alert", interval=0.01)
+
+
 def _people(tenant_users: list[dict[str, object]], n: int) -> list[str]:
     return [str(u["id"]) for u in tenant_users if u.get("accountEnabled") and u.get("userType") != "Guest"][
         :n
     ]
+
+
+@asynccontextmanager
+async def _alerting(
+    tenant: Tenant, state_dir: Path, receiver: AlertReceiver
+) -> AsyncIterator[tuple[SimHarness, SimAdmin, Runtime]]:
+    """Simulators, their admin API and a ready daemon whose one alert target is `receiver`."""
+    async with (
+        running_harness(tenant, state_dir) as h,
+        sim_admin(h) as admin,
+        running_daemon(h.config_path(_config(receiver.url))) as daemon,
+    ):
+        assert daemon.rt is not None
+        yield h, admin, daemon.rt
 
 
 async def test_baseline_is_silent_and_changes_alert_with_a_stable_id(tmp_path: Path) -> None:
@@ -47,20 +69,15 @@ async def test_baseline_is_silent_and_changes_alert_with_a_stable_id(tmp_path: P
     receiver = AlertReceiver()
     await receiver.start()
     try:
-        async with (
-            sim_harness(tenant, tmp_path) as h,
-            sim_admin(h) as admin,
-            running_daemon(h, _config(receiver.url)) as daemon,
-        ):
-            assert daemon.rt is not None
-            store = MirrorAlertStore(daemon.rt.mirror)
+        async with _alerting(tenant, tmp_path, receiver) as (_h, admin, rt):
+            store = MirrorAlertStore(rt.mirror)
             # the initial full sync created every user and group: no alert rows at all
             assert await store.due_alerts(time.time() + 86400, 100) == []
             await asyncio.sleep(0.5)
             assert receiver.alerts == []
 
             await admin.patch_user(victim, accountEnabled=False)
-            await until(lambda: "user-disabled" in receiver.rule_ids(), timeout=8, what="user-disabled alert")
+            await _alerted(receiver, "user-disabled", 8)
             i = receiver.rule_ids().index("user-disabled")
             alert = receiver.alerts[i]
             assert alert["source"] == "syncd"
@@ -69,11 +86,7 @@ async def test_baseline_is_silent_and_changes_alert_with_a_stable_id(tmp_path: P
             assert len(alert["alert_id"]) >= 32
 
             await admin.call("POST", f"/_sim/groups/{PRIVILEGED_GROUP_ID}/members", {"id": promoted})
-            await until(
-                lambda: "privileged-group-member-added" in receiver.rule_ids(),
-                timeout=8,
-                what="privileged-group alert",
-            )
+            await _alerted(receiver, "privileged-group-member-added", 8)
             i = receiver.rule_ids().index("privileged-group-member-added")
             assert receiver.alerts[i]["severity"] == "high"
             assert "Global Administrators" in receiver.alerts[i]["message"]
@@ -90,7 +103,7 @@ async def test_baseline_is_silent_and_changes_alert_with_a_stable_id(tmp_path: P
                     "mail": "eve@example.com",
                 },
             )
-            await until(lambda: "guest-user-created" in receiver.rule_ids(), timeout=8, what="guest alert")
+            await _alerted(receiver, "guest-user-created", 8)
             # each alert delivered once (acked), ids distinct
             await asyncio.sleep(0.3)
             ids = [a["alert_id"] for a in receiver.alerts]
@@ -105,32 +118,20 @@ async def test_receiver_down_does_not_block_j1_and_gets_the_alert_later(tmp_path
     victim = _people(list(tenant.list("users")), 1)[0]
     receiver = AlertReceiver(port=free_port())  # not started yet: connection refused
     try:
-        async with (
-            sim_harness(tenant, tmp_path) as h,
-            sim_admin(h) as admin,
-            running_daemon(h, _config(receiver.url)) as daemon,
-        ):
-            assert daemon.rt is not None
+        async with _alerting(tenant, tmp_path, receiver) as (h, admin, rt):
             await admin.patch_user(victim, accountEnabled=False)
             # J1 is updated while the receiver is down
-            await until(
-                lambda: h.j1_graph()[0].get(victim, {}).get("accountEnabled") is False,
-                timeout=5,
-                what="J1 update with the receiver down",
-            )
+            await until_in_j1(h, victim, "accountEnabled", False, 5)
 
             async def failed_once() -> bool:
-                rows = await daemon.rt.mirror.due_alerts(time.time() + 86400, 100)  # type: ignore[union-attr]
+                rows = await rt.mirror.due_alerts(time.time() + 86400, 100)
                 return any(r.attempts >= 1 for r in rows)
 
-            started = time.monotonic()
-            while not await failed_once():
-                assert time.monotonic() - started < 8, "the first delivery attempt never failed"
-                await asyncio.sleep(0.05)
+            await wait_for(failed_once, 8, "the first delivery attempt to fail", interval=0.05)
             assert receiver.alerts == []
 
             await receiver.start()  # back up: the retry (backoff ~5 s) delivers it
-            await until(lambda: "user-disabled" in receiver.rule_ids(), timeout=20, what="retried alert")
+            await _alerted(receiver, "user-disabled", 20)
             i = receiver.rule_ids().index("user-disabled")
             assert receiver.header_of(i) == receiver.alerts[i]["alert_id"]
             assert receiver.alerts[i]["change"]["key"] == victim
@@ -138,7 +139,7 @@ async def test_receiver_down_does_not_block_j1_and_gets_the_alert_later(tmp_path
         await receiver.stop()
 
 
-def _disabled_change() -> dict[str, object]:
+def _disabled_change() -> dict[str, Any]:
     old = {
         "_key": "11111111-1111-1111-1111-111111111111",
         "_type": "microsoft_365_user",
@@ -159,7 +160,7 @@ def test_alerts_test_cli_fires_the_matching_rule(tmp_path: Path, capsys: pytest.
     assert fired[0]["message"] == "User disabled: Ada Lovelace (ada@example.com)"
 
     quiet = _disabled_change()
-    quiet["new"] = {**quiet["old"], "jobTitle": "CTO"}  # type: ignore[dict-item]
+    quiet["new"] = {**quiet["old"], "jobTitle": "CTO"}
     change.write_text(json.dumps(quiet))
     assert syncd_main(["alerts", "test", str(DEFAULT_RULES), "--change", str(change)]) == 0
     assert json.loads(capsys.readouterr().out) == []
@@ -186,10 +187,7 @@ def test_j1_rules_cli_prints_j1_rule_definitions(capsys: pytest.CaptureFixture[s
 async def test_alerts_cli_as_a_command(tmp_path: Path) -> None:
     change = tmp_path / "change.json"
     change.write_text(json.dumps(_disabled_change()))
-    proc = await asyncio.create_subprocess_exec(
-        SYNCD, "alerts", "test", str(DEFAULT_RULES), "--change", str(change), stdout=asyncio.subprocess.PIPE
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0
-    assert [a["rule_id"] for a in json.loads(out)] == ["user-disabled"]
+    res = await run_cli("alerts", "test", str(DEFAULT_RULES), "--change", str(change))
+    assert res.code == 0
+    assert [a["rule_id"] for a in json.loads(res.out)] == ["user-disabled"]
     assert ALERT_ID_HEADER == "X-Syncd-Alert-Id"

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from bench.kit.tenants import small_tenant
 from syncd.model import schema as m
 from syncd.model.selects import USER_SELECT
 from syncd.runtime import open_runtime
 from syncd.sources.directory import DeltaSource
-from tests.e2e.conftest import HarnessFactory
-from tests.e2e.notify_helpers import small_tenant
+from tests.helpers.harness import HarnessFactory
 
 
 @pytest.mark.parametrize("form", ["400", "400-bare", "501"])

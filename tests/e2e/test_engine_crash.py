@@ -13,28 +13,27 @@ from __future__ import annotations
 
 import asyncio
 import random
-import signal
 from pathlib import Path
 
 import pytest
 
+from bench.kit.crash_loop import kill_at
+from bench.kit.daemon import DaemonProc, start_daemon
+from bench.kit.truth import (
+    assert_graph_matches,
+    directory_truth,
+    expected_directory,
+    graph_mismatches,
+    j1_directory,
+)
+from bench.kit.waiting import wait_for
 from syncd.mirror import Mirror
 from syncd.model import schema
-from syncd.pausepoints import ENV_MARKER, ENV_POINT, POINTS
+from syncd.pausepoints import POINTS
 from syncd.sim.generator import generate_tenant
 from syncd.sim.harness import SimHarness
 from syncd.sim.tenant import Tenant
-from tests.e2e.conftest import (
-    HarnessFactory,
-    assert_graph_matches,
-    expected_directory_graph,
-    graph_mismatches,
-    kill9,
-    quiet_config,
-    start_daemon,
-    wait_for,
-)
-from tests.e2e.prod_helpers import j1_directory, tenant_truth
+from tests.helpers.harness import HarnessFactory, quiet_config
 
 SYNC = {"safety_net_interval": 1.0, "devices_delta_interval": 1.0, "drain_interval": 0.5, "debounce": 0.2}
 
@@ -45,7 +44,9 @@ def _mutate(tenant: Tenant, rng: random.Random) -> None:
     groups = [g["id"] for g in tenant.list("groups")]
     u = rng.sample(users, 5)
     tenant.update("users", u[0], {"displayName": f"Renamed {rng.random():.6f}"})
-    tenant.update("users", u[1], {"accountEnabled": not tenant.get("users", u[1])["accountEnabled"]})  # type: ignore[index]
+    enabled = tenant.get("users", u[1])
+    assert enabled is not None
+    tenant.update("users", u[1], {"accountEnabled": not enabled["accountEnabled"]})
     tenant.soft_delete("users", u[2])
     tenant.hard_delete("users", u[3])
     g = rng.sample(groups, 3)
@@ -58,36 +59,33 @@ def _mutate(tenant: Tenant, rng: random.Random) -> None:
     tenant.update("groups", g[2], {"description": f"changed {rng.random():.6f}"})
 
 
-async def _kill_cycle(h: SimHarness, config: Path, log: Path, point: str) -> str:
+async def _kill_cycle(h: SimHarness, config: Path, logs: Path, point: str) -> str:
     """Start the daemon, kill -9 it once it paused at `point`; returns the point it hit."""
-    marker = h.state_dir / "paused-at"
-    marker.unlink(missing_ok=True)
-    proc = await start_daemon(config, log, env={ENV_POINT: point, ENV_MARKER: str(marker)})
-    try:
-        paused = await wait_for(lambda: marker.exists() or proc.returncode is not None, timeout=60)
-        assert paused and proc.returncode is None, f"never paused at {point}:\n{log.read_text()[-3000:]}"
-        hit, pid = marker.read_text().split()
-        assert (hit, int(pid)) == (point, proc.pid)
-    finally:
-        await kill9(proc)
-    return hit
+    return (await kill_at(point, config, logs, h.state_dir / "paused-at")).point
 
 
-async def _converge_and_check(h: SimHarness, tenant: Tenant, config: Path, log: Path) -> None:
-    expected = expected_directory_graph(tenant)
-    proc = await start_daemon(config, log)
+async def _until_exact(h: SimHarness, tenant: Tenant, d: DaemonProc) -> None:
+    expected = expected_directory(tenant)
+    await wait_for(
+        lambda: not graph_mismatches(h, expected),
+        90,
+        lambda: "\n".join(graph_mismatches(h, expected)) + "\n" + d.output()[-3000:],
+        interval=0.25,
+    )
+
+
+async def _converge_and_check(h: SimHarness, tenant: Tenant, config: Path, logs: Path) -> None:
+    expected = expected_directory(tenant)
+    d = await start_daemon(config, logs)
     try:
-        converged = await wait_for(lambda: not graph_mismatches(h, expected), timeout=90, interval=0.25)
-        assert converged, "\n".join(graph_mismatches(h, expected)) + "\n" + log.read_text()[-3000:]
+        await _until_exact(h, tenant, d)
         await asyncio.sleep(1.5)  # a few more scheduler ticks: still exact (nothing re-added twice)
         assert_graph_matches(h, expected)
         # property values too (names, enabled flags, descriptions), over every scope syncd writes
-        assert tenant_truth(tenant).diff(j1_directory(h)) == {}
+        assert directory_truth(tenant).diff(j1_directory(h)) == {}
     finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-        rc = await asyncio.wait_for(proc.wait(), 30)
-    assert rc == 0, log.read_text()[-3000:]
+        rc = await d.stop()
+    assert rc == 0, d.output()[-3000:]
     async with await Mirror.open(h.state_dir / "syncd" / "mirror.sqlite") as mirror:
         assert await mirror.outbox_depth() == 0
         assert await mirror.count_entities(schema.USER.type) == len(expected.entities[schema.USER.type])
@@ -102,8 +100,8 @@ async def _crash_loop(make_harness: HarnessFactory, tmp_path: Path, users: int, 
     rng = random.Random(users)
     tenant = generate_tenant(seed=9, users=users, groups=users // 10, devices=users // 20, with_intune=False)
     h = await make_harness(tenant)
-    config = quiet_config(h, **SYNC)
-    log = tmp_path / "daemon.log"
+    config = quiet_config(h, SYNC)
+    log = tmp_path / "logs"
     hits = []
     for i, point in enumerate(points):
         if i > 0:  # every restart has changes to catch up on (and so a push to be caught in)
@@ -120,14 +118,12 @@ async def _crash_loop(make_harness: HarnessFactory, tmp_path: Path, users: int, 
 async def _settle(h: SimHarness, tenant: Tenant, config: Path, log: Path) -> None:
     """One start that finishes its (first) full sync, then a clean stop: later kills hit a daemon
     that catches up by delta and pushes incrementally."""
-    proc = await start_daemon(config, log)
+    d = await start_daemon(config, log)
     try:
-        expected = expected_directory_graph(tenant)
-        assert await wait_for(lambda: not graph_mismatches(h, expected), timeout=90, interval=0.25)
+        await _until_exact(h, tenant, d)
         await asyncio.sleep(1.0)  # the full push is recorded right after J1 finished it
     finally:
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), 30) == 0
+        assert await d.stop() == 0
 
 
 SETTLE = "settle"

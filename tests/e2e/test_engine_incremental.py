@@ -9,21 +9,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.kit.truth import (
+    Expected,
+    assert_graph_matches,
+    assert_user_properties,
+    expected_directory,
+    j1_graph,
+)
+from syncd.j1.partitions import PartKind
 from syncd.mirror.keyhash import key_hash
 from syncd.model import schema
 from syncd.runtime import open_runtime
 from syncd.sim.generator import generate_tenant
 from syncd.sim.harness import SimHarness
-from tests.e2e.conftest import (
-    Expected,
-    HarnessFactory,
-    JobRecorder,
-    assert_graph_matches,
-    assert_user_properties,
-    expected_directory_graph,
-    j1_directory_graph,
-)
 from tests.e2e.directory_changes import mutate_directory
+from tests.helpers.harness import HarnessFactory
+from tests.helpers.j1 import JobRecorder
 
 DELTA_ROUTES = {r: f"GET /v1.0/{r}/delta" for r in ("users", "groups", "devices")}
 
@@ -56,12 +57,12 @@ async def test_incremental_cycle_pushes_only_the_changes(
     h = await make_harness(tenant)
     async with open_runtime(h.settings()) as rt:
         await rt.engine.resync()
-        before = expected_directory_graph(tenant)
+        before = expected_directory(tenant)
         assert_graph_matches(h, before)
-        j1_before, _ = j1_directory_graph(h)
+        j1_before, _ = j1_graph(h)
 
         changed = mutate_directory(tenant, pre_deleted)
-        after = expected_directory_graph(tenant)
+        after = expected_directory(tenant)
         h.sims.graph.counters.reset()
         first_job = len(h.sims.j1_state.jobs)
         recorder = JobRecorder(h)
@@ -90,8 +91,8 @@ async def test_incremental_cycle_pushes_only_the_changes(
     users = before.entities[schema.USER.type] | after.entities[schema.USER.type]
     mapped_sources = (after.entity_keys() ^ before.entity_keys()) & users
 
-    def scope(kind: str, key: str) -> str:
-        return layout.partition_of(kind, key_hash(key)).scope(layout.base)  # type: ignore[arg-type]
+    def scope(kind: PartKind, key: str) -> str:
+        return layout.partition_of(kind, key_hash(key)).scope(layout.base)
 
     entity_scopes = {scope("e", k) for k in want_upserts | want_deletes | mapped_sources}
     relationship_scopes = {scope("r", k) for k in rel_changes}
@@ -114,14 +115,14 @@ async def test_incremental_cycle_pushes_only_the_changes(
     # and J1 holds the new graph exactly; unchanged entities were not touched
     assert_graph_matches(h, after)
     assert_user_properties(h, tenant, [changed["disabled"], changed["renamed"], changed["restored"]])
-    j1_after, _ = j1_directory_graph(h)
+    j1_after, _ = j1_graph(h)
     untouched = (before.entity_keys() & after.entity_keys()) - want_upserts
     assert all(j1_after[k] == j1_before[k] for k in untouched)
     _assert_nested(after, h)
 
 
 def _assert_nested(after: Expected, h: SimHarness) -> None:
-    _, rels = j1_directory_graph(h)
+    _, rels = j1_graph(h)
     assert after.relationships[schema.GROUP_HAS_GROUP.type] == {
         k for k, r in rels.items() if r["_type"] == schema.GROUP_HAS_GROUP.type
     }

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from syncd.graph.client import GraphClient
 from syncd.graph.errors import PermissionDenied
 from syncd.model import schema
 from syncd.runtime import open_runtime
 from syncd.sim.generator import generate_tenant
-from syncd.sim.harness import start_harness
 from syncd.sources.members import MemberDetails
+from tests.helpers.harness import running_harness
 
 
 async def test_non_user_members_carry_their_directory_names(tmp_path: Path) -> None:
     tenant = generate_tenant(seed=5, users=60, groups=8, devices=10, with_intune=False)
-    h = await start_harness(tenant, tmp_path, notifications=False)
-    try:
+    async with running_harness(tenant, tmp_path, notifications=False) as h:
         async with open_runtime(h.settings()) as rt:
             await rt.engine.resync()
         entities, _ = h.j1_graph()
@@ -32,8 +32,6 @@ async def test_non_user_members_carry_their_directory_names(tmp_path: Path) -> N
             assert member["displayName"] == expected  # not the bare id
         kinds = {m["memberType"] for m in members}
         assert len(kinds) >= 2, kinds
-    finally:
-        await h.stop()
 
 
 class _Denied:
@@ -47,6 +45,7 @@ class _Denied:
 async def test_missing_directory_permission_is_asked_once_then_skipped() -> None:
     details = MemberDetails()
     graph = _Denied()
-    assert await details.fetch(graph, ["a", "b"]) == {}  # type: ignore[arg-type]
-    assert await details.fetch(graph, ["c"]) == {}  # type: ignore[arg-type]
+    client = cast(GraphClient, graph)  # only `post` is called
+    assert await details.fetch(client, ["a", "b"]) == {}
+    assert await details.fetch(client, ["c"]) == {}
     assert graph.calls == 1 and details.denied

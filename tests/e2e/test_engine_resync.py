@@ -1,6 +1,6 @@
 """`syncd resync` of a generated tenant gives exactly the J1 graph the tenant implies.
 
-The expectation comes from the simulator's Tenant (tests/e2e/conftest.py), not from the
+The expectation comes from the simulator's Tenant (bench/kit/truth.py), not from the
 converters. Intune is left out (`with_intune=False`): only directory types may appear.
 """
 
@@ -8,21 +8,20 @@ from __future__ import annotations
 
 import pytest
 
+from bench.kit.daemon import run_cli
+from bench.kit.truth import (
+    NON_USER_MEMBER_STORES,
+    Expected,
+    assert_graph_matches,
+    assert_user_properties,
+    expected_directory,
+    j1_graph,
+)
 from syncd.model import schema
 from syncd.runtime import open_runtime
 from syncd.sim.generator import generate_tenant
 from syncd.sim.tenant import Tenant
-from tests.e2e.conftest import (
-    NON_USER_MEMBER_STORES,
-    Expected,
-    HarnessFactory,
-    assert_graph_matches,
-    assert_user_properties,
-    expected_directory_graph,
-    j1_directory_graph,
-    quiet_config,
-    run_cli,
-)
+from tests.helpers.harness import HarnessFactory, quiet_config
 
 
 def _tenant(users: int) -> Tenant:
@@ -51,7 +50,7 @@ def _spot_users(tenant: Tenant) -> list[str]:
 
 async def _resync_exactly(make_harness: HarnessFactory, users: int) -> None:
     tenant = _tenant(users)
-    expected = expected_directory_graph(tenant)
+    expected = expected_directory(tenant)
     _check_generator(tenant, expected)
     h = await make_harness(tenant)
 
@@ -65,7 +64,7 @@ async def _resync_exactly(make_harness: HarnessFactory, users: int) -> None:
     assert report.push.mapped_relationships == sum(1 for u in tenant.list("users") if u["mail"])
     assert_graph_matches(h, expected)
     assert_user_properties(h, tenant, _spot_users(tenant))
-    ents, _ = j1_directory_graph(h)
+    ents, _ = j1_graph(h)
     account = ents[f"{schema.ACCOUNT.type}:{tenant.tenant_id}"]
     assert account["_class"] == "Account" and account["displayName"] == tenant.organization["displayName"]
     for member in expected.entities[schema.GROUP_MEMBER.type]:
@@ -75,9 +74,9 @@ async def _resync_exactly(make_harness: HarnessFactory, users: int) -> None:
     # graph, nothing else
     jobs_before = len(h.sims.j1_state.jobs_view())
     config = quiet_config(h, state_dir=h.state_dir / "cli")
-    rc, out, err = await run_cli(config, "resync")
-    assert rc == 0, err[-2000:]
-    assert "0 failed" in out
+    res = await run_cli("resync", config=config, timeout=120)
+    assert res.code == 0, res.err[-2000:]
+    assert "0 failed" in res.out
     assert_graph_matches(h, expected)
     scope_jobs = [j for j in h.sims.j1_state.jobs_view()[jobs_before:] if h.is_syncd_scope(j["scope"])]
     assert {(j["mode"], j["status"]) for j in scope_jobs} == {("DIFF", "FINISHED")}
@@ -93,8 +92,13 @@ async def _resync_exactly(make_harness: HarnessFactory, users: int) -> None:
         len(expected.relationship_keys()) + mapped
     )
     # every partition stays small: one DIFF of it (a deletion, a relationship change) is cheap
-    assert max(j["counters"]["numEntitiesUploaded"] + j["counters"]["numRelationshipsUploaded"]
-               for j in scope_jobs) <= 200
+    assert (
+        max(
+            j["counters"]["numEntitiesUploaded"] + j["counters"]["numRelationshipsUploaded"]
+            for j in scope_jobs
+        )
+        <= 200
+    )
 
 
 def _is_power_of_two(n: int) -> bool:

@@ -6,13 +6,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from bench.kit.tenants import intune_tenant
+from bench.kit.truth import by_type
 from syncd.commands.resync import resync_command
 from syncd.engine import ABSENT_KEY
 from syncd.model import schema as m
 from syncd.sim.harness import SimHarness
 from syncd.sources.intune import INTUNE_ORIGIN_TYPES
-from tests.e2e.intune_helpers import INTUNE_ORIGINS, by_type, harness, intune_tenant, runtime
-from tests.e2e.seed_helpers import permission_faults
+from tests.helpers.harness import permission_faults, running_harness
+from tests.helpers.inprocess import intune_runtime
+from tests.helpers.intune import INTUNE_ORIGINS
 
 INTUNE_TYPES = {t for o in INTUNE_ORIGINS for t in INTUNE_ORIGIN_TYPES[o]}
 FAST = {"sync": {"intune_requests_per_20s": 100_000}}
@@ -25,7 +28,7 @@ def _intune_in_j1(h: SimHarness) -> set[str]:
 
 async def test_resync_removes_intune_data_only_on_the_definitive_answer(tmp_path: Path) -> None:
     tenant = intune_tenant(managed_devices=12)
-    async with harness(tenant, tmp_path) as h:
+    async with running_harness(tenant, tmp_path, notifications=False) as h:
         assert await resync_command(h.settings(FAST)) == 0
         held = _intune_in_j1(h)
         assert m.MANAGED_DEVICE.type in held and m.COMPLIANCE_POLICY.type in held
@@ -57,13 +60,13 @@ async def test_resync_removes_intune_data_only_on_the_definitive_answer(tmp_path
 
 async def test_the_daemon_keeps_it_a_day_then_removes_it(tmp_path: Path) -> None:
     tenant = intune_tenant(managed_devices=12)
-    async with harness(tenant, tmp_path) as h:
-        async with runtime(h) as rt:
+    async with running_harness(tenant, tmp_path, notifications=False) as h:
+        async with intune_runtime(h) as rt:
             assert (await rt.engine.resync()).failed == {}
         held = _intune_in_j1(h)
         assert held
         tenant.intune = None
-        async with runtime(h) as rt:  # the daemon's engine: a day of grace
+        async with intune_runtime(h) as rt:  # the daemon's engine: a day of grace
             for origin in INTUNE_ORIGINS:
                 assert (await rt.engine.run_round(origin)).kind == "skipped"
             assert set(rt.engine.partial_types()) >= INTUNE_TYPES
@@ -74,7 +77,7 @@ async def test_the_daemon_keeps_it_a_day_then_removes_it(tmp_path: Path) -> None
             assert isinstance(first_seen, float) and time.time() - first_seen < 60
             for origin in INTUNE_ORIGINS:  # as if that answer came more than a day ago
                 await rt.mirror.set_value(ABSENT_KEY + origin, time.time() - 86_500)
-        async with runtime(h) as rt:  # after a restart: the first answer's time was remembered
+        async with intune_runtime(h) as rt:  # after a restart: the first answer's time was remembered
             for origin in INTUNE_ORIGINS:
                 assert (await rt.engine.run_round(origin)).kind == "skipped"
             assert not INTUNE_TYPES & set(rt.engine.partial_types())

@@ -14,6 +14,8 @@ import aiohttp
 import pytest
 import structlog
 
+from bench.kit.tenants import intune_of, intune_tenant
+from bench.kit.truth import by_type
 from syncd import metrics
 from syncd.commands.status import status_command
 from syncd.graph.errors import GraphError, PermissionDenied
@@ -21,7 +23,9 @@ from syncd.model import schema as m
 from syncd.sim.generator import generate_tenant
 from syncd.sim.harness import SimHarness
 from syncd.sources.intune import INTUNE_ORIGIN_TYPES
-from tests.e2e.intune_helpers import INTUNE_ORIGINS, by_type, harness, intune_tenant, runtime
+from tests.helpers.harness import running_harness
+from tests.helpers.inprocess import intune_runtime
+from tests.helpers.intune import INTUNE_ORIGINS
 
 CONFIGS = "intune:deviceConfigurations"
 
@@ -36,10 +40,10 @@ async def put_faults(h: SimHarness, body: dict[str, list[str]]) -> dict[str, lis
 
 async def test_forbidden_collection_keeps_its_data_and_is_partial(tmp_path: Path) -> None:
     tenant = intune_tenant()
-    intune = tenant.intune
-    async with harness(tenant, tmp_path) as h:
+    intune = intune_of(tenant)
+    async with running_harness(tenant, tmp_path, notifications=False) as h:
         settings = h.settings({"sync": {"intune_requests_per_20s": 100_000}})
-        async with runtime(h) as rt:
+        async with intune_runtime(h) as rt:
             assert (await rt.engine.resync()).failed == {}
             before_entities, before_rels = h.j1_graph()
             configs = {c["id"] for c in intune.list("deviceConfigurations")}
@@ -91,7 +95,7 @@ async def test_forbidden_collection_keeps_its_data_and_is_partial(tmp_path: Path
 
         # Permission granted again: the next round reconciles (the deleted configuration goes).
         await put_faults(h, {"forbidden": []})
-        async with runtime(h) as rt:
+        async with intune_runtime(h) as rt:
             report = await rt.engine.resync()
             assert report.failed == {}
             status = {o["origin"]: o for o in await rt.mirror.origin_status()}
@@ -103,12 +107,12 @@ async def test_forbidden_collection_keeps_its_data_and_is_partial(tmp_path: Path
 
 async def test_collection_failing_with_5xx_after_retries_keeps_its_data(tmp_path: Path) -> None:
     tenant = intune_tenant()
-    async with harness(tenant, tmp_path) as h, runtime(h) as rt:
+    async with running_harness(tenant, tmp_path, notifications=False) as h, intune_runtime(h) as rt:
         assert (await rt.engine.resync()).failed == {}
         before = h.j1_graph()
         rt.graph.backoff_base = 0.001  # keep the retries, not their waits
         await put_faults(h, {"unavailable": ["managedDevices"]})
-        tenant.intune.delete("managedDevices", next(iter(tenant.intune.items["managedDevices"])))
+        intune_of(tenant).delete("managedDevices", next(iter(intune_of(tenant).items["managedDevices"])))
         with pytest.raises(GraphError):
             await rt.engine.run_round("intune:managedDevices", force_full=True)
         requests = h.sims.graph.counters.routes["GET /{ver}/deviceManagement/managedDevices"]
@@ -127,9 +131,9 @@ async def test_collection_failing_with_5xx_after_retries_keeps_its_data(tmp_path
 
 async def test_tenant_without_intune_disables_intune_quietly(tmp_path: Path) -> None:
     tenant = generate_tenant(seed=3, users=20, groups=3, devices=4, with_intune=False)
-    async with harness(tenant, tmp_path) as h:
+    async with running_harness(tenant, tmp_path, notifications=False) as h:
         with structlog.testing.capture_logs() as logs:
-            async with runtime(h) as rt:
+            async with intune_runtime(h) as rt:
                 # Intune rounds before the account round (daemon start-up order is not fixed).
                 for origin in INTUNE_ORIGINS:
                     report = await rt.engine.run_round(origin)
@@ -171,9 +175,9 @@ async def test_one_object_failing_after_retries_does_not_fail_its_collection(tmp
     """One policy whose statuses keep answering 503 (no Retry-After) after every retry: it keeps
     its last state, the round commits the other policies' changes, and the next poll reads it."""
     tenant = intune_tenant()
-    intune = tenant.intune
+    intune = intune_of(tenant)
     origin = "intune:deviceCompliancePolicies"
-    async with harness(tenant, tmp_path) as h, runtime(h) as rt:
+    async with running_harness(tenant, tmp_path, notifications=False) as h, intune_runtime(h) as rt:
         assert (await rt.engine.resync()).failed == {}
         rt.graph.backoff_base = 0.001
         flaky, other = [p["id"] for p in intune.list("deviceCompliancePolicies")[:2]]

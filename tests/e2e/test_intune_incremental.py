@@ -9,21 +9,16 @@ from typing import Any
 
 import aiohttp
 
+from bench.kit.sim_admin import graph_requests
+from bench.kit.tenants import intune_of, intune_tenant
+from bench.kit.truth import NULL_GUID, assert_same_keys, by_type, expected_graph
 from syncd.mirror.keyhash import key_hash
 from syncd.model import schema as m
 from syncd.sim.harness import SimHarness
 from syncd.sources.intune import IntuneCollectionSource
-from tests.e2e.intune_helpers import (
-    INTUNE_ORIGINS,
-    NULL_GUID,
-    assert_same_keys,
-    by_type,
-    expected_graph,
-    graph_requests,
-    harness,
-    intune_tenant,
-    runtime,
-)
+from tests.helpers.harness import running_harness
+from tests.helpers.inprocess import intune_runtime, source_of
+from tests.helpers.intune import INTUNE_ORIGINS
 
 
 async def set_compliance(h: SimHarness, device_id: str, state: str) -> dict[str, Any]:
@@ -37,8 +32,8 @@ async def set_compliance(h: SimHarness, device_id: str, state: str) -> dict[str,
 def policy_statuses_of(tenant: Any, device_id: str) -> dict[tuple[str, str], str]:
     """(policy id, status id) -> status, for the compliance statuses naming the device."""
     out = {}
-    for pid in [p["id"] for p in tenant.intune.list("deviceCompliancePolicies")]:
-        for st in tenant.intune.sub("deviceCompliancePolicies", pid, "deviceStatuses"):
+    for pid in [p["id"] for p in intune_of(tenant).list("deviceCompliancePolicies")]:
+        for st in intune_of(tenant).sub("deviceCompliancePolicies", pid, "deviceStatuses"):
             if st["id"].rsplit("_", 1)[-1] == device_id:
                 out[(pid, st["id"])] = st["status"]
     return out
@@ -70,8 +65,11 @@ def sub_resource_requests(before: dict[str, int], after: dict[str, int]) -> dict
 
 async def test_no_change_poll_then_one_compliance_change(tmp_path: Path, j1_reading: str) -> None:
     tenant = intune_tenant()
-    intune = tenant.intune
-    async with harness(tenant, tmp_path) as h, runtime(h, intune_full_pass_every=100) as rt:
+    intune = intune_of(tenant)
+    async with (
+        running_harness(tenant, tmp_path, notifications=False) as h,
+        intune_runtime(h, intune_full_pass_every=100) as rt,
+    ):
         assert (await rt.engine.resync()).failed == {}
 
         # 1. Nothing changed: list requests only, nothing pushed.
@@ -112,7 +110,7 @@ async def test_no_change_poll_then_one_compliance_change(tmp_path: Path, j1_read
         for origin in INTUNE_ORIGINS:  # every collection polls; only the affected ones fetch
             await rt.engine.run_round(origin)
         req_after = graph_requests(h)
-        fetched = {o: rt.engine.sources[o].last_fetched for o in INTUNE_ORIGINS}  # type: ignore[attr-defined]
+        fetched = {o: source_of(rt, o, IntuneCollectionSource).last_fetched for o in INTUNE_ORIGINS}
         assert fetched["intune:managedDevices"] == 1
         # Policies naming the device are re-fetched (their lastModifiedDateTime did not move).
         assert fetched["intune:deviceCompliancePolicies"] == len({p for p, _ in old_statuses})
@@ -164,8 +162,8 @@ async def test_no_change_poll_then_one_compliance_change(tmp_path: Path, j1_read
 
 async def test_entra_device_change_refetches_the_managed_device_early(tmp_path: Path) -> None:
     tenant = intune_tenant()
-    intune = tenant.intune
-    async with harness(tenant, tmp_path) as h, runtime(h) as rt:
+    intune = intune_of(tenant)
+    async with running_harness(tenant, tmp_path, notifications=False) as h, intune_runtime(h) as rt:
         assert (await rt.engine.resync()).failed == {}
         device = next(
             d

@@ -10,19 +10,14 @@ from pathlib import Path
 
 import structlog
 
+from bench.kit.tenants import intune_of, intune_tenant
+from bench.kit.truth import assert_same_keys, by_type, expected_graph
 from syncd.model import schema as m
 from syncd.sim.intune import intune_from_recordings
 from syncd.sim.tenant import tenant_from_recording
-from tests.e2e.intune_helpers import (
-    INTUNE_ORIGINS,
-    assert_same_keys,
-    by_type,
-    expected_graph,
-    harness,
-    intune_tenant,
-    no_script_content,
-    runtime,
-)
+from tests.helpers.harness import running_harness
+from tests.helpers.inprocess import intune_runtime
+from tests.helpers.intune import INTUNE_ORIGINS, no_script_content
 from tests.paths import FIXTURES
 
 ENTITY_TYPES = [e.type for e in m.ENTITY_TYPES]
@@ -36,9 +31,9 @@ async def test_full_resync_gives_exactly_the_expected_graph(tmp_path: Path, j1_r
     assert [t for t in ENTITY_TYPES if not expected.entities.get(t)] == []
     assert [t for t in RELATIONSHIP_TYPES if not expected.relationships.get(t)] == []
 
-    async with harness(tenant, tmp_path) as h:
+    async with running_harness(tenant, tmp_path, notifications=False) as h:
         with structlog.testing.capture_logs() as logs:
-            async with runtime(h) as rt:
+            async with intune_runtime(h) as rt:
                 report = await rt.engine.resync()
                 status = {o["origin"]: o for o in await rt.mirror.origin_status()}
         assert report.failed == {}
@@ -55,7 +50,7 @@ async def test_full_resync_gives_exactly_the_expected_graph(tmp_path: Path, j1_r
         assert all("person" in t for t in extra), extra  # only the user -> Person mapping is extra
 
         # Spot values: a finding carries its state and device; a device its compliance.
-        device = next(iter(tenant.intune.list("managedDevices")))
+        device = next(iter(intune_of(tenant).list("managedDevices")))
         assert entities[device["id"]]["complianceState"] == device["complianceState"]
         finding_key = next(iter(expected.entities[m.NONCOMPLIANCE_FINDING.type]))
         finding = entities[finding_key]
@@ -72,8 +67,8 @@ async def test_full_resync_gives_exactly_the_expected_graph(tmp_path: Path, j1_r
         j1_text = json.dumps([entities, relationships], default=str)
         for job in h.sims.j1_state.jobs.values():
             j1_text += json.dumps([job.entities, job.relationships], default=str)
-        assert no_script_content(j1_text, tenant.intune) == []
-        script = next(iter(tenant.intune.list("deviceManagementScripts")))
+        assert no_script_content(j1_text, intune_of(tenant)) == []
+        script = next(iter(intune_of(tenant).list("deviceManagementScripts")))
         assert isinstance(entities[script["id"]]["sha256"], str)
         assert "scriptContent" not in entities[script["id"]]
         db = sqlite3.connect(h.settings().mirror_path)
@@ -82,8 +77,8 @@ async def test_full_resync_gives_exactly_the_expected_graph(tmp_path: Path, j1_r
         finally:
             db.close()
         assert script["id"] in mirror_text
-        assert no_script_content(mirror_text, tenant.intune) == []
-        assert no_script_content(json.dumps(logs, default=str), tenant.intune) == []
+        assert no_script_content(mirror_text, intune_of(tenant)) == []
+        assert no_script_content(json.dumps(logs, default=str), intune_of(tenant)) == []
 
 
 async def test_recorded_payloads_keep_their_real_values(tmp_path: Path) -> None:
@@ -91,12 +86,12 @@ async def test_recorded_payloads_keep_their_real_values(tmp_path: Path) -> None:
     tenant = tenant_from_recording(FIXTURES / "managed-devices-with-users.json")
     recordings = sorted(FIXTURES.glob("*.json"))
     tenant.intune = intune_from_recordings(recordings)
-    raw_devices = {d["id"]: d for d in tenant.intune.list("managedDevices")}
-    raw_configs = {c["id"]: c for c in tenant.intune.list("deviceConfigurations")}
-    assert len(raw_devices) == 2 and tenant.intune.list("deviceCompliancePolicies")
+    raw_devices = {d["id"]: d for d in intune_of(tenant).list("managedDevices")}
+    raw_configs = {c["id"]: c for c in intune_of(tenant).list("deviceConfigurations")}
+    assert len(raw_devices) == 2 and intune_of(tenant).list("deviceCompliancePolicies")
 
-    async with harness(tenant, tmp_path) as h:
-        async with runtime(h) as rt:
+    async with running_harness(tenant, tmp_path, notifications=False) as h:
+        async with intune_runtime(h) as rt:
             report = await rt.engine.resync()
         assert report.failed == {}
         entities, relationships = h.j1_graph()

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bench.kit.truth import assert_graph_matches, expected_directory
 from syncd import metrics
 from syncd.j1.capabilities import DOCUMENTED_BASELINE, KV_KEY, Behaviour
 from syncd.j1.partitions import parse_scope
@@ -16,9 +17,9 @@ from syncd.j1.writer import LAYOUT_KEY, PENDING_LAYOUT_KEY
 from syncd.runtime import open_runtime
 from syncd.sim.generator import generate_tenant
 from syncd.sim.tenant import Tenant
-from tests.e2e.conftest import HarnessFactory, assert_graph_matches, expected_directory_graph
 from tests.e2e.directory_changes import mutate_directory
-from tests.e2e.j1_helpers import (
+from tests.helpers.harness import HarnessFactory
+from tests.helpers.j1 import (
     MIXED,
     PERMISSIVE,
     READINGS,
@@ -58,7 +59,7 @@ async def test_directory_changes_reach_j1_under_every_reading(
         assert report.verification_failures == 0 and report.failed_partitions == 0, report
         assert await rt.mirror.outbox_depth() == 0
         await assert_j1_equals_mirror(h, rt)
-        assert_graph_matches(h, expected_directory_graph(tenant))
+        assert_graph_matches(h, expected_directory(tenant))
         if reading == "permissive":
             assert {"PATCH", "CROSS_SCOPE"} <= set(report.jobs), "the probed faster paths were used"
 

@@ -14,19 +14,15 @@ from pathlib import Path
 import aiohttp
 from structlog.testing import capture_logs
 
+from bench.kit.sim_admin import delta_requests, sim_admin
+from bench.kit.tenants import small_tenant
+from bench.kit.truth import until_in_j1
+from bench.kit.waiting import wait_for
 from syncd import metrics
 from syncd.sim.tenant import Tenant
-from tests.e2e.notify_helpers import (
-    delta_requests,
-    running_daemon,
-    sim_admin,
-    sim_harness,
-    small_tenant,
-    until,
-    until_async,
-    user_notification,
-    webhook_ssl,
-)
+from tests.helpers.harness import running_harness
+from tests.helpers.inprocess import running_daemon
+from tests.helpers.notifications import user_notification, webhook_ssl
 
 USERS_GROUPS = ["users", "groups"]
 NO_SAFETY_NET = {"sync": {"safety_net_interval": 3600, "sources": USERS_GROUPS}}
@@ -48,9 +44,9 @@ async def test_changes_reach_j1_by_notification_without_the_safety_net(tmp_path:
     gid = str(group["id"])
     validations = _validations()
     async with (
-        sim_harness(tenant, tmp_path) as h,
+        running_harness(tenant, tmp_path) as h,
         sim_admin(h) as admin,
-        running_daemon(h, NO_SAFETY_NET) as daemon,
+        running_daemon(h.config_path(NO_SAFETY_NET)) as daemon,
     ):
         # the simulator validated both URLs of both subscriptions against the daemon's webhook
         assert set(daemon.state.subscriptions) == {"users", "groups"}
@@ -61,11 +57,7 @@ async def test_changes_reach_j1_by_notification_without_the_safety_net(tmp_path:
         users_delta = delta_requests(h, "users")
 
         await admin.patch_user(uid, displayName="Renamed By Notification", accountEnabled=False)
-        took = await until(
-            lambda: h.j1_graph()[0].get(uid, {}).get("displayName") == "Renamed By Notification",
-            timeout=5,
-            what="renamed user in J1",
-        )
+        took = await until_in_j1(h, uid, "displayName", "Renamed By Notification", 5)
         assert h.j1_graph()[0][uid]["accountEnabled"] is False
         assert took < 3.0
         assert delta_requests(h, "users") > users_delta  # a delta round ran, woken by the notification
@@ -73,15 +65,15 @@ async def test_changes_reach_j1_by_notification_without_the_safety_net(tmp_path:
 
         await admin.call("POST", f"/_sim/groups/{gid}/members", {"id": other})
         rel = f"{gid}|has|{other}"
-        await until(lambda: rel in h.j1_graph()[1], timeout=5, what="new membership in J1")
+        await wait_for(lambda: rel in h.j1_graph()[1], timeout=5, what="new membership in J1", interval=0.01)
 
 
 async def test_lifecycle_reauthorization_required_reauthorizes_and_runs_a_delta_round(tmp_path: Path) -> None:
     tenant = small_tenant(seed=12)
     async with (
-        sim_harness(tenant, tmp_path) as h,
+        running_harness(tenant, tmp_path) as h,
         sim_admin(h) as admin,
-        running_daemon(h, NO_SAFETY_NET) as daemon,
+        running_daemon(h.config_path(NO_SAFETY_NET)) as daemon,
     ):
         assert daemon.wakeups is not None
         sub_id = daemon.state.subscriptions["users"]
@@ -96,9 +88,11 @@ async def test_lifecycle_reauthorization_required_reauthorizes_and_runs_a_delta_
         async def reauthorized() -> bool:
             return sub_id in await admin.reauthorized()
 
-        await until_async(reauthorized, timeout=5, what="reauthorize call")
+        await wait_for(reauthorized, timeout=5, what="reauthorize call", interval=0.02)
         wakeups = daemon.wakeups
-        await until(lambda: wakeups.runs.get("users", 0) > rounds, timeout=5, what="users round")
+        await wait_for(
+            lambda: wakeups.runs.get("users", 0) > rounds, timeout=5, what="users round", interval=0.01
+        )
         await wakeups.idle()
         assert delta_requests(h, "users") > users_delta
         # reauthorized in place: same subscription, nothing recreated
@@ -109,19 +103,15 @@ async def test_dropped_notifications_are_caught_up_by_the_safety_net(tmp_path: P
     tenant = small_tenant(seed=13)
     uid = _enabled_members(tenant, 1)[0]
     async with (
-        sim_harness(tenant, tmp_path) as h,
+        running_harness(tenant, tmp_path) as h,
         sim_admin(h) as admin,
-        running_daemon(h, {"sync": {"safety_net_interval": 2, "sources": USERS_GROUPS}}),
+        running_daemon(h.config_path({"sync": {"safety_net_interval": 2, "sources": USERS_GROUPS}})),
     ):
         await admin.faults(notify_drop_rate=1, missed_on_drop=False)  # lost without a trace
         dropped = h.sims.graph.notifier.stats["dropped"]
         delivered = h.sims.graph.notifier.stats["delivered"]
         await admin.patch_user(uid, jobTitle="Changed While Notifications Are Lost")
-        await until(
-            lambda: h.j1_graph()[0].get(uid, {}).get("jobTitle") == "Changed While Notifications Are Lost",
-            timeout=8,
-            what="change caught by the safety-net round",
-        )
+        await until_in_j1(h, uid, "jobTitle", "Changed While Notifications Are Lost", 8)
         assert h.sims.graph.notifier.stats["dropped"] > dropped
         assert h.sims.graph.notifier.stats["delivered"] == delivered
 
@@ -129,7 +119,7 @@ async def test_dropped_notifications_are_caught_up_by_the_safety_net(tmp_path: P
 async def test_a_burst_of_1000_notifications_costs_a_handful_of_delta_rounds(tmp_path: Path) -> None:
     tenant = small_tenant(seed=14)
     ids = [str(u["id"]) for u in tenant.list("users")]
-    async with sim_harness(tenant, tmp_path) as h, running_daemon(h, NO_SAFETY_NET) as daemon:
+    async with running_harness(tenant, tmp_path) as h, running_daemon(h.config_path(NO_SAFETY_NET)) as daemon:
         assert daemon.wakeups is not None and daemon.webhook_url is not None
         sub_id = daemon.state.subscriptions["users"]
         rounds = daemon.wakeups.runs.get("users", 0)
@@ -163,20 +153,16 @@ async def test_a_burst_of_1000_notifications_costs_a_handful_of_delta_rounds(tmp
 async def test_without_public_url_the_daemon_polls_and_says_so_once(tmp_path: Path) -> None:
     tenant = small_tenant(seed=15)
     uid = _enabled_members(tenant, 1)[0]
-    async with sim_harness(tenant, tmp_path, notifications=False) as h, sim_admin(h) as admin:
+    async with running_harness(tenant, tmp_path, notifications=False) as h, sim_admin(h) as admin:
         with capture_logs() as logs:
             async with running_daemon(
-                h, {"sync": {"safety_net_interval": 1, "sources": USERS_GROUPS}}
+                h.config_path({"sync": {"safety_net_interval": 1, "sources": USERS_GROUPS}})
             ) as daemon:
                 assert daemon.subs is None
                 assert daemon.state.subscriptions == {}
                 assert await admin.subscriptions() == []
                 await admin.patch_user(uid, displayName="Polled Change")
-                await until(
-                    lambda: h.j1_graph()[0].get(uid, {}).get("displayName") == "Polled Change",
-                    timeout=6,
-                    what="change found by the safety-net round",
-                )
+                await until_in_j1(h, uid, "displayName", "Polled Change", 6)
                 await asyncio.sleep(1.2)  # a few more scheduled rounds: still said only once
         said = [e for e in logs if "public_url" in str(e.get("event"))]
         assert len(said) == 1, said

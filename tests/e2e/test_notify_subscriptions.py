@@ -3,22 +3,18 @@ recreation after a 404, and the `syncd subscriptions list|delete` CLI."""
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench.kit.daemon import run_cli
+from bench.kit.sim_admin import sim_admin
+from bench.kit.tenants import small_tenant
+from bench.kit.truth import until_in_j1
 from syncd.subscriptions import SubscriptionManager, _parse_time
-from tests.e2e.notify_helpers import (
-    running_daemon,
-    sim_admin,
-    sim_harness,
-    small_tenant,
-    until,
-)
+from tests.helpers.harness import running_harness
+from tests.helpers.inprocess import running_daemon
 
 QUIET = {"sync": {"safety_net_interval": 3600, "sources": ["users", "groups"]}}
-SYNCD = str(Path(sys.executable).with_name("syncd"))
 
 
 class Clock:
@@ -35,11 +31,11 @@ class Clock:
 
 
 async def test_a_restart_reuses_the_subscriptions(tmp_path: Path) -> None:
-    async with sim_harness(small_tenant(seed=21), tmp_path) as h, sim_admin(h) as admin:
-        async with running_daemon(h, QUIET) as first:
+    async with running_harness(small_tenant(seed=21), tmp_path) as h, sim_admin(h) as admin:
+        async with running_daemon(h.config_path(QUIET)) as first:
             created = dict(first.state.subscriptions)
         assert sorted(created) == ["groups", "users"]
-        async with running_daemon(h, QUIET) as second:  # same state dir
+        async with running_daemon(h.config_path(QUIET)) as second:  # same state dir
             assert second.state.subscriptions == created
         live = await admin.subscriptions()
         assert {s["resource"]: s["id"] for s in live} == created
@@ -49,9 +45,9 @@ async def test_a_restart_reuses_the_subscriptions(tmp_path: Path) -> None:
 
 async def test_renewal_at_half_life_and_recreation_after_404(tmp_path: Path) -> None:
     async with (
-        sim_harness(small_tenant(seed=22), tmp_path) as h,
+        running_harness(small_tenant(seed=22), tmp_path) as h,
         sim_admin(h) as admin,
-        running_daemon(h, QUIET) as daemon,
+        running_daemon(h.config_path(QUIET)) as daemon,
     ):
         assert daemon.rt is not None and daemon.subs is not None
         # drop the daemon's long-lived subscriptions; manage short-lived ones with a test clock
@@ -100,44 +96,33 @@ async def test_renewal_at_half_life_and_recreation_after_404(tmp_path: Path) -> 
         assert stored == by_resource
 
 
-async def _cli(config: Path, *args: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        SYNCD,
-        "-c",
-        str(config),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    return proc.returncode or 0, out.decode()
-
-
 async def test_subscriptions_cli_list_and_delete(tmp_path: Path) -> None:
-    async with sim_harness(small_tenant(seed=23), tmp_path) as h, sim_admin(h) as admin:
-        async with running_daemon(h, QUIET) as daemon:
+    async with running_harness(small_tenant(seed=23), tmp_path) as h, sim_admin(h) as admin:
+        async with running_daemon(h.config_path(QUIET)) as daemon:
             ids = dict(daemon.state.subscriptions)
         # the daemon is stopped (the CLI needs the mirror); its subscriptions stay in Graph
         config = h.config_path(QUIET | {"log": {"level": "WARNING", "format": "json"}})
-        code, out = await _cli(config, "subscriptions", "list")
-        assert code == 0, out
+        listed = await run_cli("subscriptions", "list", config=config)
+        out = listed.out + listed.err
+        assert listed.code == 0, out
         lines = [ln for ln in out.splitlines() if "[syncd]" in ln]
         assert len(lines) == 2, out
         for resource, sub_id in ids.items():
             assert any(ln.startswith(sub_id) and f"  {resource}  " in ln for ln in lines), out
         assert h.client_state not in out
 
-        code, out = await _cli(config, "subscriptions", "delete")
-        assert code == 0, out
+        deleted = await run_cli("subscriptions", "delete", config=config)
+        out = deleted.out + deleted.err
+        assert deleted.code == 0, out
         assert "deleted 2 subscription(s)" in out
         assert await admin.subscriptions() == []
 
 
 async def test_a_create_whose_answer_is_lost_leaves_no_duplicate(tmp_path: Path) -> None:
-    async with sim_harness(small_tenant(seed=24), tmp_path) as h, sim_admin(h) as admin:
+    async with running_harness(small_tenant(seed=24), tmp_path) as h, sim_admin(h) as admin:
         # Graph creates the users subscription, then the connection drops before the 201
         await admin.faults(drop_response_next=1, drop_response_path="POST /v1.0/subscriptions")
-        async with running_daemon(h, QUIET) as daemon:
+        async with running_daemon(h.config_path(QUIET)) as daemon:
             ids = dict(daemon.state.subscriptions)
         live = await admin.subscriptions()
         assert sorted(s["resource"] for s in live) == ["groups", "users"]  # one each, nothing twice
@@ -147,8 +132,8 @@ async def test_a_create_whose_answer_is_lost_leaves_no_duplicate(tmp_path: Path)
 
 
 async def test_subscriptions_graph_has_but_the_mirror_lost_are_adopted_or_deleted(tmp_path: Path) -> None:
-    async with sim_harness(small_tenant(seed=25), tmp_path) as h, sim_admin(h) as admin:
-        async with running_daemon(h, QUIET) as daemon:
+    async with running_harness(small_tenant(seed=25), tmp_path) as h, sim_admin(h) as admin:
+        async with running_daemon(h.config_path(QUIET)) as daemon:
             assert daemon.rt is not None and daemon.subs is not None
             ours = dict(daemon.state.subscriptions)
             # a crash right after a create: Graph has the subscription, the mirror does not
@@ -164,7 +149,7 @@ async def test_subscriptions_graph_has_but_the_mirror_lost_are_adopted_or_delete
                 datetime.now(UTC) + timedelta(days=2),
             )
         posts = h.sims.graph.counters.routes["POST /v1.0/subscriptions"]["requests"]
-        async with running_daemon(h, QUIET) as again:
+        async with running_daemon(h.config_path(QUIET)) as again:
             assert again.state.subscriptions == ours  # adopted, not recreated
         live = await admin.subscriptions()
         assert {s["resource"]: s["id"] for s in live} == ours and len(live) == 2
@@ -175,8 +160,8 @@ async def test_subscriptions_graph_has_but_the_mirror_lost_are_adopted_or_delete
 async def test_a_reused_subscription_is_reauthorized_at_once(tmp_path: Path) -> None:
     tenant = small_tenant(seed=26)
     uid = next(str(u["id"]) for u in tenant.list("users") if u.get("accountEnabled"))
-    async with sim_harness(tenant, tmp_path) as h, sim_admin(h) as admin:
-        async with running_daemon(h, QUIET) as first:
+    async with running_harness(tenant, tmp_path) as h, sim_admin(h) as admin:
+        async with running_daemon(h.config_path(QUIET)) as first:
             ids = dict(first.state.subscriptions)
         # down long enough for the authorizing token to expire: Graph holds notifications back
         for sub_id in ids.values():
@@ -184,13 +169,9 @@ async def test_a_reused_subscription_is_reauthorized_at_once(tmp_path: Path) -> 
             assert sub is not None
             sub.authorized_until = 0.0
         await admin.faults(reauth_on_token_cadence=False)  # and no challenge comes to help
-        async with running_daemon(h, QUIET) as again:
+        async with running_daemon(h.config_path(QUIET)) as again:
             assert again.state.subscriptions == ids
             assert set(ids.values()) <= set(await admin.reauthorized())
             await admin.patch_user(uid, displayName="Notified After A Restart")
-            await until(
-                lambda: h.j1_graph()[0].get(uid, {}).get("displayName") == "Notified After A Restart",
-                timeout=4,
-                what="the notified change",
-            )
+            await until_in_j1(h, uid, "displayName", "Notified After A Restart", 4)
         assert h.sims.graph.notifier.stats["paused"] == 0

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.kit.tenants import feature_tenant
 from syncd.commands.resync import resync_command
 from syncd.model import schema as m
-from tests.e2e.seed_helpers import permission_faults, running_harness
+from tests.helpers.harness import permission_faults, running_harness
 
 
 def _of_type(rels: dict[str, dict[str, object]], type_: str) -> set[str]:
@@ -18,7 +19,7 @@ def _of_type(rels: dict[str, dict[str, object]], type_: str) -> set[str]:
 
 
 async def test_a_failed_users_round_on_a_fresh_mirror_keeps_memberships_in_j1(tmp_path: Path) -> None:
-    async with running_harness(tmp_path) as h:
+    async with running_harness(feature_tenant(), tmp_path, notifications=False) as h:
         assert await resync_command(h.settings()) == 0
         _, rels = h.j1_graph()
         memberships = _of_type(rels, m.GROUP_HAS_USER.type)

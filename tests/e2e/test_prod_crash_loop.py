@@ -1,7 +1,8 @@
 """kill -9 at every named pause point (fetch, mirror commit, J1 upload/finalize/ack...), with
 restarts while the tenant changes; then J1 equals the tenant, keys and property values.
 
-CI kills once at each point; the slow test and `bench/crash_loop.py` go round five times."""
+CI kills once at each point; the slow test and `bench/crash_loop.py` go round five times
+(the loop itself: bench/kit/crash_loop.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.crash_loop import crash_loop
+from bench.kit.crash_loop import crash_loop
+from bench.kit.tenants import directory_tenant
+from bench.kit.truth import directory_truth
 from syncd.pausepoints import POINTS
-from tests.e2e.prod_helpers import small_tenant, tenant_truth
 
 
 async def _run(tmp_path: Path, kills: int) -> None:
@@ -38,7 +40,7 @@ async def test_crash_loop_full(tmp_path: Path) -> None:
 
 
 def test_the_end_state_check_catches_a_lost_rename_and_a_duplicate() -> None:
-    truth = tenant_truth(small_tenant())
+    truth = directory_truth(directory_tenant())
     uid = next(iter(truth.users))
     stale = dict(truth.users[uid]) | {"displayName": "the name before the rename"}
     j1 = replace(truth, users={**truth.users, uid: tuple(stale.items())})

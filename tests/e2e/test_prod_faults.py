@@ -6,31 +6,25 @@ from __future__ import annotations
 import asyncio
 import io
 import sqlite3
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bench.kit.churn import Churn
+from bench.kit.daemon import directory_config, json_events, run_cli
+from bench.kit.tenants import directory_tenant
+from bench.kit.truth import directory_truth, j1_directory, wait_converged
+from bench.kit.waiting import wait_for
 from syncd import metrics
-from syncd.sim.harness import SimHarness, start_harness
-from tests.e2e.prod_helpers import (
-    Churn,
-    config,
-    graph_faults,
-    inprocess_daemon,
-    j1_directory,
-    j1_faults,
-    log_events,
-    run_cli,
-    small_tenant,
-    tenant_truth,
-    wait_converged,
-    wait_for,
-)
+from syncd.sim.harness import SimHarness
+from tests.helpers.harness import graph_faults, j1_faults, running_harness
+from tests.helpers.inprocess import running_daemon
 
 
-async def _harness(tmp_path: Path, **kw: Any) -> SimHarness:
-    return await start_harness(small_tenant(**kw), tmp_path, notifications=True)
+def _harness(tmp_path: Path, **kw: Any) -> AbstractAsyncContextManager[SimHarness]:
+    return running_harness(directory_tenant(**kw), tmp_path, notifications=True)
 
 
 def _churn(h: SimHarness, n: int, seed: int) -> None:
@@ -56,10 +50,9 @@ def _throttled() -> float:
 async def test_graph_faults_then_convergence(
     tmp_path: Path, case: str, faults: dict[str, Any], extra: dict[str, Any], j1_reading: str
 ) -> None:
-    h = await _harness(tmp_path)
-    try:
-        cfg = config(h, sync={"safety_net_interval": 1.0}, **extra)
-        async with inprocess_daemon(h, cfg):
+    async with _harness(tmp_path) as h:
+        cfg = directory_config(h, sync={"safety_net_interval": 1.0}, **extra)
+        async with running_daemon(cfg, logs=io.StringIO()):
             throttled = _throttled()
             graph_faults(h, **faults)
             for i in range(4):
@@ -69,26 +62,23 @@ async def test_graph_faults_then_convergence(
             if "429" in case:
                 assert _throttled() > throttled  # 429s show in syncd_graph_throttled
             graph_faults(h, throttle_rate=0, error_rate=0, reset_rate=0)
-    finally:
-        await h.stop()
 
 
 async def _graph_timeouts_then_recover(tmp_path: Path, *, until_round_fails: bool) -> None:
-    h = await _harness(tmp_path)
     logs = io.StringIO()
-    try:
-        cfg = config(h, graph={"request_timeout": 1}, sync={"safety_net_interval": 0.5})
-        async with inprocess_daemon(h, cfg, logs):
+    async with _harness(tmp_path) as h:
+        cfg = directory_config(h, graph={"request_timeout": 1}, sync={"safety_net_interval": 0.5})
+        async with running_daemon(cfg, logs=logs):
             before = j1_directory(h)
             graph_faults(h, latency_ms=1500)  # every Graph call outlives the client timeout
             _churn(h, 8, seed=11)
 
             def timed_out(n: int) -> bool:
-                return sum("timeout, retry" in str(e.get("event")) for e in log_events(logs)) >= n
+                return sum("timeout, retry" in str(e.get("event")) for e in json_events(logs.getvalue())) >= n
 
             if until_round_fails:  # every retry of a round times out: the round fails (~35 s)
                 await wait_for(
-                    lambda: any(e.get("event") == "round failed" for e in log_events(logs)),
+                    lambda: any(e.get("event") == "round failed" for e in json_events(logs.getvalue())),
                     40,
                     "a failed round",
                 )
@@ -97,8 +87,6 @@ async def _graph_timeouts_then_recover(tmp_path: Path, *, until_round_fails: boo
             assert j1_directory(h) == before  # a failed fetch produced no deletion (nor anything else)
             graph_faults(h, latency_ms=0)
             await wait_converged(h, 40)
-    finally:
-        await h.stop()
 
 
 async def test_graph_timeouts_change_nothing_then_recover(tmp_path: Path) -> None:
@@ -111,10 +99,10 @@ async def test_graph_timeouts_fail_rounds_without_deleting_then_recover(tmp_path
 
 
 async def test_j1_outage_over_several_cycles_then_drains_in_order(tmp_path: Path, j1_reading: str) -> None:
-    h = await _harness(tmp_path)
-    try:
-        cfg = config(h, sync={"safety_net_interval": 0.5})
-        async with inprocess_daemon(h, cfg) as daemon:
+    async with _harness(tmp_path) as h:
+        cfg = directory_config(h, sync={"safety_net_interval": 0.5})
+        async with running_daemon(cfg, logs=io.StringIO()) as daemon:
+            assert daemon.rt is not None
             j1_faults(h, outage=True)
             target = next(iter(h.tenant.list("users")))["id"]
             depths = []
@@ -130,8 +118,6 @@ async def test_j1_outage_over_several_cycles_then_drains_in_order(tmp_path: Path
             await wait_converged(h, 40)
             assert h.j1_graph()[0][target]["jobTitle"] == "version 4"  # last write wins: drained in order
             await wait_for(_empty(daemon), 20, "an empty outbox")
-    finally:
-        await h.stop()
 
 
 def _empty(daemon: Any) -> Any:
@@ -145,11 +131,10 @@ def _empty(daemon: Any) -> Any:
 async def test_delta_token_death_then_full_round_sweeps_deletions(
     tmp_path: Path, death: str, j1_reading: str
 ) -> None:
-    h = await _harness(tmp_path)
-    try:
+    async with _harness(tmp_path) as h:
         # no notifications reach the daemon while the token is dead: the next round finds it dead
-        cfg = config(h, sync={"safety_net_interval": 1.0})
-        async with inprocess_daemon(h, cfg):
+        cfg = directory_config(h, sync={"safety_net_interval": 1.0})
+        async with running_daemon(cfg, logs=io.StringIO()):
             graph_faults(h, notify_drop_rate=1.0)
             users = list(h.tenant.list("users"))
             if death.startswith("410"):
@@ -164,15 +149,12 @@ async def test_delta_token_death_then_full_round_sweeps_deletions(
             assert gone not in entities
             assert entities[users[4]["id"]]["displayName"] == "changed while dead"
             graph_faults(h, resync_410=False, notify_drop_rate=0.0)
-    finally:
-        await h.stop()
 
 
 async def test_dropped_notifications_are_recovered_by_the_safety_net(tmp_path: Path, j1_reading: str) -> None:
-    h = await _harness(tmp_path)
-    try:
-        cfg = config(h, sync={"safety_net_interval": 2.0})
-        async with inprocess_daemon(h, cfg):
+    async with _harness(tmp_path) as h:
+        cfg = directory_config(h, sync={"safety_net_interval": 2.0})
+        async with running_daemon(cfg, logs=io.StringIO()):
             # lost without a trace: no `missed` lifecycle event either (that case: test_notify_daemon)
             graph_faults(h, notify_drop_rate=1.0, missed_on_drop=False)
             user = next(iter(h.tenant.list("users")))["id"]
@@ -182,8 +164,6 @@ async def test_dropped_notifications_are_recovered_by_the_safety_net(tmp_path: P
             await wait_for(
                 lambda: h.j1_graph()[0][user]["displayName"] == "never notified", 10, "the safety-net round"
             )
-    finally:
-        await h.stop()
 
 
 async def test_disk_full_is_a_clear_error_and_the_mirror_stays_sound(tmp_path: Path) -> None:
@@ -191,11 +171,11 @@ async def test_disk_full_is_a_clear_error_and_the_mirror_stays_sound(tmp_path: P
     SQLite fails the commit with SQLITE_FULL, the very error it reports when the file system is full
     (a tiny tmpfs is not available here). The round rolls back, the daemon says why, keeps running,
     and carries on once there is room."""
-    h = await _harness(tmp_path, users=60)
     logs = io.StringIO()
-    try:
-        cfg = config(h, sync={"safety_net_interval": 0.5})
-        async with inprocess_daemon(h, cfg, logs) as daemon:
+    async with _harness(tmp_path, users=60) as h:
+        cfg = directory_config(h, sync={"safety_net_interval": 0.5})
+        async with running_daemon(cfg, logs=logs) as daemon:
+            assert daemon.rt is not None
             mirror = daemon.rt.mirror
 
             def cap(conn: sqlite3.Connection) -> int:
@@ -220,7 +200,7 @@ async def test_disk_full_is_a_clear_error_and_the_mirror_stays_sound(tmp_path: P
                 return any(
                     e.get("event") == "round failed: the mirror cannot be written"
                     and "is full" in str(e.get("error"))
-                    for e in log_events(logs)
+                    for e in json_events(logs.getvalue())
                 )
 
             await wait_for(full_error, 30, "the disk-full error")
@@ -231,35 +211,29 @@ async def test_disk_full_is_a_clear_error_and_the_mirror_stays_sound(tmp_path: P
             assert ok == "ok"
             await mirror._write("test: uncapping", lambda c: c.execute("PRAGMA max_page_count = 1073741823"))
             await wait_converged(h, 40)
-    finally:
-        await h.stop()
 
 
 async def test_unwritable_state_dir_is_a_clear_error(tmp_path: Path) -> None:
-    h = await _harness(tmp_path)
-    try:
+    async with _harness(tmp_path) as h:
         blocker = tmp_path / "not-a-dir"
         blocker.write_text("a file where the state directory's parent should be")
-        cfg = config(h)
+        cfg = directory_config(h)
         cfg.write_text(
             cfg.read_text().replace(f'dir = "{tmp_path / "syncd"}"', f'dir = "{blocker / "state"}"')
         )
         for args in (("run",), ("status",)):
-            code, _out, err = await run_cli(cfg, *args, timeout=60)
-            assert code != 0 and code != 78, (args, code, err)
-            assert "Traceback" not in err, err
-            assert str(blocker) in err, err
+            res = await run_cli(*args, config=cfg, timeout=60)
+            assert res.code != 0 and res.code != 78, (args, res.code, res.err)
+            assert "Traceback" not in res.err, res.err
+            assert str(blocker) in res.err, res.err
         assert blocker.read_text().startswith("a file")
-    finally:
-        await h.stop()
 
 
 @pytest.mark.parametrize("damage", ["corrupt", "locked"])
 async def test_corrupt_or_locked_mirror_is_never_reset(tmp_path: Path, damage: str) -> None:
-    h = await _harness(tmp_path)
-    try:
-        cfg = config(h)
-        async with inprocess_daemon(h, cfg):
+    async with _harness(tmp_path) as h:
+        cfg = directory_config(h)
+        async with running_daemon(cfg, logs=io.StringIO()):
             pass
         mirror = tmp_path / "syncd" / "mirror.sqlite"
         assert mirror.exists()
@@ -281,17 +255,15 @@ async def test_corrupt_or_locked_mirror_is_never_reset(tmp_path: Path, damage: s
             holder.execute("BEGIN EXCLUSIVE")
         try:
             for args in (("run",), ("status",)):
-                code, out, err = await run_cli(cfg, *args, timeout=60)
-                assert code == 1, (args, code, out, err)
-                assert expected in err and str(mirror) in err, err
-                assert "Traceback" not in err
+                res = await run_cli(*args, config=cfg, timeout=60)
+                assert res.code == 1, (args, res.code, res.out, res.err)
+                assert expected in res.err and str(mirror) in res.err, res.err
+                assert "Traceback" not in res.err
         finally:
             if holder is not None:
                 holder.execute("ROLLBACK")
                 holder.close()
         assert mirror.read_bytes() == snapshot  # never reset, never touched
         if damage == "locked":  # once released, the daemon starts on the same data
-            async with inprocess_daemon(h, cfg):
-                assert not tenant_truth(h.tenant).diff(j1_directory(h))
-    finally:
-        await h.stop()
+            async with running_daemon(cfg, logs=io.StringIO()):
+                assert not directory_truth(h.tenant).diff(j1_directory(h))

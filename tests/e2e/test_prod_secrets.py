@@ -5,21 +5,15 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from syncd.sim.harness import start_harness
-from tests.e2e.prod_helpers import (
-    config,
-    j1_faults,
-    run_cli,
-    small_tenant,
-    start_daemon,
-    wait_for,
-)
+from bench.kit.daemon import directory_config, run_cli, start_daemon
+from bench.kit.tenants import directory_tenant
+from bench.kit.waiting import wait_for
+from tests.helpers.harness import j1_faults, running_harness
 
 
 async def test_debug_cycle_status_and_mirror_hold_no_secret(tmp_path: Path) -> None:
-    h = await start_harness(small_tenant(), tmp_path, notifications=True)
-    try:
-        cfg = config(h, log={"level": "DEBUG", "format": "json"}, sync={"safety_net_interval": 1.0})
+    async with running_harness(directory_tenant(), tmp_path, notifications=True) as h:
+        cfg = directory_config(h, log={"level": "DEBUG", "format": "json"}, sync={"safety_net_interval": 1.0})
         d = await start_daemon(cfg, tmp_path / "logs")
         await d.wait_event("syncd ready", 40)  # resync + subscriptions (validation handshakes)
         users = list(h.tenant.list("users"))
@@ -48,11 +42,11 @@ async def test_debug_cycle_status_and_mirror_hold_no_secret(tmp_path: Path) -> N
             30,
             "the change after token expiry",
         )
-        code, status_out, status_err = await run_cli(cfg, "status")  # while the daemon runs
-        assert code == 0, status_err
-        assert "outbox depth" in status_out
-        code_json, status_json, _ = await run_cli(cfg, "status", "--json")
-        assert code_json == 0
+        status = await run_cli("status", config=cfg)  # while the daemon runs
+        assert status.code == 0, status.err
+        assert "outbox depth" in status.out
+        status_json = await run_cli("status", "--json", config=cfg)
+        assert status_json.code == 0
         state = tmp_path / "syncd"
         # the files as they are while the daemon runs (WAL not yet checkpointed), then after stop
         running_files = {f"running {p.name}": p.read_bytes() for p in state.iterdir() if p.is_file()}
@@ -69,7 +63,7 @@ async def test_debug_cycle_status_and_mirror_hold_no_secret(tmp_path: Path) -> N
             "clientState": h.client_state,
             **{f"bearer token {i}": t for i, t in enumerate(tokens)},
         }
-        blobs = {"logs": output.encode(), "status": (status_out + status_err + status_json).encode()}
+        blobs = {"logs": output.encode(), "status": (status.out + status.err + status_json.out).encode()}
         blobs.update(running_files)
         for p in state.iterdir():
             if p.is_file():
@@ -80,6 +74,4 @@ async def test_debug_cycle_status_and_mirror_hold_no_secret(tmp_path: Path) -> N
             for where, blob in blobs.items():
                 for form in {secret, secret[:16]}:
                     assert form.encode() not in blob, f"{what} found in {where}"
-    finally:
-        await h.stop()
         await asyncio.sleep(0)

@@ -11,34 +11,27 @@ import signal
 import time
 from pathlib import Path
 
+from bench.kit.daemon import directory_config, start_daemon
+from bench.kit.tenants import directory_tenant
+from bench.kit.truth import directory_truth, j1_directory, wait_converged
+from bench.kit.waiting import wait_for
 from syncd.model import schema as m
 from syncd.sim.harness import SimHarness, start_harness
-from tests.e2e.prod_helpers import (
-    NotifySocket,
-    config,
-    http_get,
-    j1_directory,
-    j1_faults,
-    metric_value,
-    small_tenant,
-    start_daemon,
-    tenant_truth,
-    wait_converged,
-    wait_for,
-)
+from tests.helpers.harness import j1_faults, running_harness
+from tests.helpers.service import NotifySocket, health_get, metric_value
 from tests.systemd_units import UNIT_FILES, exec_start_argv
 
 
 async def test_notify_ready_watchdog_status_stopping_and_metrics(tmp_path: Path) -> None:
-    h = await start_harness(small_tenant(), tmp_path, notifications=True)
+    h = await start_harness(directory_tenant(), tmp_path, notifications=True)
     sock = NotifySocket(tmp_path / "notify.sock")
     try:
-        cfg = config(h, health={"max_lag": 3600, "outbox_stuck_after": 3600})
+        cfg = directory_config(h, health={"max_lag": 3600, "outbox_stuck_after": 3600})
         d = await start_daemon(cfg, tmp_path / "logs", notify=sock.path, watchdog_usec=400_000)
         await wait_for(lambda: sock.seen("READY=1"), 40, "READY=1")
         ready_at = next(t for t, msg in sock.messages if "READY=1" in msg.split("\n"))
         # READY only once the first cycle is in J1
-        assert not tenant_truth(h.tenant).diff(j1_directory(h))
+        assert not directory_truth(h.tenant).diff(j1_directory(h))
         status = [ln for ln in sock.lines() if ln.startswith("STATUS=lag ")]
         assert status and "users=" in status[-1] and "outbox" in status[-1]
         # WATCHDOG=1 pings from the loop: every WATCHDOG_USEC/2 = 0.2 s
@@ -57,11 +50,11 @@ async def test_notify_ready_watchdog_status_stopping_and_metrics(tmp_path: Path)
         await wait_for(pushed, 20, "the rename in J1")
 
         async def drained() -> bool:
-            _, page = await http_get(h, "/metrics")
+            _, page = await health_get(h, "/metrics")
             return metric_value(page, "syncd_outbox_depth") == 0
 
         await wait_for(drained, 10, "outbox depth 0")  # the rename is acked after the last job
-        code, text = await http_get(h, "/metrics")
+        code, text = await health_get(h, "/metrics")
         assert code == 200
         assert metric_value(text, "syncd_resource_lag_seconds", resource="users") is not None
         assert (metric_value(text, "syncd_changes_pushed_total", type=m.USER.type, op="diff") or 0) >= 40
@@ -72,7 +65,7 @@ async def test_notify_ready_watchdog_status_stopping_and_metrics(tmp_path: Path)
         assert (metric_value(text, "syncd_notifications_total", result="accepted") or 0) >= 1
         expiry = metric_value(text, "syncd_subscription_expiry_seconds", resource="users")
         assert expiry is not None and expiry > 3600
-        code, body = await http_get(h, "/healthz")
+        code, body = await health_get(h, "/healthz")
         assert code == 200, body
 
         t0 = time.monotonic()
@@ -91,9 +84,8 @@ async def test_notify_ready_watchdog_status_stopping_and_metrics(tmp_path: Path)
 
 
 async def test_sigterm_during_slow_push_exits_0_and_restart_converges(tmp_path: Path) -> None:
-    h = await start_harness(small_tenant(), tmp_path, notifications=True)
-    try:
-        cfg = config(h, j1={"request_timeout": 30})
+    async with running_harness(directory_tenant(), tmp_path, notifications=True) as h:
+        cfg = directory_config(h, j1={"request_timeout": 30})
         d = await start_daemon(cfg, tmp_path / "logs")
         await d.wait_event("syncd ready", 40)
         # every J1 call now takes 2 s: the next push spans several seconds
@@ -118,14 +110,11 @@ async def test_sigterm_during_slow_push_exits_0_and_restart_converges(tmp_path: 
         assert entities[users[0]["id"]]["displayName"] == "slow push 0"
         assert users[6]["id"] not in entities
         assert await d2.stop() == 0
-    finally:
-        await h.stop()
 
 
 async def test_sighup_reloads_log_level_and_refuses_a_broken_config(tmp_path: Path) -> None:
-    h = await start_harness(small_tenant(), tmp_path, notifications=False)
-    try:
-        cfg = config(h, sync={"safety_net_interval": 0.5})
+    async with running_harness(directory_tenant(), tmp_path, notifications=False) as h:
+        cfg = directory_config(h, sync={"safety_net_interval": 0.5})
         d = await start_daemon(cfg, tmp_path / "logs")
         await d.wait_event("syncd ready", 40)
         await asyncio.sleep(1.0)
@@ -143,54 +132,50 @@ async def test_sighup_reloads_log_level_and_refuses_a_broken_config(tmp_path: Pa
         await asyncio.sleep(0.5)
         assert d.proc.returncode is None
         assert await d.stop() == 0
-    finally:
-        await h.stop()
 
 
 async def _unhealthy(h: SimHarness) -> bool:
-    code, _ = await http_get(h, "/healthz")
+    code, _ = await health_get(h, "/healthz")
     return code == 503
 
 
 async def _healthy(h: SimHarness) -> bool:
-    code, _ = await http_get(h, "/healthz")
+    code, _ = await health_get(h, "/healthz")
     return code == 200
 
 
 async def test_healthz_503_while_the_outbox_is_stuck_then_200(tmp_path: Path) -> None:
-    h = await start_harness(small_tenant(), tmp_path, notifications=False)
-    try:
+    async with running_harness(directory_tenant(), tmp_path, notifications=False) as h:
         # the safety-net round (every 0.5 s) keeps the lag low; J1 down makes the outbox stuck
-        cfg = config(h, sync={"safety_net_interval": 0.5}, health={"max_lag": 30, "outbox_stuck_after": 2})
+        cfg = directory_config(
+            h, sync={"safety_net_interval": 0.5}, health={"max_lag": 30, "outbox_stuck_after": 2}
+        )
         d = await start_daemon(cfg, tmp_path / "logs")
         await d.wait_event("syncd ready", 40)
-        code, body = await http_get(h, "/healthz")
+        code, body = await health_get(h, "/healthz")
         assert code == 200, body
         j1_faults(h, outage=True)
         h.tenant.update("users", next(iter(h.tenant.list("users")))["id"], {"jobTitle": "queued"})
         await wait_for(lambda: _unhealthy(h), 20, "/healthz 503 while J1 is down")
-        _, body = await http_get(h, "/healthz")
+        _, body = await health_get(h, "/healthz")
         assert '"outbox_stuck": true' in body and '"stale": []' in body and '"stalled": null' in body
 
         async def j1_errors_counted() -> bool:
-            _, page = await http_get(h, "/metrics")
+            _, page = await health_get(h, "/metrics")
             return (metric_value(page, "syncd_j1_errors_total") or 0) >= 1
 
         await wait_for(j1_errors_counted, 30, "syncd_j1_errors_total")
-        _, text = await http_get(h, "/metrics")
+        _, text = await health_get(h, "/metrics")
         assert (metric_value(text, "syncd_outbox_depth") or 0) >= 1
         j1_faults(h, outage=False)
         await wait_for(lambda: _healthy(h), 20, "/healthz 200 after J1 is back")
         assert await d.stop() == 0
-    finally:
-        await h.stop()
 
 
 async def test_healthz_503_while_a_resource_is_stale_then_200(tmp_path: Path) -> None:
-    h = await start_harness(small_tenant(), tmp_path, notifications=False)
-    try:
+    async with running_harness(directory_tenant(), tmp_path, notifications=False) as h:
         # staleness: Graph fails every request, so the lag passes max_lag
-        cfg = config(
+        cfg = directory_config(
             h,
             sync={"safety_net_interval": 0.5},
             health={"max_lag": 3, "outbox_stuck_after": 600},
@@ -201,30 +186,25 @@ async def test_healthz_503_while_a_resource_is_stale_then_200(tmp_path: Path) ->
         h.sims.graph.set_faults({"error_rate": 1.0, "error_retry_after": "0"})
 
         async def users_stale() -> bool:
-            code, body = await http_get(h, "/healthz")
+            code, body = await health_get(h, "/healthz")
             return code == 503 and "users" in json.loads(body)["stale"]
 
         await wait_for(users_stale, 30, "/healthz 503 naming users as stale")
         h.sims.graph.set_faults({"error_rate": 0.0})
         await wait_for(lambda: _healthy(h), 30, "/healthz 200 once rounds succeed again")
         assert await d.stop() == 0
-    finally:
-        await h.stop()
 
 
 async def test_each_units_own_command_line_starts_the_daemon(tmp_path: Path) -> None:
     """The ExecStart= line of every unit in systemd/, only the binary (the venv's) and the config
     path (the simulators') swapped: the daemon gets ready, serves /healthz, stops with 0."""
-    h = await start_harness(small_tenant(), tmp_path, notifications=False)
-    try:
-        cfg = config(h)
+    async with running_harness(directory_tenant(), tmp_path, notifications=False) as h:
+        cfg = directory_config(h)
         for unit in UNIT_FILES:
             argv = exec_start_argv(unit, "ci-tenant")
             argv[argv.index("--config") + 1] = str(cfg)
             d = await start_daemon(cfg, tmp_path / "logs" / unit.name, argv=argv)
             await d.wait_event("syncd ready", 40)
-            code, body = await http_get(h, "/healthz")
+            code, body = await health_get(h, "/healthz")
             assert code == 200 and json.loads(body)["ready"] is True, (unit.name, body)
             assert await d.stop() == 0, unit.name
-    finally:
-        await h.stop()

@@ -9,11 +9,13 @@ import stat
 import sys
 from pathlib import Path
 
-from tests.e2e.seed_helpers import ROOT, running_harness
+from bench.kit.tenants import feature_tenant
+from tests.helpers.harness import running_harness
+from tests.paths import ROOT
 
 
 async def test_state_files_are_owner_only_whatever_the_umask(tmp_path: Path) -> None:
-    async with running_harness(tmp_path, with_intune=False) as h:
+    async with running_harness(feature_tenant(with_intune=False), tmp_path, notifications=False) as h:
         settings = h.settings()
         assert not settings.state_dir.exists()
         proc = await asyncio.create_subprocess_exec(

@@ -9,6 +9,7 @@ once the cause is gone, pings and a 200 come back.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import threading
 from collections.abc import Callable
@@ -16,16 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from bench.kit.daemon import directory_config
+from bench.kit.tenants import directory_tenant
+from bench.kit.waiting import wait_for
 from syncd.sim.harness import SimHarness, start_harness
-from tests.e2e.prod_helpers import (
-    NotifySocket,
-    config,
-    graph_faults,
-    http_get,
-    inprocess_daemon,
-    small_tenant,
-    wait_for,
-)
+from tests.helpers.harness import graph_faults
+from tests.helpers.inprocess import running_daemon
+from tests.helpers.service import NotifySocket, health_get
 
 WATCHDOG_USEC = 400_000  # pings every 0.2 s while all is well
 
@@ -35,7 +33,7 @@ def _pings_since(sock: NotifySocket, since: float) -> int:
 
 
 async def _healthz(h: SimHarness) -> tuple[int, dict[str, object]]:
-    code, body = await http_get(h, "/healthz")
+    code, body = await health_get(h, "/healthz")
     return code, json.loads(body)
 
 
@@ -69,14 +67,17 @@ async def _stalled_then_recovered(
 async def test_a_stuck_writer_thread_stops_the_watchdog(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    h = await start_harness(small_tenant(), tmp_path, notifications=False)
+    h = await start_harness(directory_tenant(), tmp_path, notifications=False)
     sock = NotifySocket(tmp_path / "notify.sock")
     monkeypatch.setenv("NOTIFY_SOCKET", str(sock.path))
     monkeypatch.setenv("WATCHDOG_USEC", str(WATCHDOG_USEC))
     gate = threading.Event()
     try:
-        cfg = config(h, sync={"safety_net_interval": 0.5}, health={"writer_timeout": 1.0, "max_lag": 600})
-        async with inprocess_daemon(h, cfg) as daemon:
+        cfg = directory_config(
+            h, sync={"safety_net_interval": 0.5}, health={"writer_timeout": 1.0, "max_lag": 600}
+        )
+        async with running_daemon(cfg, logs=io.StringIO()) as daemon:
+            assert daemon.rt is not None
             await wait_for(lambda: any(msg == "WATCHDOG=1" for _, msg in sock.messages), 10, "a first ping")
             # the writer thread now waits on something that never comes (a wedged SQLite call)
             wedged = asyncio.ensure_future(daemon.rt.mirror._writer.run(lambda: gate.wait(60)))
@@ -89,18 +90,18 @@ async def test_a_stuck_writer_thread_stops_the_watchdog(
 
 
 async def test_a_hung_round_stops_the_watchdog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    h = await start_harness(small_tenant(), tmp_path, notifications=False)
+    h = await start_harness(directory_tenant(), tmp_path, notifications=False)
     sock = NotifySocket(tmp_path / "notify.sock")
     monkeypatch.setenv("NOTIFY_SOCKET", str(sock.path))
     monkeypatch.setenv("WATCHDOG_USEC", str(WATCHDOG_USEC))
     try:
-        cfg = config(
+        cfg = directory_config(
             h,
             sync={"safety_net_interval": 0.5},
             graph={"request_timeout": 4},
             health={"work_timeout": 1.5, "max_lag": 600},
         )
-        async with inprocess_daemon(h, cfg):
+        async with running_daemon(cfg, logs=io.StringIO()):
             await wait_for(lambda: any(msg == "WATCHDOG=1" for _, msg in sock.messages), 10, "a first ping")
             graph_faults(h, latency_ms=3500)  # every Graph call now hangs for 3.5 s
             await _stalled_then_recovered(

@@ -2,8 +2,8 @@
 costly notification bodies and slow clients, and slow clients are let go.
 
 The notification listener (the daemon's own `Listener` + webhook app) runs on this test's event
-loop; the attack runs in a separate process (tests/e2e/webhook_attack.py). The loop is measured
-in loop-thread CPU time, which the machine's load does not inflate (tests/e2e/flood_helpers.py,
+loop; the attack runs in a separate process (bench/kit/webhook_attack.py). The loop is measured
+in loop-thread CPU time, which the machine's load does not inflate (bench/kit/flood.py,
 `LoopProbe`): every iteration's busy stretch (selector return to next select: nothing else could
 run meanwhile), and the gap between the wake-ups of a 1 ms ticker. Wall-clock gaps are reported.
 """
@@ -17,8 +17,8 @@ import json
 import pytest
 from structlog.testing import capture_logs
 
+from bench.kit.flood import LoopProbe, attack, closed_total, serving
 from syncd.listener import ListenerLimits
-from tests.e2e.flood_helpers import LoopProbe, attack, closed_total, serving
 
 MAX_LOOP_CPU_MS = 8.0
 """A few ms: the webhook decodes or sorts one body per loop iteration, and one body at the size

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.kit.tenants import feature_tenant
 from syncd.model import schema as m
 from syncd.runtime import open_runtime
-from tests.e2e.seed_helpers import running_harness
+from tests.helpers.harness import running_harness
 
 
 async def test_account_name_tags_every_entity_and_follows_changes(tmp_path: Path) -> None:
-    async with running_harness(tmp_path, with_intune=False) as h:
+    async with running_harness(feature_tenant(with_intune=False), tmp_path, notifications=False) as h:
         on = h.settings({"j1": {"account_name": "Acme M365", "tag_with_account_name": True}})
         async with open_runtime(on) as rt:
             first = await rt.engine.resync()

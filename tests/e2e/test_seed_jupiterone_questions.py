@@ -8,9 +8,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+from bench.kit.tenants import feature_tenant
 from syncd.commands.resync import resync_command
 from syncd.model import schema as m
-from tests.e2e.seed_helpers import ROOT, running_harness
+from tests.helpers.harness import running_harness
+from tests.paths import ROOT
 
 QUESTIONS = sorted((ROOT / "jupiterone" / "questions").glob("*.json"))
 TYPES = {e.type for e in m.ENTITY_TYPES}
@@ -89,7 +91,7 @@ def test_parser_rejects_what_it_should() -> None:
 
 
 async def test_question_properties_exist_on_synced_entities(tmp_path: Path) -> None:
-    async with running_harness(tmp_path, users=60, groups=10) as h:
+    async with running_harness(feature_tenant(users=60, groups=10), tmp_path, notifications=False) as h:
         assert await resync_command(h.settings()) == 0
         entities, _ = h.j1_graph()
     seen: dict[str, set[str]] = {}

@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench.kit.tenants import feature_tenant
 from syncd.commands.resync import resync_command
 from syncd.model import schema as m
 from syncd.sources.catalog import PERSON_MAPPING_TYPE
-from tests.e2e.seed_helpers import running_harness
+from tests.helpers.harness import running_harness
 
 
 def _seed_persons(h: Any, users: list[dict[str, Any]], **extra: Any) -> dict[str, str]:
@@ -36,7 +37,7 @@ def _mapped(h: Any) -> list[dict[str, Any]]:
 
 
 async def test_users_map_to_existing_persons(tmp_path: Path) -> None:
-    async with running_harness(tmp_path, with_intune=False) as h:
+    async with running_harness(feature_tenant(with_intune=False), tmp_path, notifications=False) as h:
         users = [u for u in h.tenant.list("users") if u.get("mail")]
         persons = _seed_persons(h, users[:10])
         assert await resync_command(h.settings()) == 0
@@ -55,7 +56,7 @@ async def test_users_map_to_existing_persons(tmp_path: Path) -> None:
 
 
 async def test_mapping_can_be_switched_off_and_match_keys_configured(tmp_path: Path) -> None:
-    async with running_harness(tmp_path, with_intune=False) as h:
+    async with running_harness(feature_tenant(with_intune=False), tmp_path, notifications=False) as h:
         users = [u for u in h.tenant.list("users") if u.get("mail") and u.get("employeeId")]
         _seed_persons(h, users[:5], employeeId=lambda u: u["employeeId"])
         # a Person with the right email but another employeeId must not match on both keys

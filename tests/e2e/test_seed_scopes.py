@@ -8,13 +8,15 @@ from typing import Any
 
 import pytest
 
+from bench.kit.sim_admin import graph_requests
+from bench.kit.tenants import feature_tenant
 from syncd.commands.resync import resync_command
 from syncd.commands.status import status_command
 from syncd.model import schema as m
 from syncd.runtime import open_runtime
 from syncd.sim.harness import SimHarness
 from syncd.sources.catalog import disabled_origins, origin_types
-from tests.e2e.seed_helpers import graph_routes, permission_faults, running_harness
+from tests.helpers.harness import permission_faults, running_harness
 
 DEVICE_ROUTE_WORDS = ("/devices", "deviceManagement", "deviceAppManagement", "$batch")
 
@@ -32,14 +34,14 @@ def _job_count(h: SimHarness) -> int:
 
 
 async def test_switched_off_sources_are_never_fetched(tmp_path: Path) -> None:
-    async with running_harness(tmp_path) as h:
+    async with running_harness(feature_tenant(), tmp_path, notifications=False) as h:
         # even a denied permission does not matter for a source that is off
         permission_faults(h).denied = {"DeviceManagementManagedDevices.Read.All", "Device.Read.All"}
         settings = h.settings({"sync": {"sources": ["users", "groups"]}})
         h.sims.graph.counters.reset()
         before = _job_count(h)
         assert await resync_command(settings) == 0
-        routes = graph_routes(h)
+        routes = graph_requests(h)
         assert any("/users" in r for r in routes) and any("/groups" in r for r in routes)
         fetched = [r for r in routes if any(w in r for w in DEVICE_ROUTE_WORDS)]
         # only the account's Intune id read (GET /deviceManagement) may touch device management
@@ -59,7 +61,7 @@ async def test_switched_off_sources_are_never_fetched(tmp_path: Path) -> None:
 async def test_turning_a_source_off_keeps_its_data_until_pruned(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async with running_harness(tmp_path) as h:
+    async with running_harness(feature_tenant(), tmp_path, notifications=False) as h:
         assert await resync_command(h.settings()) == 0
         entities, _ = h.j1_graph()
         devices = [e for e in entities.values() if e["_type"] == m.MANAGED_DEVICE.type]
@@ -69,7 +71,7 @@ async def test_turning_a_source_off_keeps_its_data_until_pruned(
         h.sims.graph.counters.reset()
         before = _job_count(h)
         assert await resync_command(off) == 0
-        assert not [r for r in graph_routes(h) if "managedDevices" in r]
+        assert not [r for r in graph_requests(h) if "managedDevices" in r]
         entities, _ = h.j1_graph()
         assert len([e for e in entities.values() if e["_type"] == m.MANAGED_DEVICE.type]) == len(devices)
         disabled_types = {t for o in disabled_origins(off) for t in origin_types().get(o, [])}
@@ -100,7 +102,7 @@ async def test_turning_a_source_off_keeps_its_data_until_pruned(
 async def test_daemon_helper_marks_disabled_origins_partial(tmp_path: Path) -> None:
     from syncd.sources.catalog import mark_disabled
 
-    async with running_harness(tmp_path) as h:
+    async with running_harness(feature_tenant(), tmp_path, notifications=False) as h:
         settings = h.settings({"sync": {"sources": ["users"]}})
         async with open_runtime(settings) as rt:
             marked = await mark_disabled(rt.engine, settings)

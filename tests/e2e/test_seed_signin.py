@@ -13,15 +13,18 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from bench.kit.sim_admin import sim_admin
+from bench.kit.tenants import feature_tenant
 from syncd.commands.resync import resync_command
 from syncd.daemon import Daemon
 from syncd.graph.errors import GraphError, PermissionDenied
 from syncd.model import schema as m
 from syncd.runtime import open_runtime
 from syncd.sim.graph.directory import sign_in_activity
+from syncd.sources.directory import DeltaSource
 from syncd.sources.signins import OFF_MESSAGE
-from tests.e2e.notify_helpers import sim_admin
-from tests.e2e.seed_helpers import permission_faults, running_harness
+from tests.helpers.harness import permission_faults, running_harness
+from tests.helpers.inprocess import source_of
 
 
 def _ms(iso: str | None) -> int | None:
@@ -36,7 +39,9 @@ def _users(h: Any) -> dict[str, dict[str, Any]]:
 
 
 async def test_sign_in_reaches_j1_and_survives_delta(tmp_path: Path) -> None:
-    async with running_harness(tmp_path, users=20, with_intune=False) as h:
+    async with running_harness(
+        feature_tenant(users=20, with_intune=False), tmp_path, notifications=False
+    ) as h:
         assert await resync_command(h.settings()) == 0
         assert all("lastSignInOn" not in u for u in _users(h).values())
 
@@ -87,7 +92,9 @@ async def test_sign_in_reaches_j1_and_survives_delta(tmp_path: Path) -> None:
 
 
 async def test_denied_in_auto_mode_switches_off_quietly(tmp_path: Path) -> None:
-    async with running_harness(tmp_path, users=15, with_intune=False) as h:
+    async with running_harness(
+        feature_tenant(users=15, with_intune=False), tmp_path, notifications=False
+    ) as h:
         async with sim_admin(h) as admin:
             await admin.call("PUT", "/_sim/permissions", {"denied_permissions": ["AuditLog.Read.All"]})
         faults = permission_faults(h)
@@ -110,7 +117,8 @@ async def test_denied_in_auto_mode_switches_off_quietly(tmp_path: Path) -> None:
 
         # "on" mode: the 403 fails the round (the source's types become partial)
         async with open_runtime(h.settings()) as rt:
-            poll = rt.engine.sources["users"].sign_ins  # type: ignore[attr-defined]
+            poll = source_of(rt, "users", DeltaSource).sign_ins
+            assert poll is not None
             poll.mode = "on"
             with pytest.raises(PermissionDenied):
                 await rt.engine.run_round("users", sign_ins=True)
@@ -122,11 +130,14 @@ async def test_denied_in_auto_mode_switches_off_quietly(tmp_path: Path) -> None:
         async with open_runtime(h.settings()) as rt:
             report = await rt.engine.run_round("users", sign_ins=True)
             assert report.kind == "poll"
-            assert rt.engine.sources["users"].sign_ins.denied  # type: ignore[attr-defined]
+            poll = source_of(rt, "users", DeltaSource).sign_ins
+            assert poll is not None and poll.denied
 
 
 async def test_off_makes_no_sign_in_request(tmp_path: Path) -> None:
-    async with running_harness(tmp_path, users=10, with_intune=False) as h:
+    async with running_harness(
+        feature_tenant(users=10, with_intune=False), tmp_path, notifications=False
+    ) as h:
         faults = permission_faults(h)
         settings = h.settings({"sync": {"sign_in_activity": "off"}})
         assert settings.sync.sign_in_activity == "off"

@@ -5,15 +5,18 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from bench.kit.daemon import run_cli
+from bench.kit.tenants import feature_tenant
 from syncd.commands.resync import resync_command
 from syncd.mirror import Mirror
 from syncd.sim.graph.subscriptions import Subscription
-from tests.e2e.seed_helpers import run_cli, running_harness
+from syncd.sim.harness import SimHarness
+from tests.helpers.harness import running_harness
 
 
-async def _add_subscription(h: object, mirror_path: Path, sub_id: str) -> None:
+async def _add_subscription(h: SimHarness, mirror_path: Path, sub_id: str) -> None:
     """A subscription as `syncd run` leaves it: known to Graph and recorded in the mirror."""
-    sims = h.sims  # type: ignore[attr-defined]
+    sims = h.sims
     sims.graph.subscriptions.add(
         Subscription(
             id=sub_id,
@@ -40,7 +43,7 @@ async def _add_subscription(h: object, mirror_path: Path, sub_id: str) -> None:
 
 
 async def test_uninstall_purges_subscriptions_j1_and_state(tmp_path: Path) -> None:
-    async with running_harness(tmp_path, with_intune=False) as h:
+    async with running_harness(feature_tenant(with_intune=False), tmp_path, notifications=False) as h:
         settings = h.settings()
         assert await resync_command(settings) == 0
         entities, rels = h.j1_graph()
@@ -51,7 +54,7 @@ async def test_uninstall_purges_subscriptions_j1_and_state(tmp_path: Path) -> No
         cfg = h.config_path()
 
         # without --yes and without a terminal: everything but the local state
-        res = await run_cli("-c", str(cfg), "uninstall")
+        res = await run_cli("uninstall", config=cfg)
         assert res.code == 0, res.out + res.err
         assert "deleted 1 Graph subscription(s)" in res.out
         assert h.sims.graph.subscriptions.get("sub-0001") is None
@@ -60,7 +63,7 @@ async def test_uninstall_purges_subscriptions_j1_and_state(tmp_path: Path) -> No
         assert h.j1_graph()[0]  # J1 untouched without --purge-j1
 
         jobs_before = len(h.sims.j1_state.jobs_view())
-        res = await run_cli("-c", str(cfg), "uninstall", "--purge-j1", "--yes")
+        res = await run_cli("uninstall", "--purge-j1", "--yes", config=cfg)
         assert res.code == 0, res.out + res.err
         assert "Traceback" not in res.out + res.err
         assert h.j1_graph() == ({}, {})
@@ -78,11 +81,11 @@ async def test_uninstall_purges_subscriptions_j1_and_state(tmp_path: Path) -> No
 
 
 async def test_uninstall_refuses_while_the_daemon_holds_the_mirror(tmp_path: Path) -> None:
-    async with running_harness(tmp_path, with_intune=False) as h:
+    async with running_harness(feature_tenant(with_intune=False), tmp_path, notifications=False) as h:
         settings = h.settings()
         mirror = await Mirror.open(settings.mirror_path)  # what a running daemon holds
         try:
-            res = await run_cli("-c", str(h.config_path()), "uninstall", "--purge-j1", "--yes")
+            res = await run_cli("uninstall", "--purge-j1", "--yes", config=h.config_path())
         finally:
             await mirror.close()
         assert res.code == 1
@@ -91,9 +94,9 @@ async def test_uninstall_refuses_while_the_daemon_holds_the_mirror(tmp_path: Pat
         assert settings.state_dir.exists()
 
 
-def _config_without_state_dir(h: object, path: Path) -> Path:
+def _config_without_state_dir(h: SimHarness, path: Path) -> Path:
     """The harness config minus its [state] table: a terminal run would use ./state."""
-    text = h.config_text()  # type: ignore[attr-defined]
+    text = h.config_text()
     kept, skip = [], False
     for line in text.splitlines():
         if line.startswith("["):
@@ -105,7 +108,7 @@ def _config_without_state_dir(h: object, path: Path) -> Path:
 
 
 async def test_uninstall_refuses_without_a_named_state_directory(tmp_path: Path) -> None:
-    async with running_harness(tmp_path, with_intune=False) as h:
+    async with running_harness(feature_tenant(with_intune=False), tmp_path, notifications=False) as h:
         settings = h.settings()
         assert await resync_command(settings) == 0
         await _add_subscription(h, settings.mirror_path, "sub-0002")
@@ -115,7 +118,7 @@ async def test_uninstall_refuses_without_a_named_state_directory(tmp_path: Path)
         precious.write_text("not syncd's")
         cfg = _config_without_state_dir(h, tmp_path / "no-state.toml")
 
-        res = await run_cli("-c", str(cfg), "uninstall", "--purge-j1", "--yes", cwd=cwd)
+        res = await run_cli("uninstall", "--purge-j1", "--yes", cwd=cwd, config=cfg)
         assert res.code == 78, res.out + res.err
         assert "[state] dir" in res.err and "STATE_DIRECTORY" in res.err and "nothing was done" in res.err
         assert precious.read_text() == "not syncd's" and sorted(
@@ -126,26 +129,24 @@ async def test_uninstall_refuses_without_a_named_state_directory(tmp_path: Path)
 
 
 async def test_uninstall_with_no_mirror_in_the_directory_does_nothing(tmp_path: Path) -> None:
-    async with running_harness(tmp_path, with_intune=False) as h:
+    async with running_harness(feature_tenant(with_intune=False), tmp_path, notifications=False) as h:
         empty = tmp_path / "not-the-state-dir"
         empty.mkdir()
         (empty / "keep.me").write_text("x")
-        res = await run_cli(
-            "-c", str(h.config_path()), "uninstall", "--yes", env={"SYNCD_STATE_DIR": str(empty)}
-        )
+        res = await run_cli("uninstall", "--yes", env={"SYNCD_STATE_DIR": str(empty)}, config=h.config_path())
         assert res.code == 1, res.out + res.err
         assert f"no syncd mirror in {empty}" in res.out and "nothing was done" in res.out
         assert sorted(p.name for p in empty.iterdir()) == ["keep.me"]
 
 
 async def test_uninstall_deletes_only_syncds_own_files(tmp_path: Path) -> None:
-    async with running_harness(tmp_path, with_intune=False) as h:
+    async with running_harness(feature_tenant(with_intune=False), tmp_path, notifications=False) as h:
         settings = h.settings()
         assert await resync_command(settings) == 0
         state = settings.state_dir
         (state / "operator-notes.txt").write_text("mine")
         assert any(p.name.startswith("mirror.sqlite") for p in state.iterdir())
-        res = await run_cli("-c", str(h.config_path()), "uninstall", "--yes")
+        res = await run_cli("uninstall", "--yes", config=h.config_path())
         assert res.code == 0, res.out + res.err
         assert sorted(p.name for p in state.iterdir()) == ["operator-notes.txt"]
         assert f"removed syncd's files from {state}; kept the directory" in res.out

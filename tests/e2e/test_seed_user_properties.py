@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+from bench.kit.tenants import feature_tenant
 from syncd.commands.resync import resync_command
 from syncd.model import schema as m
-from tests.e2e.seed_helpers import running_harness
+from tests.helpers.harness import running_harness
 
 
 def _ms(iso: str) -> int:
@@ -15,7 +16,9 @@ def _ms(iso: str) -> int:
 
 
 async def test_user_properties_for_alerts(tmp_path: Path) -> None:
-    async with running_harness(tmp_path, users=40, with_intune=False) as h:
+    async with running_harness(
+        feature_tenant(users=40, with_intune=False), tmp_path, notifications=False
+    ) as h:
         raw = {u["id"]: u for u in h.tenant.list("users")}
         disabled = next(u for u in raw.values() if u["accountEnabled"] is False)
         guest = next(u for u in raw.values() if u["userType"] == "Guest")

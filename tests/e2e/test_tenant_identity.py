@@ -7,23 +7,21 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
+from bench.kit.sim_admin import delta_requests, sim_admin
+from bench.kit.tenants import small_tenant
+from bench.kit.truth import until_in_j1
 from syncd.commands.status import status_command
+from syncd.graph.client import GraphClient
 from syncd.mirror import Mirror
 from syncd.model import schema as m
 from syncd.runtime import open_runtime
 from syncd.tenant import KV_KEY, TenantError, resolve_tenant_id, token_tenant
-from tests.e2e.notify_helpers import (
-    delta_requests,
-    running_daemon,
-    sim_admin,
-    sim_harness,
-    small_tenant,
-    until,
-)
+from tests.helpers.harness import running_harness
+from tests.helpers.inprocess import running_daemon
 
 GUID = "0cea0ab7-2234-4f57-bc80-4d3e66df4791"
 
@@ -66,7 +64,8 @@ def test_tid_claim() -> None:
 
 
 async def _resolve(configured: str, tokens: Tokens, org: Organization, mirror: Mirror) -> str:
-    return await resolve_tenant_id(configured, tokens=tokens, graph=org, mirror=mirror)  # type: ignore[arg-type]
+    graph = cast(GraphClient, org)  # only `get` is called
+    return await resolve_tenant_id(configured, tokens=tokens, graph=graph, mirror=mirror)
 
 
 async def test_resolution_order_storage_and_mismatch(tmp_path: Path) -> None:
@@ -110,14 +109,14 @@ async def test_a_domain_in_the_config_gives_the_same_keys_scope_and_notification
     spelled = tenant.domain.upper()  # a verified domain, oddly cased
     assert spelled.lower() != guid
     uid = next(str(u["id"]) for u in tenant.list("users") if u.get("accountEnabled"))
-    extra = {
+    extra: dict[str, dict[str, Any]] = {
         "graph": {"tenant_id": spelled},
         "j1": {"scope": ""},  # the default scope: named after the tenant
         "sync": {"safety_net_interval": 3600, "sources": ["users", "groups"]},
     }
-    async with sim_harness(tenant, tmp_path) as h, sim_admin(h) as admin:
+    async with running_harness(tenant, tmp_path) as h, sim_admin(h) as admin:
         assert h.scope == f"syncd-microsoft-365-{guid}"
-        async with running_daemon(h, extra) as daemon:
+        async with running_daemon(h.config_path(extra)) as daemon:
             assert daemon.rt is not None and daemon.rt.tenant_id == guid
             assert daemon.rt.scope == h.scope and daemon.settings.j1.scope == h.scope
             entities, relationships = h.j1_graph()  # the scope named after the GUID holds the data
@@ -128,11 +127,7 @@ async def test_a_domain_in_the_config_gives_the_same_keys_scope_and_notification
             # notifications carry the GUID: accepted although the config names a domain
             before = delta_requests(h, "users")
             await admin.patch_user(uid, displayName="Seen Through A Domain Config")
-            took = await until(
-                lambda: h.j1_graph()[0].get(uid, {}).get("displayName") == "Seen Through A Domain Config",
-                timeout=5,
-                what="the notified change in J1",
-            )
+            took = await until_in_j1(h, uid, "displayName", "Seen Through A Domain Config", 5)
             assert took < 3 and delta_requests(h, "users") > before
             assert h.sims.graph.notifier.stats["delivered"] >= 1
         settings = h.settings(extra)

@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from syncd.graph.client import GraphClient
-
-Serve = Callable[..., Awaitable[str]]
 
 
 class FakeTokens:
@@ -38,35 +34,6 @@ class FakeTokens:
     def invalidate(self) -> None:
         self.invalidations += 1
         self.current = f"tok-{self.invalidations + 1}-SECRETBEARER"
-
-
-@pytest.fixture
-async def serve() -> AsyncIterator[Serve]:
-    """serve(app, ssl_context=None) -> base URL of the app on 127.0.0.1 (cleaned up after)."""
-    runners: list[web.AppRunner] = []
-
-    async def _serve(app: web.Application, ssl_context: ssl.SSLContext | None = None) -> str:
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        site = web.SockSite(runner, sock, ssl_context=ssl_context)
-        await site.start()
-        runners.append(runner)
-        scheme = "https" if ssl_context else "http"
-        return f"{scheme}://127.0.0.1:{port}"
-
-    yield _serve
-    for runner in runners:
-        await runner.cleanup()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 @pytest.fixture

@@ -18,12 +18,14 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bench.kit.tenants import intune_of, intune_tenant
 from syncd.graph import endpoints
 from syncd.graph.errors import SegmentNotFound
 from syncd.graph.permissions import PERMISSION_PROBES
 from syncd.graph.reports import EXPORT_JOBS, EXPORT_VERSION
 from syncd.sources.intune import COLLECTIONS, INSTALLS, INVENTORY
-from tests.e2e.intune_helpers import harness, intune_tenant, runtime
+from tests.helpers.harness import running_harness
+from tests.helpers.inprocess import intune_runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTED = tomllib.loads((Path(__file__).with_name("documented_endpoints.toml")).read_text())
@@ -66,9 +68,7 @@ def _literal_paths(tree: ast.AST) -> list[str]:
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             text = node.value
         elif isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant):
-            text = "".join(
-                str(v.value) if isinstance(v, ast.Constant) else "{id}" for v in node.values
-            )
+            text = "".join(str(v.value) if isinstance(v, ast.Constant) else "{id}" for v in node.values)
         if text is None or not text.startswith("/") or " " in text:
             continue
         path = text.split("?", 1)[0]
@@ -131,10 +131,10 @@ async def test_a_full_sync_calls_only_catalogued_urls(
     seen: list[str] = []
     monkeypatch.setattr("syncd.runtime._on_graph_request", lambda route, status: seen.append(route))
     tenant = intune_tenant()
-    async with harness(tenant, tmp_path) as h, runtime(h) as rt:
+    async with running_harness(tenant, tmp_path, notifications=False) as h, intune_runtime(h) as rt:
         report = await rt.engine.resync()
         assert report.failed == {}
-        device = next(iter(tenant.intune.list("managedDevices")))
+        device = next(iter(intune_of(tenant).list("managedDevices")))
         source: Any = rt.engine.sources["intune:managedDevices"]
         await source.refetch_for_entra_devices(rt.engine, [device["azureADDeviceId"]])
     assert len(seen) > 50
@@ -156,9 +156,10 @@ async def test_the_simulator_refuses_undocumented_paths_and_the_client_says_so(
     missing: list[str] = []
     monkeypatch.setattr("syncd.runtime._on_segment_missing", missing.append)
     tenant = intune_tenant()
-    app = tenant.intune.list("mobileApps")[0]["id"]
-    policy = next(p for p in tenant.intune.list("managedAppPolicies") if "ios" in p["@odata.type"].lower())
-    async with harness(tenant, tmp_path) as h, runtime(h) as rt:
+    intune = intune_of(tenant)
+    app = intune.list("mobileApps")[0]["id"]
+    policy = next(p for p in intune.list("managedAppPolicies") if "ios" in p["@odata.type"].lower())
+    async with running_harness(tenant, tmp_path, notifications=False) as h, intune_runtime(h) as rt:
         for version, path, segment in (
             ("beta", f"/deviceAppManagement/mobileApps/{app}/deviceStatuses", "deviceStatuses"),
             ("v1.0", f"/deviceAppManagement/managedAppPolicies/{policy['id']}/apps", "apps"),
@@ -184,15 +185,16 @@ async def test_the_simulator_refuses_undocumented_paths_and_the_client_says_so(
 
 async def test_typed_views_show_only_their_type(tmp_path: Path) -> None:
     tenant = intune_tenant()
-    policies = tenant.intune.list("managedAppPolicies")
+    policies = intune_of(tenant).list("managedAppPolicies")
     ios = {p["id"] for p in policies if p["@odata.type"] == "#microsoft.graph.iosManagedAppProtection"}
-    async with harness(tenant, tmp_path) as h, runtime(h) as rt:
+    async with running_harness(tenant, tmp_path, notifications=False) as h, intune_runtime(h) as rt:
         listed = await rt.graph.get("/deviceAppManagement/iosManagedAppProtections", version="v1.0")
         assert {p["id"] for p in listed["value"]} == ios
         other = next(p["id"] for p in policies if p["id"] not in ios)
         url = f"{h.sims.graph_http_url}/v1.0/deviceAppManagement/iosManagedAppProtections/{other}/apps"
         token = await rt.graph._tokens.token()
-        async with aiohttp.ClientSession() as session, session.get(
-            url, headers={"Authorization": f"Bearer {token}"}
-        ) as resp:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(url, headers={"Authorization": f"Bearer {token}"}) as resp,
+        ):
             assert resp.status == 404

@@ -12,6 +12,7 @@ import jwt
 import pytest
 from aiohttp import web
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from syncd.graph.auth import MsalTokenProvider, map_msal_error
 from syncd.graph.clouds import CLOUDS, default_scope, get_cloud, is_known_authority_host
@@ -88,9 +89,11 @@ class Authority:
             assert form["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
             header = jwt.get_unverified_header(str(form["client_assertion"]))
             assert "x5t#S256" in header or "x5t" in header
+            key = self.app_cert.public_key()
+            assert isinstance(key, rsa.RSAPublicKey)
             claims = jwt.decode(
                 str(form["client_assertion"]),
-                self.app_cert.public_key(),  # type: ignore[arg-type]
+                key,
                 algorithms=["PS256", "RS256"],
                 audience=f"https://{request.host}/{TENANT}/oauth2/v2.0/token",
             )

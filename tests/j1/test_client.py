@@ -29,6 +29,7 @@ from syncd.j1 import (
 )
 from syncd.j1.client import batch_by_size, parse_retry_after, serialize
 from syncd.sim.j1 import J1SimConfig, J1SimState, create_j1_app
+from tests.helpers.j1_objects import entity, relationship
 
 ACCOUNT = "acct-client"
 KEY = "very-secret-key-0123456789"
@@ -106,18 +107,11 @@ async def env(make_env: EnvFactory) -> Env:
 
 
 def ent(key: str, type_: str = "test_user", **props: Any) -> dict[str, Any]:
-    return {"_key": key, "_type": type_, "_class": "User", "displayName": key, **props}
+    return entity(key, type_, **props)
 
 
 def rel(frm: str, to: str) -> dict[str, Any]:
-    return {
-        "_key": f"{frm}|has|{to}",
-        "_type": "test_user_has_user",
-        "_class": "HAS",
-        "_fromEntityKey": frm,
-        "_toEntityKey": to,
-        "displayName": "HAS",
-    }
+    return relationship(frm, to, "test_user_has_user", displayName="HAS")
 
 
 def users(n: int, **props: Any) -> list[dict[str, Any]]:

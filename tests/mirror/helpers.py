@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.kit.mirror_push import push_all
+from syncd.mirror import Mirror
+from tests.helpers.j1_objects import entity, mapped_to_person, relationship
+
 USER = "azure_user"
 GROUP = "azure_user_group"
 MEMBER = "azure_group_member"
@@ -15,34 +19,41 @@ USER_IS_PERSON = "azure_user_is_person"
 
 
 def ent(key: str, type_: str = USER, **props: Any) -> dict[str, Any]:
-    return {"_key": key, "_type": type_, "_class": "User", "displayName": key, "name": key, **props}
+    return entity(key, type_, name=key, **props)
 
 
 def rel(
     from_key: str, to_key: str, type_: str = GROUP_HAS_USER, cls: str = "HAS", **props: Any
 ) -> dict[str, Any]:
-    return {
-        "_key": f"{from_key}|{cls.lower()}|{to_key}",
-        "_type": type_,
-        "_class": cls,
-        "_fromEntityKey": from_key,
-        "_toEntityKey": to_key,
-        "displayName": cls,
-        **props,
-    }
+    return relationship(from_key, to_key, type_, cls, displayName=cls, **props)
 
 
 def mapped(from_key: str, email: str) -> dict[str, Any]:
-    return {
-        "_key": f"{from_key}|is|person:{email}",
-        "_type": USER_IS_PERSON,
-        "_class": "IS",
-        "_fromEntityKey": from_key,
-        "displayName": "IS",
-        "_mapping": {
-            "relationshipDirection": "FORWARD",
-            "sourceEntityKey": from_key,
-            "targetFilterKeys": [["_type", "email"]],
-            "targetEntity": {"_type": "employee", "_class": "Person", "email": email},
-        },
-    }
+    return mapped_to_person(
+        f"{from_key}|is|person:{email}",
+        from_key,
+        email,
+        type_=USER_IS_PERSON,
+        target_type="employee",
+        match_on="_type",
+        _fromEntityKey=from_key,
+        displayName="IS",
+    )
+
+
+U1 = "user-00000001"
+G1 = "group-0000001"
+
+
+async def member_in_j1(m: Mirror) -> str:
+    """U1, a member of G1, committed, pushed and acknowledged as J1 would; returns the key of the
+    membership."""
+    for origin, owner, entities, relationships in (
+        ("users", U1, [ent(U1)], []),
+        ("groups", G1, [ent(G1, GROUP)], [rel(G1, U1)]),
+    ):
+        round_ = await m.begin_round(origin, full=False)
+        await round_.stage(owner, entities, relationships)
+        await round_.commit()
+    await push_all(m)
+    return str(rel(G1, U1)["_key"])

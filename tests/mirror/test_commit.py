@@ -11,18 +11,21 @@ from bench.kit.mirror_push import Push, plan_push, push_all
 from syncd.mirror import Change, CommitResult, Mirror
 from syncd.mirror.types import AlertRow
 from tests.mirror.helpers import (
+    G1,
     GROUP,
     GROUP_HAS_MEMBER,
     GROUP_HAS_USER,
     MEMBER,
+    U1,
     USER,
     ent,
     mapped,
+    member_in_j1,
     rel,
 )
 
-U1, U2, U3 = "user-00000001", "user-00000002", "user-00000003"
-G1, G2 = "group-0000001", "group-0000002"
+U2, U3 = "user-00000002", "user-00000003"
+G2 = "group-0000002"
 
 
 async def commit(
@@ -191,10 +194,7 @@ async def test_liveness_transitions_unpushed(mirror: Mirror) -> None:
 
 
 async def test_endpoint_delete_cascades_and_reappearance_repushes(mirror: Mirror) -> None:
-    key = rel(G1, U1)["_key"]
-    await commit(mirror, "users", ("stage", U1, [ent(U1)], []))
-    await commit(mirror, "groups", ("stage", G1, [ent(G1, GROUP)], [rel(G1, U1)]))
-    await drain(mirror)
+    key = await member_in_j1(mirror)
 
     res = await commit(mirror, "users", ("delete_owners", [U1]))
     assert res.outbox_added == 1  # only the entity delete: J1 cascades to the relationship
@@ -215,9 +215,7 @@ async def test_endpoint_delete_cascades_and_reappearance_repushes(mirror: Mirror
 
 
 async def test_delete_then_reappear_before_push_sends_nothing(mirror: Mirror) -> None:
-    await commit(mirror, "users", ("stage", U1, [ent(U1)], []))
-    await commit(mirror, "groups", ("stage", G1, [ent(G1, GROUP)], [rel(G1, U1)]))
-    await drain(mirror)
+    await member_in_j1(mirror)
     await commit(mirror, "users", ("delete_owners", [U1]))
     await commit(mirror, "users", ("stage", U1, [ent(U1)], []))
     push = await drain(mirror)  # J1 never saw the delete; it still has both
@@ -226,10 +224,7 @@ async def test_delete_then_reappear_before_push_sends_nothing(mirror: Mirror) ->
 
 
 async def test_removed_while_live_pushes_relationship_delete(mirror: Mirror) -> None:
-    key = rel(G1, U1)["_key"]
-    await commit(mirror, "users", ("stage", U1, [ent(U1)], []))
-    await commit(mirror, "groups", ("stage", G1, [ent(G1, GROUP)], [rel(G1, U1)]))
-    await drain(mirror)
+    key = await member_in_j1(mirror)
     res = await commit(mirror, "groups", ("delete_relationships", [key]))
     assert res.outbox_added == 1
     row = await mirror.get_relationship_row(key)

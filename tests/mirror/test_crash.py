@@ -58,12 +58,16 @@ async def seed(path: Path) -> None:
     await m.close()
 
 
-async def test_kill_inside_commit_leaves_state_untouched(tmp_path: Path) -> None:
+async def killed(tmp_path: Path, when: str) -> Path:
+    """A seeded mirror whose writer was killed (-9) `when` committing its next round."""
     path = tmp_path / "mirror.db"
     await seed(path)
-    assert await run_child(path, "in_commit") == -signal.SIGKILL
-    m = await Mirror.open(path)
-    try:
+    assert await run_child(path, when) == -signal.SIGKILL
+    return path
+
+
+async def test_kill_inside_commit_leaves_state_untouched(tmp_path: Path) -> None:
+    async with await Mirror.open(await killed(tmp_path, "in_commit")) as m:
         assert await m.count_entities() == 100
         assert await m.count_relationships() == 0
         assert await m.get_cursor("users") == "link-1"
@@ -74,20 +78,12 @@ async def test_kill_inside_commit_leaves_state_untouched(tmp_path: Path) -> None
         await r.stage("user-00000000", [ent("user-00000000", v=3)])
         res = await r.commit(cursors={"users": "link-3"})
         assert res.counts["entities_updated"] == 1
-    finally:
-        await m.close()
 
 
 async def test_kill_after_commit_keeps_everything(tmp_path: Path) -> None:
-    path = tmp_path / "mirror.db"
-    await seed(path)
-    assert await run_child(path, "after_commit") == -signal.SIGKILL
-    m = await Mirror.open(path)
-    try:
+    async with await Mirror.open(await killed(tmp_path, "after_commit")) as m:
         assert await m.count_entities() == 5000
         assert await m.count_relationships() == 5000
         assert await m.get_cursor("users") == "link-2"
         assert await m.get_entity("user-00000000") == ent("user-00000000", v=2)
         assert await m.outbox_depth() == 100 + 5000  # seed rows + new/changed users (no group yet)
-    finally:
-        await m.close()

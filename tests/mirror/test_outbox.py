@@ -9,10 +9,9 @@ from typing import Any
 from bench.kit.mirror_push import LAYOUT, ack_push, plan_push, push_all
 from syncd.j1.capabilities import Behaviour, Capabilities, Finding
 from syncd.mirror import UNKNOWN_HASH, Mirror, PartitionRef, RefusedObject
-from tests.mirror.helpers import GROUP, ent, rel
+from tests.mirror.helpers import G1, GROUP, U1, ent, member_in_j1, rel
 
-U1, U2 = "user-00000001", "user-00000002"
-G1 = "group-0000001"
+U2 = "user-00000002"
 ENTITY_PART = next(p for p in LAYOUT.partitions() if p.kind == "e")
 
 
@@ -32,6 +31,13 @@ async def remove(m: Mirror, origin: str, owner: str) -> None:
     r = await m.begin_round(origin, full=False)
     await r.delete_owners([owner])
     await r.commit()
+
+
+async def member_in_j1_then_deleted(m: Mirror) -> str:
+    """`member_in_j1`, then U1 deleted (not yet pushed); returns the key of the membership."""
+    key = await member_in_j1(m)
+    await remove(m, "users", U1)
+    return key
 
 
 async def test_rows_coalesce_into_current_state_and_upserts_go_by_patch(mirror: Mirror) -> None:
@@ -101,11 +107,7 @@ async def test_a_key_gone_before_its_ack_is_settled_by_a_diff(mirror: Mirror) ->
 
 
 async def test_entity_delete_acked_after_it_reappeared(mirror: Mirror) -> None:
-    key = rel(G1, U1)["_key"]
-    await put(mirror, "users", U1, [ent(U1)])
-    await put(mirror, "groups", G1, [ent(G1, GROUP)], [rel(G1, U1)])
-    await push_all(mirror)
-    await remove(mirror, "users", U1)
+    key = await member_in_j1_then_deleted(mirror)
     push = await plan_push(mirror, kinds=("e",))
     assert push.modes == ["DIFF"] and push.absent("entity") == {U1}
     await put(mirror, "users", U1, [ent(U1)])  # reappears while the delete is in flight
@@ -117,11 +119,7 @@ async def test_entity_delete_acked_after_it_reappeared(mirror: Mirror) -> None:
 
 
 async def test_deleted_endpoint_with_proven_cascade_needs_no_relationship_job(mirror: Mirror) -> None:
-    key = rel(G1, U1)["_key"]
-    await put(mirror, "users", U1, [ent(U1)])
-    await put(mirror, "groups", G1, [ent(G1, GROUP)], [rel(G1, U1)])
-    await push_all(mirror)
-    await remove(mirror, "users", U1)
+    key = await member_in_j1_then_deleted(mirror)
     push = await push_all(mirror, cascade=True)
     assert push.modes == ["DIFF", None]
     row = await mirror.get_relationship_row(key)
@@ -131,11 +129,7 @@ async def test_deleted_endpoint_with_proven_cascade_needs_no_relationship_job(mi
 
 
 async def test_deleted_endpoint_with_unknown_cascade_is_settled_by_its_partition(mirror: Mirror) -> None:
-    key = rel(G1, U1)["_key"]
-    await put(mirror, "users", U1, [ent(U1)])
-    await put(mirror, "groups", G1, [ent(G1, GROUP)], [rel(G1, U1)])
-    await push_all(mirror)
-    await remove(mirror, "users", U1)
+    key = await member_in_j1_then_deleted(mirror)
     entity_push = await plan_push(mirror, cascade=None, kinds=("e",))
     await ack_push(mirror, entity_push)
     row = await mirror.get_relationship_row(key)
@@ -151,11 +145,7 @@ async def test_deleted_endpoint_with_unknown_cascade_is_settled_by_its_partition
 
 
 async def test_deleted_endpoint_without_cascade_deletes_its_dangling_relationship(mirror: Mirror) -> None:
-    key = rel(G1, U1)["_key"]
-    await put(mirror, "users", U1, [ent(U1)])
-    await put(mirror, "groups", G1, [ent(G1, GROUP)], [rel(G1, U1)])
-    await push_all(mirror)
-    await remove(mirror, "users", U1)
+    key = await member_in_j1_then_deleted(mirror)
     await ack_push(mirror, await plan_push(mirror, cascade=False, kinds=("e",)))
     row = await mirror.get_relationship_row(key)
     assert row is not None and row.pushed_hash == row.hash  # J1 keeps it, for sure: delete it

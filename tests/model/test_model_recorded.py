@@ -27,7 +27,8 @@ from syncd.model.schema import (
     USER,
     USER_OWNS_DEVICE,
 )
-from tests.model.model_helpers import FIXTURES, TENANT_ID, assert_j1_objects, body_values, load_exchanges
+from tests.model.model_helpers import TENANT_ID, assert_j1_objects, body_values, load_exchanges
+from tests.paths import FIXTURES
 
 _GRAPH = re.compile(r"^https://graph\.microsoft\.com/(?:v1\.0|beta)(?P<path>/[^?]*)")
 _SUB = re.compile(
@@ -40,6 +41,13 @@ IOS_POLICY = "1aa3f0f3-d780-4349-885b-c86d273aa14e"
 IOS_CONFIG = "6aa605f0-744e-4ae1-8031-c6564624c89b"
 
 
+def _graph_path(url: str) -> str:
+    """The path of a Graph URL, version and query left out."""
+    match = _GRAPH.match(url)
+    assert match is not None, url
+    return match["path"]
+
+
 def convert_fixture(name: str, ctx: ConvertContext) -> tuple[Derived, int]:
     """Convert every successful Graph exchange of a fixture; returns the result and how many
     exchanges were used (asserted equal to the number of successful Graph exchanges)."""
@@ -47,13 +55,13 @@ def convert_fixture(name: str, ctx: ConvertContext) -> tuple[Derived, int]:
     subs: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {}
     used = 0
     for exchange in exchanges:
-        sub = _SUB.match(_GRAPH.match(exchange["url"])["path"])  # type: ignore[index]
+        sub = _SUB.match(_graph_path(exchange["url"]))
         if sub:
             subs.setdefault((sub["coll"], sub["id"]), {})[sub["sub"]] = exchange["body"]["value"]
             used += 1
     out = Derived()
     for exchange in exchanges:
-        path = _GRAPH.match(exchange["url"])["path"]  # type: ignore[index]
+        path = _graph_path(exchange["url"])
         values = body_values(exchange["body"])
         members = _MEMBERS.match(path)
         if path == "/organization":

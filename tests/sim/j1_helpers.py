@@ -12,6 +12,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from syncd.sim.j1 import J1SimConfig, J1SimState, create_j1_app
+from tests.helpers.j1_objects import entity, relationship
 
 ACCOUNT = "acct-main"
 KEY = "s3cret-api-key-main"
@@ -138,20 +139,13 @@ async def sim_fixture(make_sim: SimFactory) -> Sim:
 
 
 def ent(key: str, type_: str = "test_user", cls: str | list[str] = "User", **props: Any) -> dict[str, Any]:
-    return {"_key": key, "_type": type_, "_class": cls, "displayName": key, **props}
+    return entity(key, type_, cls, **props)
 
 
 def rel(
     frm: str, to: str, cls: str = "HAS", type_: str = "test_user_has_thing", **props: Any
 ) -> dict[str, Any]:
-    return {
-        "_key": f"{frm}|{cls.lower()}|{to}",
-        "_type": type_,
-        "_class": cls,
-        "_fromEntityKey": frm,
-        "_toEntityKey": to,
-        **props,
-    }
+    return relationship(frm, to, type_, cls, **props)
 
 
 def error_code(data: Any) -> str:

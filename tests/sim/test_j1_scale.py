@@ -11,6 +11,7 @@ import pytest
 
 from syncd.sim.j1 import J1Behaviour, J1SimConfig, J1SimState, SimJob, object_id
 from syncd.sim.j1.graph import AccountGraph, index_keys
+from tests.helpers.j1_objects import entity, mapped_to_person, relationship
 
 ACCOUNT = "acct-scale"
 
@@ -29,32 +30,17 @@ def run_job(state: J1SimState, scope: str, mode: str = "DIFF", **staged: list[di
 
 
 def ent(key: str, type_: str = "t_user", cls: str = "User", **props: Any) -> dict[str, Any]:
-    return {"_key": key, "_type": type_, "_class": cls, "displayName": key, **props}
+    return entity(key, type_, cls, **props)
 
 
 def rel(frm: str, to: str, cls: str = "HAS", **extra: Any) -> dict[str, Any]:
-    return {
-        "_key": f"{frm}|{cls.lower()}|{to}",
-        "_type": f"t_{cls.lower()}",
-        "_class": cls,
-        "_fromEntityKey": frm,
-        "_toEntityKey": to,
-        **extra,
-    }
+    return relationship(frm, to, f"t_{cls.lower()}", cls, **extra)
 
 
 def mapped(frm: str, email: str) -> dict[str, Any]:
-    return {
-        "_key": f"{frm}|is|{email}",
-        "_type": "t_user_is_person",
-        "_class": "IS",
-        "_mapping": {
-            "relationshipDirection": "FORWARD",
-            "sourceEntityKey": frm,
-            "targetFilterKeys": [["_class", "email"]],
-            "targetEntity": {"_class": "Person", "_type": "t_person", "email": email},
-        },
-    }
+    return mapped_to_person(
+        f"{frm}|is|{email}", frm, email, type_="t_user_is_person", target_type="t_person", match_on="_class"
+    )
 
 
 def background(state: J1SimState, partitions: int) -> None:

@@ -1,4 +1,5 @@
-"""J1 ≡ mirror, property by property; probing a J1 simulator like the daemon does at its first start."""
+"""The J1 simulator in the tests: its readings of the J1 docs, J1 ≡ mirror property by property,
+probing it like the daemon does at its first start, and the keys of every job it finished."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import json
 import sqlite3
 from typing import Any
 
+from bench.kit.truth import j1_graph
 from syncd.j1.capabilities import KV_KEY, Capabilities
 from syncd.runtime import Runtime, probe_account
 from syncd.sim.harness import SimHarness
+from syncd.sim.j1 import SimJob
 from syncd.sim.j1.behaviour import J1Behaviour
 
 J1_SYSTEM = frozenset(
@@ -72,7 +75,7 @@ async def j1_mismatches(h: SimHarness, rt: Runtime) -> list[str]:
     """Every difference between J1 (syncd's scopes) and the mirror's live graph, properties included
     (mapped relationships aside: J1 resolves them into relationships of its own)."""
     want_entities, want_rels = await rt.mirror.read_with("comparing", _mirror_live)
-    got_entities, got_rels = h.j1_graph()
+    got_entities, got_rels = j1_graph(h)
     got_rels = {k: r for k, r in got_rels.items() if "_mapping" not in r}
     problems: list[str] = []
     for kind, want, got in (("entity", want_entities, got_entities), ("relationship", want_rels, got_rels)):
@@ -104,3 +107,23 @@ async def probe_like_the_daemon(rt: Runtime) -> Capabilities:
     await rt.mirror.set_value(KV_KEY, caps.to_json())
     await rt.engine.writer.reload_capabilities()
     return caps
+
+
+class JobRecorder:
+    """Keeps the keys of every job the J1 simulator finalizes (it drops them once FINISHED)."""
+
+    def __init__(self, h: SimHarness) -> None:
+        self.keys: dict[str, dict[str, list[str]]] = {}
+        state = h.sims.j1_state
+        finalize = state.finalize_entities
+
+        def record(job: SimJob) -> None:
+            self.keys[job.id] = {
+                "entities": list(job.entities),
+                "relationships": list(job.relationships),
+                "deleteEntities": [str(d["_key"]) for d in job.delete_entities],
+                "deleteRelationships": [str(d["_key"]) for d in job.delete_relationships],
+            }
+            finalize(job)
+
+        state.finalize_entities = record

@@ -2,7 +2,7 @@
 server's): a flood of costly bodies, slow clients that never finish a request, and a legitimate
 Graph-like sender in the middle of it. Prints one JSON summary line.
 
-    python -m tests.e2e.webhook_attack --port P --client-state S --tenant T [--scale N]
+    python -m bench.kit.webhook_attack --port P --client-state S --tenant T [--scale N]
 """
 
 from __future__ import annotations

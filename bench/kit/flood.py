@@ -1,6 +1,6 @@
-"""The listener-under-attack harness shared by tests/e2e/test_prod_webhook_flood.py and
-bench/webhook_flood.py: the daemon's own `Listener` + webhook app on this loop, a loop probe,
-and the attack (tests/e2e/webhook_attack.py) in a separate process."""
+"""The listener under attack (tests/e2e/test_prod_webhook_flood.py, bench/webhook_flood.py): the
+daemon's own `Listener` + webhook app on this loop, a loop probe, and the attack
+(bench/kit/webhook_attack.py) in a separate process."""
 
 from __future__ import annotations
 
@@ -12,14 +12,13 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from bench.kit.daemon import ROOT
 from syncd import metrics
 from syncd.listener import Listener, ListenerLimits
 from syncd.webhook import WebhookHooks, create_webhook_app
 
-ROOT = Path(__file__).resolve().parents[2]
 CLIENT_STATE = "flood-test-client-state-0123456789abcdef"
 TENANT = "11111111-2222-3333-4444-555555555555"
 
@@ -53,7 +52,7 @@ class LoopProbe:
             restore()
 
     def _watch_iterations(self, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
-        selector = loop._selector  # type: ignore[attr-defined]  # a SelectorEventLoop's
+        selector = loop._selector  # type: ignore[attr-defined]  # asyncio keeps the selector private
         original = selector.select
         returned: list[float] = []
 
@@ -116,7 +115,7 @@ async def attack(port: int, **options: Any) -> dict[str, Any]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.e2e.webhook_attack",
+        "bench.kit.webhook_attack",
         f"--port={port}",
         f"--client-state={CLIENT_STATE}",
         f"--tenant={TENANT}",
