@@ -13,13 +13,11 @@ import html
 import inspect
 import json
 import os
-import random
 import re
 import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any, Literal, Protocol, TypedDict, TypeVar
 from urllib.parse import urlsplit
 
@@ -28,6 +26,7 @@ import structlog
 
 from syncd import __version__
 from syncd.alerts.types import SEVERITIES, Alert
+from syncd.retry import backoff, parse_retry_after
 
 log = structlog.get_logger(__name__)
 
@@ -339,19 +338,6 @@ class _Outcome:
     retry_after: float | None = None
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
 class AlertDispatcher:
     """Drains the alert outbox: ack on success, retry with capped exponential backoff, give up after N."""
 
@@ -387,9 +373,9 @@ class AlertDispatcher:
 
     def backoff(self, attempts: int, retry_after: float | None = None) -> float:
         """Delay before attempt ``attempts + 1``: base·2^(attempts-1), jittered, ≥ Retry-After, capped."""
-        delay: float = self.backoff_base * (2.0 ** max(0, attempts - 1))
-        if self.jitter:
-            delay *= random.uniform(1 - self.jitter, 1 + self.jitter)
+        delay = backoff(
+            attempts, base=self.backoff_base, cap=self.backoff_cap, low=1 - self.jitter, high=1 + self.jitter
+        )
         if retry_after is not None:
             delay = max(delay, retry_after)
         return min(delay, self.backoff_cap)
@@ -488,7 +474,7 @@ class AlertDispatcher:
             ) as resp:
                 await resp.content.read(65536)
                 status = resp.status
-                retry_after = _retry_after(resp.headers.get("Retry-After"))
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
         except TimeoutError:
             return _Outcome(False, f"timeout after {target.timeout}s")
         except aiohttp.ClientError as exc:

@@ -13,7 +13,7 @@ import logging
 import re
 import threading
 import time
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 import msal
 import requests
@@ -54,12 +54,19 @@ TRANSIENT_ERRORS = frozenset({"temporarily_unavailable", "server_error", "reques
 _AADSTS_RE = re.compile(r"AADSTS(\d+)")
 
 
-@runtime_checkable
 class TokenProvider(Protocol):
-    """Anything that hands out a bearer token for Graph."""
+    """What the Graph client needs from a source of bearer tokens."""
 
     async def token(self) -> str:
         """A valid access token (cached when possible)."""
+        ...
+
+    def invalidate(self) -> None:
+        """Forget the current token: Graph refused it (401), the next ``token()`` gets a new one."""
+        ...
+
+    async def ensure_lifetime(self, seconds: float) -> None:
+        """Make sure the next token handed out is valid for at least ``seconds`` more."""
         ...
 
 
@@ -421,6 +428,9 @@ class StaticTokenProvider:
 
     def invalidate(self) -> None:
         self.invalidations += 1
+
+    async def ensure_lifetime(self, seconds: float) -> None:
+        """A fixed token never expires as far as syncd can tell: nothing to refresh."""
 
     def __repr__(self) -> str:
         return "StaticTokenProvider(token=***)"

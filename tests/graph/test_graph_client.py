@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from syncd.graph.client import GraphClient, parse_retry_after, route_label
+from syncd.graph.client import GraphClient, route_label
 from syncd.graph.errors import (
     GraphError,
     GraphTransportError,
@@ -193,16 +193,6 @@ async def test_retry_after_too_long_fails_fast(serve: Any, make_client: MakeClie
         await client.get("/users")
     assert info.value.retry_after == 3600
     assert time.monotonic() - started < 1
-
-
-def test_parse_retry_after_forms() -> None:
-    assert parse_retry_after("2.128") == pytest.approx(2.128)
-    assert parse_retry_after("0") == 0
-    assert parse_retry_after(None) is None
-    assert parse_retry_after("soon") is None
-    assert parse_retry_after("-1") is None
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == pytest.approx(10)
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412490.0) == 0
 
 
 def test_route_label_hides_ids() -> None:
