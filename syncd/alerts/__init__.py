@@ -8,7 +8,6 @@ from syncd.alerts.cli import alerts_test
 from syncd.alerts.delivery import (
     ALERT_ID_HEADER,
     AlertDispatcher,
-    AlertRow,
     AlertStore,
     AlertTarget,
     TargetError,
@@ -28,7 +27,6 @@ __all__ = [
     "ALERT_ID_HEADER",
     "Alert",
     "AlertDispatcher",
-    "AlertRow",
     "AlertStore",
     "AlertTarget",
     "ChangeLike",

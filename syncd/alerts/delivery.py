@@ -18,7 +18,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypedDict, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -26,6 +26,7 @@ import structlog
 
 from syncd import __version__
 from syncd.alerts.types import SEVERITIES, Alert
+from syncd.mirror.types import AlertRow
 from syncd.retry import backoff, parse_retry_after
 
 log = structlog.get_logger(__name__)
@@ -52,16 +53,6 @@ _SEVERITY_LOG_LEVEL = {
 }
 
 T = TypeVar("T")
-
-
-class AlertRow(TypedDict):
-    """One outbox row: one alert for one target."""
-
-    alert_id: str
-    rule_id: str
-    severity: str
-    target: str
-    payload: dict[str, Any]
 
 
 class AlertStore(Protocol):

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from syncd.alerts.delivery import AlertRow
+from syncd.mirror import AlertRow
 
 
 @dataclass
