@@ -15,7 +15,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from syncd import __version__
-from syncd.j1 import (
+from syncd.j1.client import SyncApiClient, batch_by_size, serialize
+from syncd.j1.errors import (
     J1AuthError,
     J1Error,
     J1JobEndedError,
@@ -23,9 +24,7 @@ from syncd.j1 import (
     J1ObjectTooLargeError,
     J1RetryExhaustedError,
     J1TimeoutError,
-    SyncApiClient,
 )
-from syncd.j1.client import batch_by_size, serialize
 from syncd.sim.j1 import J1SimConfig, J1SimState, create_j1_app
 
 ACCOUNT = "acct-client"
