@@ -128,9 +128,9 @@ APP_PROTECTION_COLLECTIONS: Mapping[str, str] = {
 (`managedAppPolicy` itself has no relationships; Windows Information Protection has no `apps`)."""
 RUN_STATE_EXPAND = "$expand=managedDevice($select=id)"
 BATCH_SIZE = 20
+"""Graph's `$batch` limit."""
 NULL_GUID = "00000000-0000-0000-0000-000000000000"
 """`azureADDeviceId` of a device that is not Entra-registered."""
-"""Graph's `$batch` limit."""
 
 COLLECTIONS: tuple[Collection, ...] = (
     Collection(
