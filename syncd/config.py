@@ -492,7 +492,7 @@ def _finish(s: Settings, env: Mapping[str, str], problems: list[str], require_cr
     if s.log.format not in ("auto", "json", "console"):
         problems.append(f"[log] format: one of auto, json, console (got {s.log.format!r})")
     if s.alerts.targets:
-        from syncd.alerts.delivery import TargetError, targets_from_config
+        from syncd.alerts.targets import TargetError, targets_from_config
 
         try:
             targets_from_config(s.alerts.targets)
