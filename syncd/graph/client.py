@@ -23,7 +23,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
-from typing import IO, Any
+from typing import IO, Any, TypedDict, Unpack
 
 import aiohttp
 from yarl import URL
@@ -36,6 +36,7 @@ from syncd.graph.errors import (
     GraphError,
     GraphTransportError,
     SegmentNotFound,
+    batch_item_headers,
     make_error,
 )
 from syncd.retry import TRANSIENT_STATUSES, RetryPolicy, parse_retry_after
@@ -52,6 +53,14 @@ _ID_SEGMENT = re.compile(
     r"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}.*|[0-9a-fA-F]{32,}|\d+)$"
 )
 _DELTA_PATH = re.compile(r"/(microsoft\.graph\.)?delta(\(\))?/?$", re.IGNORECASE)
+
+
+class PageQuery(TypedDict, total=False):
+    """The keyword arguments of ``GraphClient.iter_pages``, for the helpers built on it."""
+
+    params: Mapping[str, str] | None
+    version: str
+    headers: Mapping[str, str] | None
 
 
 def route_label(method: str, path: str) -> str:
@@ -222,16 +231,9 @@ class GraphClient:
                 return
             page = await self.get(next_link, headers=headers, version=version)
 
-    async def iter_items(
-        self,
-        path: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        version: str = "v1.0",
-        headers: Mapping[str, str] | None = None,
-    ) -> AsyncIterator[dict[str, Any]]:
+    async def iter_items(self, path: str, **query: Unpack[PageQuery]) -> AsyncIterator[dict[str, Any]]:
         """Every object of every page (convenience over iter_pages)."""
-        async for page in self.iter_pages(path, params=params, version=version, headers=headers):
+        async for page in self.iter_pages(path, **query):
             for item in page.get("value") or []:
                 if isinstance(item, dict):
                     yield item
@@ -358,8 +360,7 @@ class GraphClient:
                     self._segment_missing(label)
                 if status in TRANSIENT_STATUSES:
                     retry_ids.add(rid)
-                    inner_headers = {str(k).lower(): str(v) for k, v in (resp.get("headers") or {}).items()}
-                    wait = parse_retry_after(inner_headers.get("retry-after"))
+                    wait = parse_retry_after(batch_item_headers(resp).get("retry-after"))
                     if wait is not None:
                         waits.append(wait)
                         if status == 429:

@@ -16,7 +16,7 @@ import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -45,6 +45,14 @@ UPLOAD_FIELDS = ("entities", "relationships", "deleteEntities", "deleteRelations
 _MAX_MESSAGE = 300
 
 JsonDict = dict[str, Any]
+
+
+class CallOptions(TypedDict, total=False):
+    """The keyword arguments of ``SyncApiClient.request_json``, for the calls built on it."""
+
+    params: Mapping[str, str] | None
+    correlation_id: str | None
+    max_attempts: int | None
 
 
 def serialize(obj: Mapping[str, Any]) -> bytes:
@@ -169,24 +177,10 @@ class SyncApiClient:
         return headers
 
     async def _call(
-        self,
-        method: str,
-        path: str,
-        body: bytes | None = None,
-        *,
-        params: Mapping[str, str] | None = None,
-        correlation_id: str | None = None,
-        max_attempts: int | None = None,
+        self, method: str, path: str, body: bytes | None = None, **options: Unpack[CallOptions]
     ) -> JsonDict:
         """One logical sync API call (path under the jobs endpoint)."""
-        return await self.request_json(
-            method,
-            self._base + path,
-            body,
-            params=params,
-            correlation_id=correlation_id,
-            max_attempts=max_attempts,
-        )
+        return await self.request_json(method, self._base + path, body, **options)
 
     async def request_json(
         self,
