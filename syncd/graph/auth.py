@@ -87,12 +87,12 @@ class _TimeoutHttpClient:
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
 
-    def post(self, url: str, **kwargs: Any) -> Any:
+    def post(self, url: str, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self._timeout)
         kwargs.setdefault("verify", self._verify)
         return self._session.post(url, **kwargs)
 
-    def get(self, url: str, **kwargs: Any) -> Any:
+    def get(self, url: str, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self._timeout)
         kwargs.setdefault("verify", self._verify)
         return self._session.get(url, **kwargs)
@@ -303,7 +303,7 @@ class MsalTokenProvider:
     def _secrets(self) -> list[str]:
         return [s for s in (self._secret, self._key_pem) if s]
 
-    def _credential(self) -> Any:
+    def _credential(self) -> str | dict[str, str]:
         if self._secret is not None:
             return self._secret
         assert self._cert_pem is not None and self._key_pem is not None

@@ -443,27 +443,21 @@ class GraphClient:
         label = route_label(method, path)
         is_delta = _is_delta_path(path)
         family = family_of(path)
-        client_request_id = str(uuid.uuid4())
+        base_headers = {
+            "Accept": "application/json",
+            "client-request-id": str(uuid.uuid4()),  # one per logical request, kept across retries
+            **(dict(headers) if headers else {}),
+        }
         auth_retried = False
         attempt = 0
         while True:
             attempt += 1
             if paced:
                 await self.pacing.acquire(family)
-            try:
-                token = await self._tokens.token()
-            except GraphAuthError as exc:
-                decision = self.retry.decide(attempt, None)
-                if not exc.transient or not decision.retry:
-                    raise
-                await asyncio.sleep(decision.delay)
+            token = await self._bearer(attempt)
+            if token is None:
                 continue
-            req_headers = {
-                "Accept": "application/json",
-                "client-request-id": client_request_id,
-                **(dict(headers) if headers else {}),
-                "Authorization": f"Bearer {token}",
-            }
+            req_headers = {**base_headers, "Authorization": f"Bearer {token}"}
             try:
                 status, resp_headers, body = await self._send(method, url, req_headers, json)
             except (TimeoutError, aiohttp.ClientError) as exc:
@@ -497,16 +491,23 @@ class GraphClient:
                 raise err
             if status == 429 and retry_after is not None:
                 self.pacing.hold(family, decision.delay)  # throttling is per app and tenant
+            request_id = resp_headers.get("request-id")
             log.warning(
-                "%s %s: %d, retry %d in %.2fs (request-id %s)",
-                method,
-                path,
-                status,
-                attempt,
-                decision.delay,
-                resp_headers.get("request-id"),
+                "%s %s: %d, retry %d in %.2fs (request-id %s)", method, path, status, attempt, decision.delay,
+                request_id,
             )
             await asyncio.sleep(decision.delay)
+
+    async def _bearer(self, attempt: int) -> str | None:
+        """The access token; None after waiting out a transient token failure (try again)."""
+        try:
+            return await self._tokens.token()
+        except GraphAuthError as exc:
+            decision = self.retry.decide(attempt, None)
+            if not exc.transient or not decision.retry:
+                raise
+            await asyncio.sleep(decision.delay)
+            return None
 
     def _segment_missing(self, label: str) -> None:
         """A URL Graph does not know: always loud (a wrong URL must never read as "no data")."""
