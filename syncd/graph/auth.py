@@ -414,23 +414,3 @@ class MsalTokenProvider:
         if self._access_token is not None and remaining < seconds:
             self.invalidate()
         await self.token()
-
-
-class StaticTokenProvider:
-    """A fixed token: for tests and simulators that accept any bearer."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-        self.invalidations = 0
-
-    async def token(self) -> str:
-        return self._token
-
-    def invalidate(self) -> None:
-        self.invalidations += 1
-
-    async def ensure_lifetime(self, seconds: float) -> None:
-        """A fixed token never expires as far as syncd can tell: nothing to refresh."""
-
-    def __repr__(self) -> str:
-        return "StaticTokenProvider(token=***)"
