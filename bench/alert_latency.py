@@ -45,7 +45,7 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from syncd.alerts.delivery import ALERT_ID_HEADER  # noqa: E402
+from syncd.alerts.targets import ALERT_ID_HEADER  # noqa: E402
 from syncd.config import SyncSettings  # noqa: E402
 from syncd.sim.generator import generate_tenant  # noqa: E402
 from syncd.sim.harness import (  # noqa: E402

@@ -14,19 +14,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from syncd.graph.clouds import CLOUDS
 from syncd.model.schema import ALL_SOURCES
 from syncd.pausepoints import ENV_MARKER, ENV_POINT
 from syncd.tenant import default_scope, is_guid
 
 NOT_SETTINGS = frozenset({"SYNCD_CONFIG", ENV_POINT, ENV_MARKER})
 """`SYNCD_*` variables that are not `SYNCD_<SECTION>_<KEY>` overrides."""
-
-CLOUDS: dict[str, tuple[str, str]] = {
-    "global": ("https://login.microsoftonline.com", "https://graph.microsoft.com"),
-    "usgov": ("https://login.microsoftonline.us", "https://graph.microsoft.us"),
-    "usgov-dod": ("https://login.microsoftonline.us", "https://dod-graph.microsoft.us"),
-    "china": ("https://login.chinacloudapi.cn", "https://microsoftgraph.chinacloudapi.cn"),
-}
 
 CREDENTIAL_FILES: dict[tuple[str, str], str] = {
     ("graph", "client_secret"): "client_secret",
@@ -413,9 +407,9 @@ def _finish(s: Settings, env: Mapping[str, str], problems: list[str], require_cr
     if g.cloud not in CLOUDS:
         problems.append(f"[graph] cloud: must be one of {', '.join(CLOUDS)} (got {g.cloud!r})")
     else:
-        authority, base = CLOUDS[g.cloud]
-        g.authority_host = (g.authority_host or authority).rstrip("/")
-        g.base_url = (g.base_url or base).rstrip("/")
+        cloud = CLOUDS[g.cloud]
+        g.authority_host = (g.authority_host or cloud.authority_host).rstrip("/")
+        g.base_url = (g.base_url or cloud.graph_base_url).rstrip("/")
     _check_url(g.authority_host, "[graph] authority_host", problems, https=True)
     _check_url(g.base_url, "[graph] base_url", problems, https=True)
     if require_credentials:
@@ -498,7 +492,7 @@ def _finish(s: Settings, env: Mapping[str, str], problems: list[str], require_cr
     if s.log.format not in ("auto", "json", "console"):
         problems.append(f"[log] format: one of auto, json, console (got {s.log.format!r})")
     if s.alerts.targets:
-        from syncd.alerts.delivery import TargetError, targets_from_config
+        from syncd.alerts.targets import TargetError, targets_from_config
 
         try:
             targets_from_config(s.alerts.targets)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from tests.repo_guard import install
@@ -22,6 +23,13 @@ def _reads_stay_in_the_repository() -> Iterator[None]:
     outside = GUARD.violations[before:]
     if outside:
         pytest.fail("read outside the repository (see tests/repo_guard.py): " + "; ".join(outside[:5]))
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP client session, closed after the test."""
+    async with aiohttp.ClientSession() as s:
+        yield s
 
 
 @pytest.fixture

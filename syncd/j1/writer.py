@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -46,6 +45,7 @@ from syncd.j1.plan import PartitionPlan, PartitionPlanner
 from syncd.j1.verify import Expectation, verify_job
 from syncd.mirror import Mirror, PartitionAck, PartitionRef, PartitionState, RefusedObject
 from syncd.pausepoints import pause_point
+from syncd.retry import backoff
 
 log = structlog.get_logger(__name__)
 
@@ -136,12 +136,6 @@ class Mismatch:
 
 def _ref(partition: Partition, base: str) -> PartitionRef:
     return PartitionRef(partition.scope(base), partition.kind, partition.bits, partition.bucket)
-
-
-def _backoff(attempts: int, cap: float, base: float = RETRY_BASE) -> float:
-    """Exponential back-off with jitter in [50 %, 100 %] of the capped step."""
-    step: float = min(cap, base * 2 ** max(attempts - 1, 0))
-    return step * random.uniform(0.5, 1.0)
 
 
 class J1Writer:
@@ -624,13 +618,13 @@ class J1Writer:
         report.failed_partitions += 1
         if transient:
             self._unavailable_attempts += 1
-            self._unavailable_until = time.time() + _backoff(
-                self._unavailable_attempts, UNAVAILABLE_CAP, self.retry_base
+            self._unavailable_until = time.time() + backoff(
+                self._unavailable_attempts, base=self.retry_base, cap=UNAVAILABLE_CAP
             )
             self._unavailable_error = error
             delay = self._unavailable_until - time.time()
         else:
-            delay = _backoff(attempts, PARTITION_RETRY_CAP, self.retry_base)
+            delay = backoff(attempts, base=self.retry_base, cap=PARTITION_RETRY_CAP)
         needs_diff = plan.mode == "DIFF" or bool(plan.behaviours)
         if plan.behaviours and not transient:
             await self._revoke(plan.behaviours, f"job on {ref.scope} failed: {error}")
@@ -673,7 +667,7 @@ class J1Writer:
         if plan.behaviours:
             await self._revoke(plan.behaviours, f"contradicted by job {job_id} on {ref.scope}: {problems}")
         attempts = (state.attempts if state is not None else 0) + 1
-        delay = _backoff(attempts, PARTITION_RETRY_CAP, self.retry_base)
+        delay = backoff(attempts, base=self.retry_base, cap=PARTITION_RETRY_CAP)
         await self.mirror.record_partition_failure(
             ref,
             attempts=attempts,

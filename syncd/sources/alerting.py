@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from syncd.alerts.delivery import AlertTarget
     from syncd.alerts.rules import RuleSet
+    from syncd.alerts.targets import AlertTarget
     from syncd.config import Settings
     from syncd.mirror.types import AlertRow, Change
     from syncd.sources.base import SourceContext
@@ -69,8 +69,8 @@ def build_alert_pipeline(settings: Settings) -> AlertPipeline | None:
     """Rules (the configured file or the built-in defaults) and targets, or None when alerts are off."""
     if not settings.alerts.enabled:
         return None
-    from syncd.alerts.delivery import targets_from_config
     from syncd.alerts.rules import RuleSet
+    from syncd.alerts.targets import targets_from_config
 
     params: dict[str, Any] = {}
     privileged: dict[str, Any] = {}

@@ -39,7 +39,7 @@ import structlog
 
 from syncd import metrics
 from syncd.graph.client import GraphClient
-from syncd.graph.errors import GraphError, NotApplicableTenant, NotFound, make_error
+from syncd.graph.errors import GraphError, NotApplicableTenant, NotFound, batch_item_error
 from syncd.model import schema as m
 from syncd.model.convert import intune as conv
 from syncd.model.convert.common import SCRIPT_CONTENT_FIELDS
@@ -128,9 +128,9 @@ APP_PROTECTION_COLLECTIONS: Mapping[str, str] = {
 (`managedAppPolicy` itself has no relationships; Windows Information Protection has no `apps`)."""
 RUN_STATE_EXPAND = "$expand=managedDevice($select=id)"
 BATCH_SIZE = 20
+"""Graph's `$batch` limit."""
 NULL_GUID = "00000000-0000-0000-0000-000000000000"
 """`azureADDeviceId` of a device that is not Entra-registered."""
-"""Graph's `$batch` limit."""
 
 COLLECTIONS: tuple[Collection, ...] = (
     Collection(
@@ -352,14 +352,6 @@ class IntuneShared:
 
 
 TRANSIENT_STATUSES = frozenset({0, 429, 500, 502, 503, 504})
-
-
-def _inner_error(resp: Mapping[str, Any], url: str) -> GraphError:
-    status = int(resp.get("status") or 0)
-    body = resp.get("body")
-    raw = body if isinstance(body, (str, bytes)) else json.dumps(body or {})
-    headers = {str(k).lower(): str(v) for k, v in (resp.get("headers") or {}).items()}
-    return make_error(status, raw, headers, path=url)
 
 
 def _device_stamp(device: Mapping[str, Any]) -> str:
@@ -800,7 +792,7 @@ class IntuneCollectionSource:
         retries only keeps this object at its last state."""
         status = int(resp.get("status") or 0)
         if not 200 <= status < 300:
-            err = _inner_error(resp, url)
+            err = batch_item_error(resp, url)
             if isinstance(err, NotApplicableTenant):
                 self._no_intune()
                 raise err

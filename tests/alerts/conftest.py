@@ -8,11 +8,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 
-from syncd.alerts.delivery import AlertRow
+from syncd.mirror import AlertRow
 
 
 @dataclass
@@ -127,9 +126,3 @@ async def receiver_factory() -> AsyncIterator[Callable[..., Any]]:
     yield make
     for r in runners:
         await r.cleanup()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s

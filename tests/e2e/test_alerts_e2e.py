@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.alerts.delivery import ALERT_ID_HEADER
+from syncd.alerts.targets import ALERT_ID_HEADER
 from syncd.cli import main as syncd_main
 from syncd.sim.alert_receiver import AlertReceiver
 from syncd.sim.harness import PRIVILEGED_GROUP_ID, free_port

@@ -39,6 +39,9 @@ class FakeTokens:
         self.invalidations += 1
         self.current = f"tok-{self.invalidations + 1}-SECRETBEARER"
 
+    async def ensure_lifetime(self, seconds: float) -> None:
+        """Its tokens never expire."""
+
 
 @pytest.fixture
 async def serve() -> AsyncIterator[Serve]:
@@ -61,12 +64,6 @@ async def serve() -> AsyncIterator[Serve]:
     yield _serve
     for runner in runners:
         await runner.cleanup()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from syncd.commands.permissions import PERMISSION_PROBES
 from syncd.graph import endpoints
 from syncd.graph.errors import SegmentNotFound
-from syncd.graph.permissions import PERMISSION_PROBES
 from syncd.graph.reports import EXPORT_JOBS, EXPORT_VERSION
 from syncd.sources.intune import COLLECTIONS, INSTALLS, INVENTORY
 from tests.e2e.intune_helpers import harness, intune_tenant, runtime
