@@ -26,7 +26,7 @@ from syncd.sim.graph.directory import register_directory_routes
 from syncd.sim.graph.faults import Counters, FaultInjector, Faults
 from syncd.sim.graph.keys import APP_ID, CLIENT_REQUEST_ID, GRAPH_SIM, REQUEST_ID, TOKEN_EXPIRY
 from syncd.sim.graph.notifications import DeliveryConfig, Notifier
-from syncd.sim.graph.odata import base_url, graph_error
+from syncd.sim.graph.odata import GraphError, base_url, graph_error
 from syncd.sim.graph.permissions_fault import register_permission_faults
 from syncd.sim.graph.subscriptions import SubscriptionStore, register_subscription_routes
 from syncd.sim.tenant import Tenant
@@ -169,6 +169,20 @@ class GraphSim:
             "The server, while acting as a gateway, did not receive a timely response.",
         )
 
+    async def _serve_graph(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """A Graph call: bearer check, then faults around the handler; refusals (`GraphError`)
+        raised by any of them are answered here as Graph errors."""
+        try:
+            auth = check_bearer(request, self)
+            request[APP_ID] = auth.client_id
+            request[TOKEN_EXPIRY] = auth.expires_at
+            if request.path.endswith("/$batch"):
+                # Graph throttles each inner request; they come back through here one by one.
+                return await handler(request)
+            return await self._apply_faults(request, _answering(handler))
+        except GraphError as err:
+            return err.response(request)
+
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Request ids, auth, faults, counting (all routes)."""
@@ -178,20 +192,7 @@ class GraphSim:
         graph = _is_graph_path(request.path)
         resp: web.StreamResponse
         try:
-            if graph:
-                auth = check_bearer(request, self)
-                if isinstance(auth, web.Response):
-                    resp = auth
-                else:
-                    request[APP_ID] = auth.client_id
-                    request[TOKEN_EXPIRY] = auth.expires_at
-                    if request.path.endswith("/$batch"):
-                        # Graph throttles each inner request; they come back through here one by one.
-                        resp = await handler(request)
-                    else:
-                        resp = await self._apply_faults(request, handler)
-            else:
-                resp = await handler(request)
+            resp = await (self._serve_graph(request, handler) if graph else handler(request))
         except web.HTTPException as exc:
             if not graph:
                 self._count(request, exc.status)
@@ -238,6 +239,18 @@ class GraphSim:
         register_permission_faults(app)
         app.cleanup_ctx.append(_notifier_ctx)
         return app
+
+
+def _answering(handler: Handler) -> Handler:
+    """`handler` with its refusals turned into responses (so a lost-answer fault also loses them)."""
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except GraphError as err:
+            return err.response(request)
+
+    return answer
 
 
 async def _notifier_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -24,7 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from syncd.sim.graph.keys import GRAPH_SIM
-from syncd.sim.graph.odata import base_url, graph_error
+from syncd.sim.graph.odata import GraphError, base_url
 
 if TYPE_CHECKING:
     from syncd.sim.graph.app import GraphSim
@@ -356,37 +356,30 @@ async def jwks(request: web.Request) -> web.Response:
     return web.json_response({"keys": []})
 
 
-def check_bearer(request: web.Request, sim: GraphSim) -> web.Response | IssuedToken:
-    """Validate `Authorization: Bearer`; a 401 Graph error response when missing/invalid/expired."""
+def check_bearer(request: web.Request, sim: GraphSim) -> IssuedToken:
+    """The token behind `Authorization: Bearer`; a 401 `GraphError` when missing/invalid/expired."""
     header = request.headers.get("Authorization", "")
     www = {
         "WWW-Authenticate": 'Bearer realm="", '
         f'authorization_uri="{base_url(request)}/common/oauth2/authorize", '
         'client_id="00000003-0000-0000-c000-000000000000"'
     }
-    if not header:
-        return graph_error(request, 401, "InvalidAuthenticationToken", "Access token is empty.", www)
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return graph_error(request, 401, "InvalidAuthenticationToken", "Access token is empty.", www)
+    if not header or scheme.lower() != "bearer" or not token.strip():
+        raise GraphError(401, "InvalidAuthenticationToken", "Access token is empty.", www)
     info = sim.tokens.lookup(token.strip())
     if info is None:
         if token.count(".") != 2:
             msg = "IDX14100: JWT is not well formed, there are no dots (.)."
         else:
             msg = "Access token validation failure. Invalid audience."
-        return graph_error(request, 401, "InvalidAuthenticationToken", msg, www)
+        raise GraphError(401, "InvalidAuthenticationToken", msg, www)
     if info.expires_at <= sim.clock():
-        return graph_error(
-            request,
-            401,
-            "InvalidAuthenticationToken",
-            "Lifetime validation failed, the token is expired.",
-            www,
+        raise GraphError(
+            401, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.", www
         )
     if info.tenant_id != sim.tenant.tenant_id or info.client_id not in sim.tenant.apps:
-        return graph_error(
-            request,
+        raise GraphError(
             401,
             "Authorization_IdentityNotFound",
             "The identity of the calling application could not be established.",

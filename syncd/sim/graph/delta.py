@@ -26,11 +26,11 @@ from aiohttp import web
 
 from syncd.sim.graph.keys import GRAPH_SIM
 from syncd.sim.graph.odata import (
+    GraphError,
     QueryError,
     base_url,
     context_url,
     default_props,
-    graph_error,
     json_response,
     parse_select,
     project,
@@ -169,18 +169,18 @@ class DeltaEngine:
             return "400"
         return None
 
-    def _dead_response(
+    def _dead_error(
         self,
         request: web.Request,
         why: str,
         resource: str,
         select: tuple[str, ...] | None,
         ids: tuple[str, ...] | None,
-    ) -> web.Response:
+    ) -> GraphError:
         if why == "410":
             location = self._initial_url(request, resource, select, ids) + "$deltatoken="
-            return graph_error(request, 410, "resyncRequired", RESYNC_MSG, {"Location": location})
-        return graph_error(request, 400, "syncStateNotFound", SYNC_STATE_MSG)
+            return GraphError(410, "resyncRequired", RESYNC_MSG, {"Location": location})
+        return _sync_state_not_found()
 
     def _initial_url(
         self, request: web.Request, resource: str, select: tuple[str, ...] | None, ids: tuple[str, ...] | None
@@ -197,30 +197,26 @@ class DeltaEngine:
         """GET /{ver}/{users|groups|devices}/delta (and /microsoft.graph.delta)."""
         resource = request.path.split("/")[2]
         q = request.query
-        try:
-            for key in q:
-                if key.startswith("$") and key.lower() not in _ALLOWED:
-                    raise QueryError(
-                        "Request_UnsupportedQuery",
-                        f"The query option '{key}' is not supported with delta queries.",
-                    )
-            select = parse_select(q.get("$select"), resource)
-            _check_delta_select(select, resource, self.sim.faults.delta_select_error)
-            ids = parse_filter(q.get("$filter"), resource)
-            if "$top" in q and resource in _TOP_NOT_SUPPORTED and self.sim.faults.delta_top != "ignore":
+        for key in q:
+            if key.startswith("$") and key.lower() not in _ALLOWED:
                 raise QueryError(
                     "Request_UnsupportedQuery",
-                    f"The query option '$top' is not supported with delta queries on {resource}.",
+                    f"The query option '{key}' is not supported with delta queries.",
                 )
-        except QueryError as e:
-            return graph_error(request, e.status, e.code, e.message)
+        select = parse_select(q.get("$select"), resource)
+        _check_delta_select(select, resource, self.sim.faults.delta_select_error)
+        ids = parse_filter(q.get("$filter"), resource)
+        if "$top" in q and resource in _TOP_NOT_SUPPORTED and self.sim.faults.delta_top != "ignore":
+            raise QueryError(
+                "Request_UnsupportedQuery",
+                f"The query option '$top' is not supported with delta queries on {resource}.",
+            )
         skip = q.get("$skiptoken")
         token = q.get("$deltatoken")
         if (skip is not None or token not in (None, "", "latest")) and (
             select is not None or ids is not None
         ):
-            return graph_error(
-                request,
+            raise GraphError(
                 400,
                 "BadRequest",
                 "Query options cannot be combined with $skiptoken or $deltatoken: the token "
@@ -234,10 +230,10 @@ class DeltaEngine:
         if token:
             state = self.tokens.get(token)
             if state is None or state.resource != resource:
-                return graph_error(request, 400, "syncStateNotFound", SYNC_STATE_MSG)
+                raise _sync_state_not_found()
             why = self._dead(state.issued_at)
             if why:
-                return self._dead_response(request, why, resource, state.select, state.ids)
+                raise self._dead_error(request, why, resource, state.select, state.ids)
             rnd = self._build(resource, state.select, state.ids, state)
         else:
             rnd = self._build(resource, select, ids, None)
@@ -251,10 +247,10 @@ class DeltaEngine:
         rid, page_s = skip[:32], skip[32:]
         rnd = self.rounds.get(rid)
         if rnd is None or rnd.resource != resource or not page_s.isdigit() or int(page_s) >= len(rnd.pages):
-            return graph_error(request, 400, "syncStateNotFound", SYNC_STATE_MSG)
+            raise _sync_state_not_found()
         why = self._dead(rnd.created_at)
         if why:
-            return self._dead_response(request, why, resource, rnd.select, rnd.ids)
+            raise self._dead_error(request, why, resource, rnd.select, rnd.ids)
         return self._serve_page(request, rid, rnd, int(page_s))
 
     def _serve_page(self, request: web.Request, rid: str, rnd: Round, idx: int) -> web.Response:
@@ -505,6 +501,11 @@ class DeltaEngine:
                 md.append(entry)
             out["members@delta"] = md
         return out
+
+
+def _sync_state_not_found() -> GraphError:
+    """A token (or page) the service no longer knows."""
+    return GraphError(400, "syncStateNotFound", SYNC_STATE_MSG)
 
 
 def _check_delta_select(select: tuple[str, ...] | None, resource: str, form: str = "400") -> None:

@@ -238,14 +238,45 @@ def graph_error(
     return resp
 
 
-class QueryError(Exception):
-    """A bad query option; becomes a 400 Graph error."""
+class GraphError(Exception):
+    """A request Graph refuses. Handlers and the checks they call raise it; the simulator's
+    middleware answers it with `graph_error`, so no handler threads an error response back."""
 
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
+        self.status = status
         self.code = code
         self.message = message
-        self.status = status
+        self.headers = headers
+
+    def response(self, request: web.Request) -> web.Response:
+        """The Graph error envelope of this refusal."""
+        return graph_error(request, self.status, self.code, self.message, self.headers)
+
+
+class QueryError(GraphError):
+    """A bad query option (a 400 unless `status` says otherwise)."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(status, code, message)
+
+
+def not_found(object_id: str) -> GraphError:
+    """The directory's 404 for an id (or UPN) it does not hold."""
+    return GraphError(
+        404,
+        "Request_ResourceNotFound",
+        f"Resource '{object_id}' does not exist or one of its queried reference-property objects "
+        "are not present.",
+    )
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request's JSON body; one that does not parse is Graph's 400."""
+    try:
+        return await request.json()
+    except ValueError:
+        raise GraphError(400, "BadRequest", "Unable to read JSON request payload.") from None
 
 
 def parse_select(raw: str | None, resource: str | None) -> tuple[str, ...] | None:
