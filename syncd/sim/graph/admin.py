@@ -3,10 +3,9 @@ counters, switch faults, drive subscriptions/lifecycle events, reset."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
+from syncd.sim.admin_api import AdminError, admin_route, found, read_object, refusing
 from syncd.sim.graph.faults import Faults
 from syncd.sim.graph.keys import GRAPH_SIM
 from syncd.sim.tenant import MEMBER_RESOURCES
@@ -14,124 +13,95 @@ from syncd.sim.tenant import MEMBER_RESOURCES
 _STORES = "{res:" + "|".join(MEMBER_RESOURCES) + "}"
 
 
-def _err(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
-async def _body(request: web.Request) -> dict[str, Any] | web.Response:
-    try:
-        body = await request.json()
-    except ValueError:
-        return _err(400, "body must be JSON")
-    if not isinstance(body, dict):
-        return _err(400, "body must be a JSON object")
-    return body
-
-
+@admin_route
 async def create_object(request: web.Request) -> web.Response:
     """POST /_sim/{res}: create (or replace) an object; visible in delta, fires notifications."""
-    sim = request.app[GRAPH_SIM]
-    body = await _body(request)
-    if isinstance(body, web.Response):
-        return body
-    try:
-        obj = sim.tenant.upsert(request.match_info["res"], body)
-    except ValueError as e:
-        return _err(409, str(e))
+    body = await read_object(request)
+    with refusing(ValueError, status=409):
+        obj = request.app[GRAPH_SIM].tenant.upsert(request.match_info["res"], body)
     return web.json_response(obj, status=201)
 
 
+@admin_route
 async def get_object(request: web.Request) -> web.Response:
     """GET /_sim/{res}/{id}: the stored object (live or soft-deleted)."""
-    sim = request.app[GRAPH_SIM]
+    tenant = request.app[GRAPH_SIM].tenant
     res, oid = request.match_info["res"], request.match_info["id"]
-    obj = sim.tenant.get(res, oid)
+    obj = tenant.get(res, oid)
     state = "live"
     if obj is None:
-        obj, state = sim.tenant.get_deleted(res, oid), "softDeleted"
+        obj, state = tenant.get_deleted(res, oid), "softDeleted"
     if obj is None:
-        return _err(404, f"{res}/{oid} not found")
+        raise AdminError(404, f"{res}/{oid} not found")
     return web.json_response({"state": state, "object": obj})
 
 
+@admin_route
 async def update_object(request: web.Request) -> web.Response:
     """PATCH /_sim/{res}/{id}: set properties; returns the names that changed."""
-    sim = request.app[GRAPH_SIM]
-    body = await _body(request)
-    if isinstance(body, web.Response):
-        return body
-    try:
-        changed = sim.tenant.update(request.match_info["res"], request.match_info["id"], body)
-    except KeyError as e:
-        return _err(404, f"{e.args[0]} not found")
+    body = await read_object(request)
+    with found():
+        changed = request.app[GRAPH_SIM].tenant.update(
+            request.match_info["res"], request.match_info["id"], body
+        )
     return web.json_response({"changed": sorted(changed)})
 
 
+@admin_route
 async def lifecycle_op(request: web.Request) -> web.Response:
     """POST /_sim/{res}/{id}/{op}: soft-delete, hard-delete, restore."""
-    sim = request.app[GRAPH_SIM]
+    t = request.app[GRAPH_SIM].tenant
     res, oid, op = request.match_info["res"], request.match_info["id"], request.match_info["op"]
-    t = sim.tenant
-    try:
+    with found():
         if op == "soft-delete":
             t.soft_delete(res, oid)
         elif op == "hard-delete":
             t.hard_delete(res, oid)
         else:
             t.restore(res, oid)
-    except KeyError as e:
-        return _err(404, f"{e.args[0]} not found")
     return web.json_response({"ok": True, "op": op, "id": oid})
 
 
+@admin_route
 async def add_member(request: web.Request) -> web.Response:
     """POST /_sim/groups/{id}/members {"id": memberId}."""
-    sim = request.app[GRAPH_SIM]
-    body = await _body(request)
-    if isinstance(body, web.Response):
-        return body
-    try:
-        added = sim.tenant.add_member(request.match_info["id"], str(body.get("id")))
-    except KeyError as e:
-        return _err(404, f"{e.args[0]} not found")
-    except ValueError as e:
-        return _err(400, str(e))
+    body = await read_object(request)
+    with found(), refusing(ValueError, status=400):
+        added = request.app[GRAPH_SIM].tenant.add_member(request.match_info["id"], str(body.get("id")))
     return web.json_response({"added": added})
 
 
+@admin_route
 async def remove_member(request: web.Request) -> web.Response:
     """DELETE /_sim/groups/{id}/members/{mid}."""
-    sim = request.app[GRAPH_SIM]
-    try:
-        removed = sim.tenant.remove_member(request.match_info["id"], request.match_info["mid"])
-    except KeyError as e:
-        return _err(404, f"{e.args[0]} not found")
+    with found():
+        removed = request.app[GRAPH_SIM].tenant.remove_member(
+            request.match_info["id"], request.match_info["mid"]
+        )
     return web.json_response({"removed": removed})
 
 
+@admin_route
 async def add_app(request: web.Request) -> web.Response:
     """POST /_sim/apps {"clientId", "clientSecret"?, "certificates"?: [PEM]}: register client
     credentials (a secret, certificates for client assertions, or both)."""
-    sim = request.app[GRAPH_SIM]
-    body = await _body(request)
-    if isinstance(body, web.Response):
-        return body
+    tenant = request.app[GRAPH_SIM].tenant
+    body = await read_object(request)
     certs = body.get("certificates") or []
     if not body.get("clientId") or not (body.get("clientSecret") or certs):
-        return _err(400, "clientId and a clientSecret or certificates are required")
+        raise AdminError(400, "clientId and a clientSecret or certificates are required")
     if not isinstance(certs, list) or not all(isinstance(c, str) and "BEGIN CERTIFICATE" in c for c in certs):
-        return _err(400, "certificates must be a list of PEM certificates")
+        raise AdminError(400, "certificates must be a list of PEM certificates")
     client_id = str(body["clientId"])
-    sim.tenant.apps[client_id] = str(body.get("clientSecret") or "")
+    tenant.apps[client_id] = str(body.get("clientSecret") or "")
     if certs:
-        sim.tenant.app_certificates[client_id] = [str(c) for c in certs]
+        tenant.app_certificates[client_id] = [str(c) for c in certs]
     return web.json_response({"clientId": client_id}, status=201)
 
 
 async def tenant_info(request: web.Request) -> web.Response:
     """GET /_sim/tenant: ids, apps and store sizes."""
-    sim = request.app[GRAPH_SIM]
-    t = sim.tenant
+    t = request.app[GRAPH_SIM].tenant
     return web.json_response(
         {
             "tenantId": t.tenant_id,
@@ -161,16 +131,13 @@ async def get_faults(request: web.Request) -> web.Response:
     return web.json_response(request.app[GRAPH_SIM].faults.to_json())
 
 
+@admin_route
 async def put_faults(request: web.Request) -> web.Response:
     """PUT /_sim/faults {partial settings}: unknown keys are rejected."""
     sim = request.app[GRAPH_SIM]
-    body = await _body(request)
-    if isinstance(body, web.Response):
-        return body
-    try:
+    body = await read_object(request)
+    with refusing(KeyError, TypeError, ValueError, status=400):
         sim.set_faults(body)
-    except (KeyError, TypeError, ValueError) as e:
-        return _err(400, str(e))
     return web.json_response(sim.faults.to_json())
 
 
@@ -194,20 +161,16 @@ async def list_subs(request: web.Request) -> web.Response:
     )
 
 
+@admin_route
 async def trigger_lifecycle(request: web.Request) -> web.Response:
     """POST /_sim/subscriptions/{id}/lifecycle {"event": "reauthorizationRequired"}."""
     sim = request.app[GRAPH_SIM]
     sub = sim.subscriptions.get(request.match_info["id"])
     if sub is None:
-        return _err(404, "subscription not found")
+        raise AdminError(404, "subscription not found")
     if not sub.lifecycle_url:
-        return _err(400, "subscription has no lifecycleNotificationUrl")
-    body: dict[str, Any] = {}
-    if request.can_read_body:
-        parsed = await _body(request)
-        if isinstance(parsed, web.Response):
-            return parsed
-        body = parsed
+        raise AdminError(400, "subscription has no lifecycleNotificationUrl")
+    body = await read_object(request) if request.can_read_body else {}
     delivered = await sim.notifier.send_lifecycle(sub, str(body.get("event", "reauthorizationRequired")))
     return web.json_response({"delivered": delivered})
 

@@ -14,10 +14,11 @@ import secrets
 import ssl
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from syncd.sim.graph.admin import register_admin_routes
 from syncd.sim.graph.auth import TokenStore, check_bearer, register_auth_routes
@@ -34,8 +35,6 @@ from syncd.sim.tenant import Tenant
 __all__ = ["GRAPH_SIM", "GraphSim"]
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _DIAG = json.dumps(
     {

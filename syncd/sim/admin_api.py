@@ -1,0 +1,72 @@
+"""What every simulator admin route under `/_sim/` shares (Graph, permissions, Intune, report exports).
+
+The admin API is the simulator's own, not Microsoft's: JSON in, JSON out, and a refused request is
+`{"error": message}` with its status. Handlers raise `AdminError` (or let `refusing`/`found` turn a
+store's exception into one) and `admin_route` answers it, so no handler threads an error back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import wraps
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+
+class AdminError(Exception):
+    """An admin request refused with `status` and `{"error": message}`."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def admin_route(handler: Handler) -> Handler:
+    """`handler` with its `AdminError`s answered as `{"error": message}`."""
+
+    @wraps(handler)
+    async def route(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except AdminError as err:
+            return web.json_response({"error": err.message}, status=err.status)
+
+    return route
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request's JSON body (400 when it does not parse)."""
+    try:
+        return await request.json()
+    except ValueError:
+        raise AdminError(400, "body must be JSON") from None
+
+
+async def read_object(request: web.Request) -> dict[str, Any]:
+    """The request's JSON body, which must be an object."""
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise AdminError(400, "body must be a JSON object")
+    return body
+
+
+@contextmanager
+def refusing(*errors: type[Exception], status: int) -> Iterator[None]:
+    """The given exceptions raised inside become an `AdminError` with their text."""
+    try:
+        yield
+    except errors as exc:
+        raise AdminError(status, str(exc)) from None
+
+
+@contextmanager
+def found() -> Iterator[None]:
+    """A store's `KeyError("<what>")` for an object it does not hold becomes a 404 naming it."""
+    try:
+        yield
+    except KeyError as exc:
+        raise AdminError(404, f"{exc.args[0]} not found") from None
