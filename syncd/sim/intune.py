@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from syncd.sim.admin_api import AdminError
+
 JSON = dict[str, Any]
 JSONList = list[JSON]
 
@@ -180,13 +182,8 @@ class TenantLike(Protocol):
     def update(self, resource: str, id: str, props: dict[str, Any]) -> Any: ...
 
 
-class IntuneError(Exception):
+class IntuneError(AdminError):
     """A bad admin request (unknown collection, id or sub-resource); ``status`` is the HTTP code."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def _now() -> str:

@@ -44,12 +44,19 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from aiohttp import web
 
+from syncd.sim.admin_api import admin_route, read_object, refusing
+from syncd.sim.graph.odata import GraphError, answering, segment_not_found
+from syncd.sim.graph.permissions_fault import PERMISSION_FAULTS
 from syncd.sim.intune import IntuneData
+from syncd.sim.intune_http import IntuneHost, graph_json, intune_of
+
+if TYPE_CHECKING:
+    from syncd.sim.graph.app import GraphSim
 
 JSON = dict[str, Any]
 NEVER = "0001-01-01T00:00:00Z"
@@ -583,69 +590,46 @@ def create_storage_app(store: ReportStore) -> web.Application:
 _JOB_KEY = re.compile(r"^exportJobs\('((?:[^']|'')+)'\)$")
 
 
-def report_store(sim: Any) -> ReportStore:
-    """The simulator's export jobs (kept on the simulator object, created on first use)."""
-    store: ReportStore | None = getattr(sim, "intune_reports", None)
-    if store is None:
-        store = ReportStore()
-        sim.intune_reports = store
-    return store
+def report_store(sim: GraphSim) -> ReportStore:
+    """The simulator's export jobs and their switches (tests and benches drive them)."""
+    return sim.intune_switches.reports
 
 
-def register_report_routes(app: web.Application, sim: Any) -> None:
+def register_report_routes(app: web.Application, host: IntuneHost, store: ReportStore) -> None:
     """``/{v1.0|beta}/deviceManagement/reports/exportJobs`` (create, list, get)."""
-    from syncd.sim.graph.permissions_fault import PERMISSION_FAULTS
-    from syncd.sim.intune_routes import NOT_APPLICABLE, graph_error, graph_json
-
-    def intune() -> IntuneData | None:
-        tenant = getattr(sim, "tenant", None)
-        return getattr(tenant, "intune", None) if tenant is not None else None
 
     def context(request: web.Request, entity: bool) -> str:
         ver = request.match_info["ver"]
         base = f"{request.url.origin()}/{ver}/$metadata#deviceManagement/reports/exportJobs"
         return base + ("/$entity" if entity else "")
 
-    def not_found(request: web.Request, job_id: str) -> web.Response:
-        return graph_error(request, 404, "ResourceNotFound", f"Resource not found: exportJobs('{job_id}')")
-
-    def segment(request: web.Request, name: str) -> web.Response:
-        return graph_error(request, 400, "BadRequest", f"Resource not found for the segment '{name}'.")
-
     def may_create(request: web.Request) -> bool:
         faults = request.app.get(PERMISSION_FAULTS)
         denied = faults.denied if faults is not None else set()
         allowed = set(WRITE_PERMISSIONS)
-        if report_store(sim).config.read_permissions_ok:
+        if store.config.read_permissions_ok:
             allowed |= READ_PERMISSIONS
         return not allowed <= set(denied)
 
     async def create(request: web.Request) -> web.StreamResponse:
-        data = intune()
-        if data is None:
-            return graph_error(request, 400, "BadRequest", NOT_APPLICABLE)
+        intune_of(host)
         if not may_create(request):
-            return graph_error(
-                request, 403, "Forbidden", "Application is not authorized to perform this operation."
-            )
+            raise GraphError(403, "Forbidden", "Application is not authorized to perform this operation.")
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
-            return graph_error(request, 400, "BadRequest", "The request body is not valid JSON.")
+            raise GraphError(400, "BadRequest", "The request body is not valid JSON.") from None
         try:
-            job = report_store(sim).create(body)
+            job = store.create(body)
         except ReportError as exc:
-            return graph_error(request, 400, "BadRequest", str(exc))
+            raise GraphError(400, "BadRequest", str(exc)) from None
         return graph_json(request, {"@odata.context": context(request, True), **job.to_json()}, 201)
 
     async def one(request: web.Request, job_id: str) -> web.StreamResponse:
-        data = intune()
-        if data is None:
-            return graph_error(request, 400, "BadRequest", NOT_APPLICABLE)
-        store = report_store(sim)
+        data = intune_of(host)
         job = store.jobs.get(job_id)
         if job is None:
-            return not_found(request, job_id)
+            raise GraphError(404, "ResourceNotFound", f"Resource not found: exportJobs('{job_id}')")
         await store.refresh(job, data)
         return graph_json(request, {"@odata.context": context(request, True), **job.to_json()})
 
@@ -655,28 +639,24 @@ def register_report_routes(app: web.Application, sim: Any) -> None:
     async def get_or_list(request: web.Request) -> web.StreamResponse:
         seg = request.match_info["seg"]
         if seg == "exportJobs":
-            data = intune()
-            if data is None:
-                return graph_error(request, 400, "BadRequest", NOT_APPLICABLE)
-            store = report_store(sim)
+            data = intune_of(host)
             jobs = [(await store.refresh(j, data)).to_json() for j in list(store.jobs.values())]
             return graph_json(request, {"@odata.context": context(request, False), "value": jobs})
         m = _JOB_KEY.match(seg)
         if m is None:
-            return segment(request, seg)
+            raise segment_not_found(seg)
         return await one(request, m.group(1).replace("''", "'"))
 
     ver = r"{ver:v1\.0|beta}"
-    app.router.add_post(f"/{ver}/deviceManagement/reports/exportJobs", create)
-    app.router.add_get(f"/{ver}/deviceManagement/reports/exportJobs/{{id}}", get_by_segment)
-    app.router.add_get(f"/{ver}/deviceManagement/reports/{{seg}}", get_or_list)
+    app.router.add_post(f"/{ver}/deviceManagement/reports/exportJobs", answering(create))
+    app.router.add_get(f"/{ver}/deviceManagement/reports/exportJobs/{{id}}", answering(get_by_segment))
+    app.router.add_get(f"/{ver}/deviceManagement/reports/{{seg}}", answering(get_or_list))
 
 
-def register_report_admin_routes(app: web.Application, sim: Any) -> None:
+def register_report_admin_routes(app: web.Application, store: ReportStore) -> None:
     """``GET``/``PUT /_sim/intune/reports``: the export switches and a summary of the jobs."""
 
     async def show(request: web.Request) -> web.Response:
-        store = report_store(sim)
         return web.json_response(
             {
                 "config": store.config.to_json(),
@@ -688,14 +668,10 @@ def register_report_admin_routes(app: web.Application, sim: Any) -> None:
         )
 
     async def change(request: web.Request) -> web.Response:
-        try:
-            body = await request.json()
-            if not isinstance(body, dict):
-                raise ValueError("body must be a JSON object")
-            report_store(sim).config.update(body)
-        except (ValueError, TypeError, json.JSONDecodeError) as exc:
-            return web.json_response({"error": str(exc)}, status=400)
+        body = await read_object(request)
+        with refusing(ValueError, TypeError, status=400):
+            store.config.update(body)
         return await show(request)
 
     app.router.add_get("/_sim/intune/reports", show)
-    app.router.add_put("/_sim/intune/reports", change)
+    app.router.add_put("/_sim/intune/reports", admin_route(change))

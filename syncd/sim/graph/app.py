@@ -27,9 +27,10 @@ from syncd.sim.graph.directory import register_directory_routes
 from syncd.sim.graph.faults import Counters, FaultInjector, Faults
 from syncd.sim.graph.keys import APP_ID, CLIENT_REQUEST_ID, GRAPH_SIM, REQUEST_ID, TOKEN_EXPIRY
 from syncd.sim.graph.notifications import DeliveryConfig, Notifier
-from syncd.sim.graph.odata import GraphError, base_url, graph_error
+from syncd.sim.graph.odata import GraphError, answering, base_url, graph_error, segment_not_found
 from syncd.sim.graph.permissions_fault import register_permission_faults
 from syncd.sim.graph.subscriptions import SubscriptionStore, register_subscription_routes
+from syncd.sim.intune_routes import IntuneSwitches, register_intune_admin_routes, register_intune_routes
 from syncd.sim.tenant import Tenant
 
 __all__ = ["GRAPH_SIM", "GraphSim"]
@@ -83,6 +84,8 @@ class GraphSim:
         self.page_key = secrets.token_bytes(32)
         self.extra_resources: set[str] = set(graph_resources or ())
         self._listing_cache: dict[str, tuple[int, list[dict[str, Any]]]] = {}
+        self.intune_switches = IntuneSwitches()
+        """Page size, per-collection faults and report exports of the Intune routes."""
         tenant.add_listener(self.notifier.on_change)
         if self.faults.resync_410:
             self.delta.set_resync(True)
@@ -106,6 +109,15 @@ class GraphSim:
         objs = list(self.tenant.list(resource))
         self._listing_cache[resource] = (self.tenant.version, objs)
         return objs
+
+    @property
+    def intune_page_size(self) -> int | None:
+        """The Intune routes' page size (None: their default)."""
+        return self.intune_switches.page_size
+
+    @intune_page_size.setter
+    def intune_page_size(self, size: int | None) -> None:
+        self.intune_switches.page_size = size
 
     def set_faults(self, changes: dict[str, Any], *, replace: bool = False) -> None:
         """Apply fault settings (admin API); reseeds when `seed` is given; toggles the 410 mode."""
@@ -178,7 +190,7 @@ class GraphSim:
             if request.path.endswith("/$batch"):
                 # Graph throttles each inner request; they come back through here one by one.
                 return await handler(request)
-            return await self._apply_faults(request, _answering(handler))
+            return await self._apply_faults(request, answering(handler))
         except GraphError as err:
             return err.response(request)
 
@@ -197,10 +209,7 @@ class GraphSim:
                 self._count(request, exc.status)
                 raise
             if exc.status == 404:
-                segment = request.path.rstrip("/").rsplit("/", 1)[-1]
-                resp = graph_error(
-                    request, 400, "BadRequest", f"Resource not found for the segment '{segment}'."
-                )
+                resp = segment_not_found(request.path.rstrip("/").rsplit("/", 1)[-1]).response(request)
             elif exc.status == 405:
                 resp = graph_error(
                     request,
@@ -233,23 +242,12 @@ class GraphSim:
         register_subscription_routes(app)
         register_directory_routes(app)
         if intune_routes:
-            _register_intune(app, self)
+            register_intune_routes(app, self, switches=self.intune_switches)
+            register_intune_admin_routes(app, self, switches=self.intune_switches)
         register_auth_routes(app)
         register_permission_faults(app)
         app.cleanup_ctx.append(_notifier_ctx)
         return app
-
-
-def _answering(handler: Handler) -> Handler:
-    """`handler` with its refusals turned into responses (so a lost-answer fault also loses them)."""
-
-    async def answer(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except GraphError as err:
-            return err.response(request)
-
-    return answer
 
 
 async def _notifier_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -257,20 +255,3 @@ async def _notifier_ctx(app: web.Application) -> AsyncIterator[None]:
     await sim.notifier.start()
     yield
     await sim.notifier.stop()
-
-
-def _register_intune(app: web.Application, sim: GraphSim) -> None:
-    """Add the Intune simulator's routes when that module exists (written separately)."""
-    import importlib
-
-    done: set[str] = set()
-    for mod_name in ("syncd.sim.intune", "syncd.sim.intune_routes"):
-        try:
-            mod = importlib.import_module(mod_name)
-        except ImportError:
-            continue
-        for name in ("register_intune_routes", "register_intune_admin_routes"):
-            fn = getattr(mod, name, None)
-            if callable(fn) and name not in done:
-                fn(app, sim)
-                done.add(name)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from syncd.sim.graph.keys import CLIENT_REQUEST_ID, REQUEST_ID
 
@@ -222,19 +224,22 @@ def graph_error(
     inner_extra: dict[str, Any] | None = None,
 ) -> web.Response:
     """The Graph error envelope (errors.md) with innerError date/request-id/client-request-id."""
+    request_id = request.get(REQUEST_ID) or str(uuid.uuid4())  # a bare app (tests) has no middleware
     inner: dict[str, Any] = {}
     if inner_extra:
         inner.update(inner_extra)
     inner.update(
         {
             "date": utc_stamp(),
-            "request-id": str(request.get(REQUEST_ID, "")),
-            "client-request-id": str(request.get(CLIENT_REQUEST_ID, "")),
+            "request-id": request_id,
+            "client-request-id": request.get(CLIENT_REQUEST_ID)
+            or request.headers.get("client-request-id", request_id),
         }
     )
     body = {"error": {"code": code, "message": message, "innerError": inner}}
     resp = web.Response(body=json.dumps(body).encode(), status=status, headers=headers)
     resp.headers["Content-Type"] = ERROR_CONTENT_TYPE
+    resp.headers["request-id"] = request_id
     return resp
 
 
@@ -259,6 +264,23 @@ class QueryError(GraphError):
 
     def __init__(self, code: str, message: str, status: int = 400) -> None:
         super().__init__(status, code, message)
+
+
+def answering(handler: Handler) -> Handler:
+    """`handler` with its refusals (`GraphError`) answered as Graph errors."""
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except GraphError as err:
+            return err.response(request)
+
+    return answer
+
+
+def segment_not_found(segment: str) -> GraphError:
+    """Graph's answer to a path it does not have (a 400, not a 404)."""
+    return GraphError(400, "BadRequest", f"Resource not found for the segment '{segment}'.")
 
 
 def not_found(object_id: str) -> GraphError:
