@@ -44,7 +44,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 from aiohttp import web
@@ -54,6 +54,7 @@ from syncd.sim.graph.odata import GraphError, answering, segment_not_found
 from syncd.sim.graph.permissions_fault import PERMISSION_FAULTS
 from syncd.sim.intune import IntuneData
 from syncd.sim.intune_http import IntuneHost, graph_json, intune_of
+from syncd.sim.switches import apply_changes, coerce_like
 
 if TYPE_CHECKING:
     from syncd.sim.graph.app import GraphSim
@@ -106,6 +107,15 @@ INSTALL_STATE_LABELS = {
 _FILTER_TERM = re.compile(r"^\(?\s*([A-Za-z_]+)\s+eq\s+'((?:[^']|'')*)'\s*\)?$")
 
 
+ApplicationKeys = Literal["detectedApp", "ownKey"]
+"""What ``AppInvRawData``'s ``ApplicationKey`` holds: the detectedApp id, or a key of its own."""
+
+
+def _coerce(current: object, value: Any) -> Any:
+    """Report settings: lists of names as strings, the rest like any switch."""
+    return [str(v) for v in value] if isinstance(current, list) else coerce_like(current, value)
+
+
 class ReportError(Exception):
     """A request Graph answers with 400 (``message`` is the text)."""
 
@@ -127,26 +137,15 @@ class ReportConfig:
     """The next N downloads answer 503 ``ServerBusy`` (with Retry-After 0.1)."""
     read_permissions_ok: bool = False
     """Accept the Read permissions for creating a job (the docs list only ReadWrite)."""
-    application_keys: str = "detectedApp"
+    application_keys: ApplicationKeys = "detectedApp"
     """What ``AppInvRawData``'s ``ApplicationKey`` holds (the docs do not say): the detectedApp id
     (``detectedApp``), or a key of its own (``ownKey``: a hash of name, version and platform)."""
 
     def update(self, changes: JSON) -> None:
-        names = {f.name: f for f in fields(self)}
-        unknown = [k for k in changes if k not in names]
+        """Apply a partial update (``PUT /_sim/intune/reports``); unknown names are a ValueError."""
+        unknown = apply_changes(self, changes, _coerce)
         if unknown:
             raise ValueError(f"unknown report settings {unknown}")
-        for key, value in changes.items():
-            current = getattr(self, key)
-            if isinstance(current, bool):
-                value = bool(value)
-            elif isinstance(current, float):
-                value = float(value)
-            elif isinstance(current, int):
-                value = int(value)
-            elif isinstance(current, list):
-                value = [str(v) for v in value]
-            setattr(self, key, value)
 
     def to_json(self) -> JSON:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -239,43 +238,31 @@ def _install_status(data: IntuneData, where: dict[str, str], config: ReportConfi
         }
 
 
+_APP_INVENTORY_COLUMNS = (
+    "ApplicationKey",
+    "ApplicationName",
+    "ApplicationPublisher",
+    "ApplicationShortVersion",
+    "ApplicationVersion",
+    "DeviceId",
+    "DeviceName",
+    "EmailAddress",
+    "OSDescription",
+    "OSVersion",
+    "Platform",
+    "UserId",
+    "UserName",
+)
+"""``AppInvRawData``'s columns; it filters on every one of them but ``ApplicationKey``."""
+
 REPORTS: dict[str, ReportSpec] = {
     spec.name: spec
     for spec in (
         ReportSpec(
             "AppInvRawData",
-            (
-                "ApplicationKey",
-                "ApplicationName",
-                "ApplicationPublisher",
-                "ApplicationShortVersion",
-                "ApplicationVersion",
-                "DeviceId",
-                "DeviceName",
-                "EmailAddress",
-                "OSDescription",
-                "OSVersion",
-                "Platform",
-                "UserId",
-                "UserName",
-            ),
+            _APP_INVENTORY_COLUMNS,
             _app_inventory,
-            filters=frozenset(
-                {
-                    "ApplicationName",
-                    "ApplicationPublisher",
-                    "ApplicationShortVersion",
-                    "ApplicationVersion",
-                    "DeviceId",
-                    "DeviceName",
-                    "OSDescription",
-                    "OSVersion",
-                    "Platform",
-                    "UserId",
-                    "EmailAddress",
-                    "UserName",
-                }
-            ),
+            filters=frozenset(_APP_INVENTORY_COLUMNS) - {"ApplicationKey"},
         ),
         ReportSpec(
             "DeviceInstallStatusByApp",
@@ -567,9 +554,7 @@ def create_storage_app(store: ReportStore) -> web.Application:
         if found == "BlobNotFound":
             return _azure_error(404, "BlobNotFound", "The specified blob does not exist.")
         if isinstance(found, str):
-            return _azure_error(
-                403, found, "Signature did not match or the signed expiry time has passed."
-            )
+            return _azure_error(403, found, "Signature did not match or the signed expiry time has passed.")
         return web.Response(
             body=found,
             content_type="application/octet-stream",

@@ -483,8 +483,12 @@ def register_intune_routes(
 def register_intune_admin_routes(
     app: web.Application, host: IntuneHost, *, switches: IntuneSwitches | None = None
 ) -> None:
-    """``/_sim/intune/...``: inspect and mutate the simulated Intune data (no Graph auth)."""
+    """``/_sim/intune/...``: inspect and mutate the simulated Intune data (no Graph auth).
+
+    Fixed paths are declared before the ``{coll}`` patterns, which would otherwise take them."""
     faults = _switches(app, switches).faults
+    register_report_admin_routes(app, _switches(app, switches).reports)
+    routes = web.RouteTableDef()
 
     def data() -> IntuneData:
         intune = host.tenant.intune
@@ -492,7 +496,10 @@ def register_intune_admin_routes(
             raise AdminError(409, "this tenant has no Intune (PUT /_sim/intune to add it)")
         return intune
 
-    async def summary(request: web.Request) -> web.Response:
+    def current_faults() -> web.Response:
+        return web.json_response({k: sorted(v) for k, v in faults.items()})
+
+    def current_summary() -> web.Response:
         intune = host.tenant.intune
         if intune is None:
             return web.json_response({"enabled": False})
@@ -500,48 +507,48 @@ def register_intune_admin_routes(
             {"enabled": True, "intuneAccountId": intune.intune_account_id, "counts": intune.counts()}
         )
 
+    @routes.get("/_sim/intune/faults")
+    async def get_faults(request: web.Request) -> web.Response:
+        return current_faults()
+
+    @routes.put("/_sim/intune/faults")
+    @admin_route
+    async def put_faults(request: web.Request) -> web.Response:
+        """Replace the listed fault kinds: ``{"forbidden": ["deviceConfigurations"]}``; ``[]`` clears."""
+        body = await read_object(request)
+        for kind, names in body.items():
+            if kind not in FAULT_KINDS:
+                raise AdminError(400, f"unknown fault {kind!r} (known: {', '.join(FAULT_KINDS)})")
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise AdminError(400, f"{kind} must be a list of collection names")
+            unknown = [n for n in names if n not in COLLECTIONS] if kind != "flaky" else []
+            if unknown:
+                raise AdminError(400, f"unknown Intune collections {unknown}")
+        for kind, names in body.items():
+            faults[kind] = set(names)
+        return current_faults()
+
+    @routes.get("/_sim/intune")
+    async def summary(request: web.Request) -> web.Response:
+        return current_summary()
+
+    @routes.put("/_sim/intune")
+    @admin_route
     async def replace(request: web.Request) -> web.Response:
         body = await read_json(request)
         try:
             host.tenant.intune = IntuneData.from_json(body)
         except (KeyError, TypeError, ValueError) as exc:
             raise AdminError(400, f"not an Intune section: {exc}") from exc
-        return await summary(request)
+        return current_summary()
 
+    @routes.delete("/_sim/intune")
     async def remove(request: web.Request) -> web.Response:
         host.tenant.intune = None
         return web.Response(status=204)
 
-    async def list_ids(request: web.Request) -> web.Response:
-        coll = request.match_info["coll"]
-        ids = [o["id"] for o in data().list(coll)]
-        return web.json_response({"collection": coll, "count": len(ids), "ids": ids})
-
-    async def create(request: web.Request) -> web.Response:
-        body = await read_object(request)
-        return web.json_response(data().create(request.match_info["coll"], body), status=201)
-
-    async def get_one(request: web.Request) -> web.Response:
-        return web.json_response(data().embedded(request.match_info["coll"], request.match_info["id"]))
-
-    async def patch(request: web.Request) -> web.Response:
-        body = await read_object(request)
-        return web.json_response(data().update(request.match_info["coll"], request.match_info["id"], body))
-
-    async def delete(request: web.Request) -> web.Response:
-        data().delete(request.match_info["coll"], request.match_info["id"])
-        return web.Response(status=204)
-
-    async def add_sub(request: web.Request) -> web.Response:
-        body = await read_object(request)
-        m = request.match_info
-        return web.json_response(data().add_sub(m["coll"], m["id"], m["sub"], body), status=201)
-
-    async def delete_sub(request: web.Request) -> web.Response:
-        m = request.match_info
-        data().delete_sub(m["coll"], m["id"], m["sub"], m["item"])
-        return web.Response(status=204)
-
+    @routes.post("/_sim/intune/managedDevices/{id}/compliance")
+    @admin_route
     async def compliance(request: web.Request) -> web.Response:
         body = await read_json(request)
         if not isinstance(body, dict) or not isinstance(body.get("complianceState"), str):
@@ -557,40 +564,48 @@ def register_intune_admin_routes(
             {"managedDevice": device, "entraDeviceObjectId": entra_id, "isCompliant": is_compliant}
         )
 
-    async def get_faults(request: web.Request) -> web.Response:
-        return web.json_response({k: sorted(v) for k, v in faults.items()})
+    @routes.get("/_sim/intune/{coll}")
+    @admin_route
+    async def list_ids(request: web.Request) -> web.Response:
+        coll = request.match_info["coll"]
+        ids = [o["id"] for o in data().list(coll)]
+        return web.json_response({"collection": coll, "count": len(ids), "ids": ids})
 
-    async def put_faults(request: web.Request) -> web.Response:
-        """Replace the listed fault kinds: ``{"forbidden": ["deviceConfigurations"]}``; ``[]`` clears."""
+    @routes.post("/_sim/intune/{coll}")
+    @admin_route
+    async def create(request: web.Request) -> web.Response:
         body = await read_object(request)
-        for kind, names in body.items():
-            if kind not in FAULT_KINDS:
-                raise AdminError(400, f"unknown fault {kind!r} (known: {', '.join(FAULT_KINDS)})")
-            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-                raise AdminError(400, f"{kind} must be a list of collection names")
-            unknown = [n for n in names if n not in COLLECTIONS] if kind != "flaky" else []
-            if unknown:
-                raise AdminError(400, f"unknown Intune collections {unknown}")
-        for kind, names in body.items():
-            faults[kind] = set(names)
-        return await get_faults(request)
+        return web.json_response(data().create(request.match_info["coll"], body), status=201)
 
-    register_report_admin_routes(app, _switches(app, switches).reports)
-    r = app.router
-    routes: tuple[tuple[Callable[[str, Handler], web.AbstractRoute], str, Handler], ...] = (
-        (r.add_get, "/_sim/intune/faults", get_faults),
-        (r.add_put, "/_sim/intune/faults", put_faults),
-        (r.add_get, "/_sim/intune", summary),
-        (r.add_put, "/_sim/intune", replace),
-        (r.add_delete, "/_sim/intune", remove),
-        (r.add_post, "/_sim/intune/managedDevices/{id}/compliance", compliance),
-        (r.add_get, "/_sim/intune/{coll}", list_ids),
-        (r.add_post, "/_sim/intune/{coll}", create),
-        (r.add_get, "/_sim/intune/{coll}/{id}", get_one),
-        (r.add_patch, "/_sim/intune/{coll}/{id}", patch),
-        (r.add_delete, "/_sim/intune/{coll}/{id}", delete),
-        (r.add_post, "/_sim/intune/{coll}/{id}/{sub}", add_sub),
-        (r.add_delete, "/_sim/intune/{coll}/{id}/{sub}/{item}", delete_sub),
-    )
-    for add, path, handler in routes:
-        add(path, admin_route(handler))
+    @routes.get("/_sim/intune/{coll}/{id}")
+    @admin_route
+    async def get_one(request: web.Request) -> web.Response:
+        return web.json_response(data().embedded(request.match_info["coll"], request.match_info["id"]))
+
+    @routes.patch("/_sim/intune/{coll}/{id}")
+    @admin_route
+    async def patch(request: web.Request) -> web.Response:
+        body = await read_object(request)
+        return web.json_response(data().update(request.match_info["coll"], request.match_info["id"], body))
+
+    @routes.delete("/_sim/intune/{coll}/{id}")
+    @admin_route
+    async def delete(request: web.Request) -> web.Response:
+        data().delete(request.match_info["coll"], request.match_info["id"])
+        return web.Response(status=204)
+
+    @routes.post("/_sim/intune/{coll}/{id}/{sub}")
+    @admin_route
+    async def add_sub(request: web.Request) -> web.Response:
+        body = await read_object(request)
+        m = request.match_info
+        return web.json_response(data().add_sub(m["coll"], m["id"], m["sub"], body), status=201)
+
+    @routes.delete("/_sim/intune/{coll}/{id}/{sub}/{item}")
+    @admin_route
+    async def delete_sub(request: web.Request) -> web.Response:
+        m = request.match_info
+        data().delete_sub(m["coll"], m["id"], m["sub"], m["item"])
+        return web.Response(status=204)
+
+    app.router.add_routes(routes)

@@ -11,8 +11,10 @@ from syncd.sim.graph.keys import GRAPH_SIM
 from syncd.sim.tenant import MEMBER_RESOURCES
 
 _STORES = "{res:" + "|".join(MEMBER_RESOURCES) + "}"
+_routes = web.RouteTableDef()
 
 
+@_routes.post(f"/_sim/{_STORES}")
 @admin_route
 async def create_object(request: web.Request) -> web.Response:
     """POST /_sim/{res}: create (or replace) an object; visible in delta, fires notifications."""
@@ -22,6 +24,7 @@ async def create_object(request: web.Request) -> web.Response:
     return web.json_response(obj, status=201)
 
 
+@_routes.get(f"/_sim/{_STORES}/{{id}}")
 @admin_route
 async def get_object(request: web.Request) -> web.Response:
     """GET /_sim/{res}/{id}: the stored object (live or soft-deleted)."""
@@ -36,6 +39,7 @@ async def get_object(request: web.Request) -> web.Response:
     return web.json_response({"state": state, "object": obj})
 
 
+@_routes.patch(f"/_sim/{_STORES}/{{id}}")
 @admin_route
 async def update_object(request: web.Request) -> web.Response:
     """PATCH /_sim/{res}/{id}: set properties; returns the names that changed."""
@@ -47,6 +51,7 @@ async def update_object(request: web.Request) -> web.Response:
     return web.json_response({"changed": sorted(changed)})
 
 
+@_routes.post(f"/_sim/{_STORES}/{{id}}/{{op:soft-delete|hard-delete|restore}}")
 @admin_route
 async def lifecycle_op(request: web.Request) -> web.Response:
     """POST /_sim/{res}/{id}/{op}: soft-delete, hard-delete, restore."""
@@ -62,6 +67,7 @@ async def lifecycle_op(request: web.Request) -> web.Response:
     return web.json_response({"ok": True, "op": op, "id": oid})
 
 
+@_routes.post("/_sim/groups/{id}/members")
 @admin_route
 async def add_member(request: web.Request) -> web.Response:
     """POST /_sim/groups/{id}/members {"id": memberId}."""
@@ -71,6 +77,7 @@ async def add_member(request: web.Request) -> web.Response:
     return web.json_response({"added": added})
 
 
+@_routes.delete("/_sim/groups/{id}/members/{mid}")
 @admin_route
 async def remove_member(request: web.Request) -> web.Response:
     """DELETE /_sim/groups/{id}/members/{mid}."""
@@ -81,6 +88,7 @@ async def remove_member(request: web.Request) -> web.Response:
     return web.json_response({"removed": removed})
 
 
+@_routes.post("/_sim/apps")
 @admin_route
 async def add_app(request: web.Request) -> web.Response:
     """POST /_sim/apps {"clientId", "clientSecret"?, "certificates"?: [PEM]}: register client
@@ -99,6 +107,7 @@ async def add_app(request: web.Request) -> web.Response:
     return web.json_response({"clientId": client_id}, status=201)
 
 
+@_routes.get("/_sim/tenant")
 async def tenant_info(request: web.Request) -> web.Response:
     """GET /_sim/tenant: ids, apps and store sizes."""
     t = request.app[GRAPH_SIM].tenant
@@ -112,6 +121,7 @@ async def tenant_info(request: web.Request) -> web.Response:
     )
 
 
+@_routes.get("/_sim/stats")
 async def stats(request: web.Request) -> web.Response:
     """GET /_sim/stats: per-route request counts (incl. 429s), notification stats."""
     sim = request.app[GRAPH_SIM]
@@ -126,11 +136,13 @@ async def stats(request: web.Request) -> web.Response:
     )
 
 
+@_routes.get("/_sim/faults")
 async def get_faults(request: web.Request) -> web.Response:
     """GET /_sim/faults."""
     return web.json_response(request.app[GRAPH_SIM].faults.to_json())
 
 
+@_routes.put("/_sim/faults")
 @admin_route
 async def put_faults(request: web.Request) -> web.Response:
     """PUT /_sim/faults {partial settings}: unknown keys are rejected."""
@@ -141,18 +153,21 @@ async def put_faults(request: web.Request) -> web.Response:
     return web.json_response(sim.faults.to_json())
 
 
+@_routes.post("/_sim/delta/expire")
 async def expire_delta_tokens(request: web.Request) -> web.Response:
     """POST /_sim/delta/expire: every delta/skip token issued so far → 400 syncStateNotFound."""
     request.app[GRAPH_SIM].delta.expire_all()
     return web.json_response({"ok": True})
 
 
+@_routes.post("/_sim/tokens/expire")
 async def expire_access_tokens(request: web.Request) -> web.Response:
     """POST /_sim/tokens/expire: every access token issued so far → 401 on use."""
     request.app[GRAPH_SIM].tokens.expire_all()
     return web.json_response({"ok": True})
 
 
+@_routes.get("/_sim/subscriptions")
 async def list_subs(request: web.Request) -> web.Response:
     """GET /_sim/subscriptions: all subscriptions of all apps, plus reauthorize calls seen."""
     sim = request.app[GRAPH_SIM]
@@ -161,6 +176,7 @@ async def list_subs(request: web.Request) -> web.Response:
     )
 
 
+@_routes.post("/_sim/subscriptions/{id}/lifecycle")
 @admin_route
 async def trigger_lifecycle(request: web.Request) -> web.Response:
     """POST /_sim/subscriptions/{id}/lifecycle {"event": "reauthorizationRequired"}."""
@@ -175,12 +191,14 @@ async def trigger_lifecycle(request: web.Request) -> web.Response:
     return web.json_response({"delivered": delivered})
 
 
+@_routes.get("/_sim/notifications")
 async def notification_log(request: web.Request) -> web.Response:
     """GET /_sim/notifications: recent delivery attempts and stats."""
     sim = request.app[GRAPH_SIM]
     return web.json_response({"stats": sim.notifier.stats, "log": list(sim.notifier.log)})
 
 
+@_routes.post("/_sim/reset")
 async def reset(request: web.Request) -> web.Response:
     """POST /_sim/reset: counters and faults back to defaults (tenant and subscriptions kept)."""
     sim = request.app[GRAPH_SIM]
@@ -194,22 +212,5 @@ async def reset(request: web.Request) -> web.Response:
 
 
 def register_admin_routes(app: web.Application) -> None:
-    """Fixed paths first so `{res}` does not shadow them."""
-    r = app.router
-    r.add_get("/_sim/tenant", tenant_info)
-    r.add_get("/_sim/stats", stats)
-    r.add_get("/_sim/faults", get_faults)
-    r.add_put("/_sim/faults", put_faults)
-    r.add_post("/_sim/reset", reset)
-    r.add_post("/_sim/delta/expire", expire_delta_tokens)
-    r.add_post("/_sim/tokens/expire", expire_access_tokens)
-    r.add_post("/_sim/apps", add_app)
-    r.add_get("/_sim/subscriptions", list_subs)
-    r.add_post("/_sim/subscriptions/{id}/lifecycle", trigger_lifecycle)
-    r.add_get("/_sim/notifications", notification_log)
-    r.add_post("/_sim/groups/{id}/members", add_member)
-    r.add_delete("/_sim/groups/{id}/members/{mid}", remove_member)
-    r.add_post(f"/_sim/{_STORES}", create_object)
-    r.add_get(f"/_sim/{_STORES}/{{id}}", get_object)
-    r.add_patch(f"/_sim/{_STORES}/{{id}}", update_object)
-    r.add_post(f"/_sim/{_STORES}/{{id}}/{{op:soft-delete|hard-delete|restore}}", lifecycle_op)
+    """Add the admin routes (the `{res}` patterns only match the tenant's store names)."""
+    app.router.add_routes(_routes)

@@ -24,6 +24,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from syncd.sim.graph.faults import DeltaSelectError
 from syncd.sim.graph.keys import GRAPH_SIM
 from syncd.sim.graph.odata import (
     GraphError,
@@ -333,9 +334,7 @@ class DeltaEngine:
         seen = frozenset(r.seq for r in tail if r.seq > watermark and self.visible(r, now))
         return watermark, seen, invisible
 
-    def _pending(
-        self, resource: str, state: DeltaToken
-    ) -> tuple[list[ChangeRecord], int, frozenset[int]]:
+    def _pending(self, resource: str, state: DeltaToken) -> tuple[list[ChangeRecord], int, frozenset[int]]:
         """The changes a round from `state` reports, with the next token's watermark and seen set."""
         now = self.sim.clock()
         upto = self.sim.tenant.seq
@@ -508,7 +507,9 @@ def _sync_state_not_found() -> GraphError:
     return GraphError(400, "syncStateNotFound", SYNC_STATE_MSG)
 
 
-def _check_delta_select(select: tuple[str, ...] | None, resource: str, form: str = "400") -> None:
+def _check_delta_select(
+    select: tuple[str, ...] | None, resource: str, form: DeltaSelectError = "400"
+) -> None:
     """400 for `$select` properties delta does not support (the real message lists them); the
     `delta_select_error` switch gives the other readings (a bare 400, the older 501)."""
     refused = [p for p in select or () if p in DELTA_UNSUPPORTED_SELECT.get(resource, frozenset())]
