@@ -12,8 +12,9 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from email.utils import formatdate
-from typing import Any
+from typing import Any, Protocol, cast
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -24,7 +25,10 @@ from syncd.sim.j1.state import (
     SYNC_MODES,
     J1Faults,
     J1SimState,
+    JobStatus,
     SimJob,
+    Source,
+    SyncMode,
     now_ms,
 )
 from syncd.sim.j1.validation import (
@@ -57,7 +61,7 @@ MODES_FOR_FIELD = {
     "deleteEntities": frozenset({"DIFF", "PATCH"}),
     "deleteRelationships": frozenset({"DIFF", "CROSS_SCOPE"}),
 }
-ABORT_STATUSES = frozenset({"ABORTED", "ABORTED_DUE_TO_INVALID_CONFIGURATION"})
+ABORT_STATUSES: frozenset[JobStatus] = frozenset({"ABORTED", "ABORTED_DUE_TO_INVALID_CONFIGURATION"})
 
 
 def error_response(
@@ -243,9 +247,9 @@ async def create_job(request: web.Request) -> web.Response:
     job = SimJob(
         id=job_id,
         account_id=request[ACCOUNT_ID],
-        source=str(source),
+        source=cast(Source, source),  # checked against SOURCES above
         scope=scope,
-        sync_mode=str(mode),
+        sync_mode=cast(SyncMode, mode),  # checked against SYNC_MODES above
         integration_instance_id=instance,
         integration_job_id=int_job,
     )
@@ -455,7 +459,7 @@ async def abort_job(request: web.Request) -> web.Response:
     """POST /jobs/{jobId}/abort: allowed until finalize processing starts."""
     job = _job(request)
     body = await read_json(request, limit=_body_limit(request), optional=True)
-    terminal = "ABORTED"
+    terminal: JobStatus = "ABORTED"
     if body is not None:
         if not isinstance(body, dict) or set(body) - {"reason", "terminalStatus"}:
             raise ApiError(400, "INVALID_ABORT", "Body may only hold 'reason' and 'terminalStatus'")
@@ -466,7 +470,7 @@ async def abort_job(request: web.Request) -> web.Response:
                 raise ApiError(
                     400, "INVALID_ABORT", f"'terminalStatus' must be one of {sorted(ABORT_STATUSES)}"
                 )
-            terminal = body["terminalStatus"]
+            terminal = cast(JobStatus, body["terminalStatus"])
         job.abort_reason = body.get("reason")
     if job.status not in ("AWAITING_UPLOADS", "FINALIZE_PENDING"):
         raise ApiError(400, "JOB_NOT_ABORTABLE", f"Job cannot be aborted (status {job.status})")
@@ -486,19 +490,35 @@ async def admin_graph(request: web.Request) -> web.Response:
     )
 
 
-async def admin_get_behaviour(request: web.Request) -> web.Response:
-    """GET /_sim/behaviour."""
-    return web.json_response(_state(request).behaviour.as_json())
+class _Switches(Protocol):
+    """A set of switches the admin API reads and partially updates (behaviour, faults)."""
+
+    def update(self, data: Mapping[str, Any]) -> None: ...
+
+    def as_json(self) -> JsonObj: ...
 
 
-async def admin_put_behaviour(request: web.Request) -> web.Response:
-    """PUT /_sim/behaviour: partial update of the readings of the open points."""
-    state = _state(request)
-    body = await read_json(request, limit=None)
-    if not isinstance(body, dict):
-        raise ApiError(400, "INVALID_BEHAVIOUR", "Body must be a JSON object")
-    state.behaviour.update(body)
-    return web.json_response(state.behaviour.as_json())
+def _switch_handlers(of: Callable[[J1SimState], _Switches], invalid: str) -> tuple[Handler, Handler]:
+    """GET and PUT of one set of switches: read them, or update those a JSON object names."""
+
+    async def get(request: web.Request) -> web.Response:
+        return web.json_response(of(_state(request)).as_json())
+
+    async def put(request: web.Request) -> web.Response:
+        body = await read_json(request, limit=None)
+        if not isinstance(body, dict):
+            raise ApiError(400, invalid, "Body must be a JSON object")
+        switches = of(_state(request))
+        switches.update(body)
+        return web.json_response(switches.as_json())
+
+    return get, put
+
+
+admin_get_behaviour, admin_put_behaviour = _switch_handlers(lambda s: s.behaviour, "INVALID_BEHAVIOUR")
+"""GET / PUT /_sim/behaviour: the readings of the open points of the J1 docs."""
+admin_get_faults, admin_put_faults = _switch_handlers(lambda s: s.faults, "INVALID_FAULT")
+"""GET / PUT /_sim/faults: the fault switches."""
 
 
 async def graphql_query(request: web.Request) -> web.Response:
@@ -517,21 +537,6 @@ async def admin_jobs(request: web.Request) -> web.Response:
 async def admin_stats(request: web.Request) -> web.Response:
     """GET /_sim/stats."""
     return web.json_response(_state(request).stats_view())
-
-
-async def admin_get_faults(request: web.Request) -> web.Response:
-    """GET /_sim/faults."""
-    return web.json_response(_state(request).faults.as_json())
-
-
-async def admin_put_faults(request: web.Request) -> web.Response:
-    """PUT /_sim/faults: partial update of the fault switches."""
-    state = _state(request)
-    body = await read_json(request, limit=None)
-    if not isinstance(body, dict):
-        raise ApiError(400, "INVALID_FAULT", "Body must be a JSON object")
-    state.faults.update(body)
-    return web.json_response(state.faults.as_json())
 
 
 async def admin_reset(request: web.Request) -> web.Response:
