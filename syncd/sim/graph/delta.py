@@ -24,18 +24,9 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from syncd.sim.graph import odata
 from syncd.sim.graph.faults import DeltaSelectError
 from syncd.sim.graph.keys import GRAPH_SIM
-from syncd.sim.graph.odata import (
-    GraphError,
-    QueryError,
-    base_url,
-    context_url,
-    default_props,
-    json_response,
-    parse_select,
-    project,
-)
 
 if TYPE_CHECKING:
     from syncd.sim.graph.app import GraphSim
@@ -130,13 +121,13 @@ def parse_filter(raw: str | None, resource: str) -> tuple[str, ...] | None:
     for term in re.split(r"\s+or\s+", raw.strip(), flags=re.IGNORECASE):
         m = _FILTER_TERM.match(term)
         if m is None:
-            raise QueryError(
+            raise odata.QueryError(
                 "Request_UnsupportedQuery",
                 "Unsupported query: delta $filter supports only 'id eq' terms combined with 'or'.",
             )
         ids.append(m.group(1))
     if resource in ("users", "groups") and len(ids) > 50:
-        raise QueryError("Request_UnsupportedQuery", "Too many ids in $filter: the maximum is 50.")
+        raise odata.QueryError("Request_UnsupportedQuery", "Too many ids in $filter: the maximum is 50.")
     return tuple(ids)
 
 
@@ -177,10 +168,10 @@ class DeltaEngine:
         resource: str,
         select: tuple[str, ...] | None,
         ids: tuple[str, ...] | None,
-    ) -> GraphError:
+    ) -> odata.GraphError:
         if why == "410":
             location = self._initial_url(request, resource, select, ids) + "$deltatoken="
-            return GraphError(410, "resyncRequired", RESYNC_MSG, {"Location": location})
+            return odata.GraphError(410, "resyncRequired", RESYNC_MSG, {"Location": location})
         return _sync_state_not_found()
 
     def _initial_url(
@@ -191,7 +182,7 @@ class DeltaEngine:
             q.append("$select=" + quote(",".join(select), safe=","))
         if ids is not None:
             q.append("$filter=" + quote(" or ".join(f"id eq '{i}'" for i in ids), safe=""))
-        return f"{base_url(request)}{request.path}?" + "".join(p + "&" for p in q)
+        return f"{odata.base_url(request)}{request.path}?" + "".join(p + "&" for p in q)
 
     # ---------------------------------------------------------------- handler
     async def handle(self, request: web.Request) -> web.Response:
@@ -200,15 +191,15 @@ class DeltaEngine:
         q = request.query
         for key in q:
             if key.startswith("$") and key.lower() not in _ALLOWED:
-                raise QueryError(
+                raise odata.QueryError(
                     "Request_UnsupportedQuery",
                     f"The query option '{key}' is not supported with delta queries.",
                 )
-        select = parse_select(q.get("$select"), resource)
+        select = odata.parse_select(q.get("$select"), resource)
         _check_delta_select(select, resource, self.sim.faults.delta_select_error)
         ids = parse_filter(q.get("$filter"), resource)
         if "$top" in q and resource in _TOP_NOT_SUPPORTED and self.sim.faults.delta_top != "ignore":
-            raise QueryError(
+            raise odata.QueryError(
                 "Request_UnsupportedQuery",
                 f"The query option '$top' is not supported with delta queries on {resource}.",
             )
@@ -217,7 +208,7 @@ class DeltaEngine:
         if (skip is not None or token not in (None, "", "latest")) and (
             select is not None or ids is not None
         ):
-            raise GraphError(
+            raise odata.GraphError(
                 400,
                 "BadRequest",
                 "Query options cannot be combined with $skiptoken or $deltatoken: the token "
@@ -259,11 +250,11 @@ class DeltaEngine:
         values = [self._render(rnd, item, minimal) for item in rnd.pages[idx]]
         if idx + 1 < len(rnd.pages):
             body = {
-                "@odata.context": context_url(request, rnd.resource, rnd.select),
-                "@odata.nextLink": f"{base_url(request)}{request.path}?$skiptoken={rid}{idx + 1}",
+                "@odata.context": odata.context_url(request, rnd.resource, rnd.select),
+                "@odata.nextLink": f"{odata.base_url(request)}{request.path}?$skiptoken={rid}{idx + 1}",
                 "value": values,
             }
-            resp = json_response(body)
+            resp = odata.json_response(body)
         else:
             resp = self._final(request, rnd.resource, rnd.select, rnd.ids, rnd.upto, values, rnd.seen)
         if minimal:
@@ -283,17 +274,17 @@ class DeltaEngine:
         tok = secrets.token_urlsafe(32)
         self.tokens[tok] = DeltaToken(resource, select, ids, seq, self.sim.clock(), seen)
         body = {
-            "@odata.context": context_url(request, resource, select),
-            "@odata.deltaLink": f"{base_url(request)}{request.path}?$deltatoken={tok}",
+            "@odata.context": odata.context_url(request, resource, select),
+            "@odata.deltaLink": f"{odata.base_url(request)}{request.path}?$deltatoken={tok}",
             "value": values,
         }
-        return json_response(body)
+        return odata.json_response(body)
 
     # ---------------------------------------------------------------- round construction
     def _tracked(self, resource: str, select: tuple[str, ...] | None) -> set[str] | None:
         if select is not None:
             return {s for s in select if s not in ("members", "owners", "manager")}
-        default = default_props(resource)
+        default = odata.default_props(resource)
         return set(default) if default is not None else None
 
     # ---------------------------------------------------------------- replication delay
@@ -490,7 +481,7 @@ class DeltaEngine:
             for k in sorted(props or ()):
                 out[k] = obj.get(k)
         else:
-            out = project(obj, rnd.select, default_props(rnd.resource))
+            out = odata.project(obj, rnd.select, odata.default_props(rnd.resource))
         if members is not None:
             md = []
             for mid, removed in members:
@@ -502,9 +493,9 @@ class DeltaEngine:
         return out
 
 
-def _sync_state_not_found() -> GraphError:
+def _sync_state_not_found() -> odata.GraphError:
     """A token (or page) the service no longer knows."""
-    return GraphError(400, "syncStateNotFound", SYNC_STATE_MSG)
+    return odata.GraphError(400, "syncStateNotFound", SYNC_STATE_MSG)
 
 
 def _check_delta_select(
@@ -516,10 +507,10 @@ def _check_delta_select(
     if not refused:
         return
     if form == "501":
-        raise QueryError("NotImplemented", "This operation target is not yet supported.", status=501)
+        raise odata.QueryError("NotImplemented", "This operation target is not yet supported.", status=501)
     if form == "400-bare":
-        raise QueryError("BadRequest", "Invalid request for delta query.")
-    raise QueryError(
+        raise odata.QueryError("BadRequest", "Invalid request for delta query.")
+    raise odata.QueryError(
         "BadRequest",
         "Invalid request for delta query: $select is not supported for the following "
         f"properties: {', '.join(refused)}.",

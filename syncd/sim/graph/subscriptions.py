@@ -131,8 +131,10 @@ def _check_url(sim: GraphSim, url: Any, name: str) -> str:
     """A notification URL Graph accepts: https with a host (http only under the fault switch)."""
     parts = urlsplit(url) if isinstance(url, str) else None
     http_ok = sim.faults.allow_http_notification_url
-    if parts is None or not parts.hostname or not (
-        parts.scheme == "https" or (parts.scheme == "http" and http_ok)
+    if (
+        parts is None
+        or not parts.hostname
+        or not (parts.scheme == "https" or (parts.scheme == "http" and http_ok))
     ):
         raise GraphError(400, "InvalidRequest", f"The {name} must be an HTTPS URL.")
     return str(url)
