@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from syncd.sim.intune import IntuneData
@@ -37,9 +37,14 @@ ODATA_TYPES: dict[str, str] = {
 }
 _TYPE_TO_STORE = {v: k for k, v in ODATA_TYPES.items()}
 
-Listener = Callable[[str, str, str], None]
-"""cb(resource, change_kind, obj_id); kinds: created, updated, soft_deleted, hard_deleted,
-restored, members_changed."""
+ChangeKind = Literal[
+    "created", "updated", "soft_deleted", "hard_deleted", "restored", "member_added", "member_removed"
+]
+"""What a change-log record says happened (delta rounds are computed from these)."""
+NoticeKind = Literal["created", "updated", "soft_deleted", "hard_deleted", "restored", "members_changed"]
+"""What a listener is told happened (change notifications are sent from these)."""
+Listener = Callable[[str, NoticeKind, str], None]
+"""cb(resource, kind, obj_id), called after each mutation."""
 
 
 UNTRACKED_PROPS: dict[str, frozenset[str]] = {"users": frozenset({"signInActivity"})}
@@ -53,7 +58,7 @@ class ChangeRecord:
 
     seq: int
     obj_id: str
-    kind: str  # created|updated|soft_deleted|hard_deleted|restored|member_added|member_removed
+    kind: ChangeKind
     props: frozenset[str] = frozenset()
     member_id: str | None = None
     at: float = 0.0
@@ -174,7 +179,7 @@ class Tenant:
         if cb in self._listeners:
             self._listeners.remove(cb)
 
-    def _emit(self, resource: str, kind: str, obj_id: str) -> None:
+    def _emit(self, resource: str, kind: NoticeKind, obj_id: str) -> None:
         for cb in list(self._listeners):
             cb(resource, kind, obj_id)
 
@@ -182,7 +187,7 @@ class Tenant:
         self,
         resource: str,
         obj_id: str,
-        kind: str,
+        kind: ChangeKind,
         props: frozenset[str] = frozenset(),
         member_id: str | None = None,
     ) -> None:
@@ -316,7 +321,9 @@ class Tenant:
         self._membership_changed(group_id, member_id, "member_removed")
         return True
 
-    def _membership_changed(self, group_id: str, member_id: str, kind: str) -> None:
+    def _membership_changed(
+        self, group_id: str, member_id: str, kind: Literal["member_added", "member_removed"]
+    ) -> None:
         """Log and announce that `member_id` joined or left (`kind`) a group, if that group is live."""
         if group_id in self.stores["groups"]:
             self._record("groups", group_id, kind, member_id=member_id)
