@@ -7,7 +7,7 @@ store's exception into one) and `admin_route` answers it, so no handler threads 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
 from typing import Any
@@ -70,3 +70,24 @@ def found() -> Iterator[None]:
         yield
     except KeyError as exc:
         raise AdminError(404, f"{exc.args[0]} not found") from None
+
+
+def settings_routes(
+    path: str,
+    view: Callable[[web.Request], object],
+    update: Callable[[web.Request, Any], None],
+    *,
+    body: Callable[[web.Request], Awaitable[Any]] = read_object,
+) -> list[web.RouteDef]:
+    """A set of settings at `path`: `GET` answers `view(request)`; `PUT` hands the JSON `body` to
+    `update(request, body)` (which raises `AdminError` to refuse it) and answers the new view."""
+
+    async def show(request: web.Request) -> web.Response:
+        return web.json_response(view(request))
+
+    @admin_route
+    async def change(request: web.Request) -> web.Response:
+        update(request, await body(request))
+        return web.json_response(view(request))
+
+    return [web.get(path, show), web.put(path, change)]

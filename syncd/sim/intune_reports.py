@@ -49,7 +49,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from syncd.sim.admin_api import admin_route, read_object, refusing
+from syncd.sim.admin_api import refusing, settings_routes
 from syncd.sim.graph.odata import GraphError, answering, segment_not_found
 from syncd.sim.graph.permissions_fault import PERMISSION_FAULTS
 from syncd.sim.intune import IntuneData
@@ -641,22 +641,17 @@ def register_report_routes(app: web.Application, host: IntuneHost, store: Report
 def register_report_admin_routes(app: web.Application, store: ReportStore) -> None:
     """``GET``/``PUT /_sim/intune/reports``: the export switches and a summary of the jobs."""
 
-    async def show(request: web.Request) -> web.Response:
-        return web.json_response(
-            {
-                "config": store.config.to_json(),
-                "jobs": {j.id: j.status for j in store.jobs.values()},
-                "created": store.created,
-                "downloads": store.downloads,
-                "storage": store.storage_base,
-            }
-        )
+    def show(request: web.Request) -> JSON:
+        return {
+            "config": store.config.to_json(),
+            "jobs": {j.id: j.status for j in store.jobs.values()},
+            "created": store.created,
+            "downloads": store.downloads,
+            "storage": store.storage_base,
+        }
 
-    async def change(request: web.Request) -> web.Response:
-        body = await read_object(request)
+    def change(request: web.Request, body: JSON) -> None:
         with refusing(ValueError, TypeError, status=400):
             store.config.update(body)
-        return await show(request)
 
-    app.router.add_get("/_sim/intune/reports", show)
-    app.router.add_put("/_sim/intune/reports", admin_route(change))
+    app.router.add_routes(settings_routes("/_sim/intune/reports", show, change))

@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from syncd.sim.admin_api import AdminError, admin_route, read_json, read_object
+from syncd.sim.admin_api import AdminError, admin_route, read_json, read_object, settings_routes
 from syncd.sim.graph.odata import GraphError, QueryError, answering, not_found, segment_not_found
 from syncd.sim.intune import (
     COLLECTIONS,
@@ -496,26 +496,11 @@ def register_intune_admin_routes(
             raise AdminError(409, "this tenant has no Intune (PUT /_sim/intune to add it)")
         return intune
 
-    def current_faults() -> web.Response:
-        return web.json_response({k: sorted(v) for k, v in faults.items()})
+    def current_faults(request: web.Request) -> dict[str, list[str]]:
+        return {k: sorted(v) for k, v in faults.items()}
 
-    def current_summary() -> web.Response:
-        intune = host.tenant.intune
-        if intune is None:
-            return web.json_response({"enabled": False})
-        return web.json_response(
-            {"enabled": True, "intuneAccountId": intune.intune_account_id, "counts": intune.counts()}
-        )
-
-    @routes.get("/_sim/intune/faults")
-    async def get_faults(request: web.Request) -> web.Response:
-        return current_faults()
-
-    @routes.put("/_sim/intune/faults")
-    @admin_route
-    async def put_faults(request: web.Request) -> web.Response:
+    def set_faults(request: web.Request, body: dict[str, Any]) -> None:
         """Replace the listed fault kinds: ``{"forbidden": ["deviceConfigurations"]}``; ``[]`` clears."""
-        body = await read_object(request)
         for kind, names in body.items():
             if kind not in FAULT_KINDS:
                 raise AdminError(400, f"unknown fault {kind!r} (known: {', '.join(FAULT_KINDS)})")
@@ -526,21 +511,21 @@ def register_intune_admin_routes(
                 raise AdminError(400, f"unknown Intune collections {unknown}")
         for kind, names in body.items():
             faults[kind] = set(names)
-        return current_faults()
 
-    @routes.get("/_sim/intune")
-    async def summary(request: web.Request) -> web.Response:
-        return current_summary()
+    def summary(request: web.Request) -> dict[str, Any]:
+        intune = host.tenant.intune
+        if intune is None:
+            return {"enabled": False}
+        return {"enabled": True, "intuneAccountId": intune.intune_account_id, "counts": intune.counts()}
 
-    @routes.put("/_sim/intune")
-    @admin_route
-    async def replace(request: web.Request) -> web.Response:
-        body = await read_json(request)
+    def replace(request: web.Request, body: Any) -> None:
         try:
             host.tenant.intune = IntuneData.from_json(body)
         except (KeyError, TypeError, ValueError) as exc:
             raise AdminError(400, f"not an Intune section: {exc}") from exc
-        return current_summary()
+
+    app.router.add_routes(settings_routes("/_sim/intune/faults", current_faults, set_faults))
+    app.router.add_routes(settings_routes("/_sim/intune", summary, replace, body=read_json))
 
     @routes.delete("/_sim/intune")
     async def remove(request: web.Request) -> web.Response:

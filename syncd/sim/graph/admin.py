@@ -3,9 +3,11 @@ counters, switch faults, drive subscriptions/lifecycle events, reset."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
-from syncd.sim.admin_api import AdminError, admin_route, found, read_object, refusing
+from syncd.sim.admin_api import AdminError, admin_route, found, read_object, refusing, settings_routes
 from syncd.sim.graph.faults import Faults
 from syncd.sim.graph.keys import GRAPH_SIM
 from syncd.sim.tenant import MEMBER_RESOURCES
@@ -136,21 +138,15 @@ async def stats(request: web.Request) -> web.Response:
     )
 
 
-@_routes.get("/_sim/faults")
-async def get_faults(request: web.Request) -> web.Response:
+def _faults(request: web.Request) -> dict[str, Any]:
     """GET /_sim/faults."""
-    return web.json_response(request.app[GRAPH_SIM].faults.to_json())
+    return request.app[GRAPH_SIM].faults.to_json()
 
 
-@_routes.put("/_sim/faults")
-@admin_route
-async def put_faults(request: web.Request) -> web.Response:
+def _set_faults(request: web.Request, changes: dict[str, Any]) -> None:
     """PUT /_sim/faults {partial settings}: unknown keys are rejected."""
-    sim = request.app[GRAPH_SIM]
-    body = await read_object(request)
     with refusing(KeyError, TypeError, ValueError, status=400):
-        sim.set_faults(body)
-    return web.json_response(sim.faults.to_json())
+        request.app[GRAPH_SIM].set_faults(changes)
 
 
 @_routes.post("/_sim/delta/expire")
@@ -214,3 +210,4 @@ async def reset(request: web.Request) -> web.Response:
 def register_admin_routes(app: web.Application) -> None:
     """Add the admin routes (the `{res}` patterns only match the tenant's store names)."""
     app.router.add_routes(_routes)
+    app.router.add_routes(settings_routes("/_sim/faults", _faults, _set_faults))

@@ -61,6 +61,7 @@ MODES_FOR_FIELD = {
     "deleteEntities": frozenset({"DIFF", "PATCH"}),
     "deleteRelationships": frozenset({"DIFF", "CROSS_SCOPE"}),
 }
+_routes = web.RouteTableDef()
 ABORT_STATUSES: frozenset[JobStatus] = frozenset({"ABORTED", "ABORTED_DUE_TO_INVALID_CONFIGURATION"})
 
 
@@ -205,6 +206,7 @@ def _opt_str(body: JsonObj, name: str) -> str | None:
     return value
 
 
+@_routes.post(API_PREFIX)
 async def create_job(request: web.Request) -> web.Response:
     """POST /jobs: validate source/scope/syncMode and start a job in AWAITING_UPLOADS."""
     state = _state(request)
@@ -257,6 +259,7 @@ async def create_job(request: web.Request) -> web.Response:
     return _job_response(job)
 
 
+@_routes.get(API_PREFIX + "/{jobId}")
 async def get_job(request: web.Request) -> web.Response:
     """GET /jobs/{jobId}."""
     return _job_response(_job(request))
@@ -378,21 +381,25 @@ def _check_duplicates(
         seen.add(key)
 
 
+@_routes.post(API_PREFIX + "/{jobId}/entities")
 async def upload_entities(request: web.Request) -> web.Response:
     """POST /jobs/{jobId}/entities."""
     return await _upload(request, ("entities",))
 
 
+@_routes.post(API_PREFIX + "/{jobId}/relationships")
 async def upload_relationships(request: web.Request) -> web.Response:
     """POST /jobs/{jobId}/relationships."""
     return await _upload(request, ("relationships",))
 
 
+@_routes.post(API_PREFIX + "/{jobId}/upload")
 async def upload_combined(request: web.Request) -> web.Response:
     """POST /jobs/{jobId}/upload (entities, relationships and explicit deletes)."""
     return await _upload(request, tuple(UPLOAD_FIELDS))
 
 
+@_routes.post(API_PREFIX + "/{jobId}/finalize")
 async def finalize_job(request: web.Request) -> web.Response:
     """POST /jobs/{jobId}/finalize: one finalizing job per scope; work continues in the background."""
     state = _state(request)
@@ -455,6 +462,7 @@ async def _run_finalize(state: J1SimState, job: SimJob) -> None:
     job.delete_relationships.clear()
 
 
+@_routes.post(API_PREFIX + "/{jobId}/abort")
 async def abort_job(request: web.Request) -> web.Response:
     """POST /jobs/{jobId}/abort: allowed until finalize processing starts."""
     job = _job(request)
@@ -482,6 +490,7 @@ async def abort_job(request: web.Request) -> web.Response:
 
 
 # -- admin handlers -----------------------------------------------------------------------------
+@_routes.get(ADMIN_PREFIX + "/graph")
 async def admin_graph(request: web.Request) -> web.Response:
     """GET /_sim/graph?scope=&scope_prefix=&type=&account=."""
     q = request.query
@@ -498,7 +507,7 @@ class _Switches(Protocol):
     def as_json(self) -> JsonObj: ...
 
 
-def _switch_handlers(of: Callable[[J1SimState], _Switches], invalid: str) -> tuple[Handler, Handler]:
+def _switch_routes(path: str, of: Callable[[J1SimState], _Switches], invalid: str) -> list[web.RouteDef]:
     """GET and PUT of one set of switches: read them, or update those a JSON object names."""
 
     async def get(request: web.Request) -> web.Response:
@@ -512,15 +521,10 @@ def _switch_handlers(of: Callable[[J1SimState], _Switches], invalid: str) -> tup
         switches.update(body)
         return web.json_response(switches.as_json())
 
-    return get, put
+    return [web.get(path, get), web.put(path, put)]
 
 
-admin_get_behaviour, admin_put_behaviour = _switch_handlers(lambda s: s.behaviour, "INVALID_BEHAVIOUR")
-"""GET / PUT /_sim/behaviour: the readings of the open points of the J1 docs."""
-admin_get_faults, admin_put_faults = _switch_handlers(lambda s: s.faults, "INVALID_FAULT")
-"""GET / PUT /_sim/faults: the fault switches."""
-
-
+@_routes.post(GRAPHQL_PATH)
 async def graphql_query(request: web.Request) -> web.Response:
     """POST /graphql: J1QL through `queryV1` against the caller's account."""
     state = _state(request)
@@ -529,22 +533,26 @@ async def graphql_query(request: web.Request) -> web.Response:
     return web.json_response(answer, status=status)
 
 
+@_routes.get(ADMIN_PREFIX + "/jobs")
 async def admin_jobs(request: web.Request) -> web.Response:
     """GET /_sim/jobs."""
     return web.json_response({"jobs": _state(request).jobs_view()})
 
 
+@_routes.get(ADMIN_PREFIX + "/stats")
 async def admin_stats(request: web.Request) -> web.Response:
     """GET /_sim/stats."""
     return web.json_response(_state(request).stats_view())
 
 
+@_routes.post(ADMIN_PREFIX + "/reset")
 async def admin_reset(request: web.Request) -> web.Response:
     """POST /_sim/reset."""
     _state(request).reset()
     return web.json_response({"reset": True})
 
 
+@_routes.post(ADMIN_PREFIX + "/entities")
 async def admin_seed_entities(request: web.Request) -> web.Response:
     """POST /_sim/entities: store entities directly (same validation as uploads)."""
     state = _state(request)
@@ -582,23 +590,11 @@ def create_j1_app(state: J1SimState) -> web.Application:
         client_max_size=max(state.config.max_body_bytes * 4, 32 * 1024 * 1024),
     )
     app[J1_STATE] = state
-    r = app.router
-    r.add_post(API_PREFIX, create_job)
-    r.add_get(API_PREFIX + "/{jobId}", get_job)
-    r.add_post(API_PREFIX + "/{jobId}/entities", upload_entities)
-    r.add_post(API_PREFIX + "/{jobId}/relationships", upload_relationships)
-    r.add_post(API_PREFIX + "/{jobId}/upload", upload_combined)
-    r.add_post(API_PREFIX + "/{jobId}/finalize", finalize_job)
-    r.add_post(API_PREFIX + "/{jobId}/abort", abort_job)
-    r.add_post(GRAPHQL_PATH, graphql_query)
-    r.add_get(ADMIN_PREFIX + "/graph", admin_graph)
-    r.add_get(ADMIN_PREFIX + "/behaviour", admin_get_behaviour)
-    r.add_put(ADMIN_PREFIX + "/behaviour", admin_put_behaviour)
-    r.add_get(ADMIN_PREFIX + "/jobs", admin_jobs)
-    r.add_get(ADMIN_PREFIX + "/stats", admin_stats)
-    r.add_get(ADMIN_PREFIX + "/faults", admin_get_faults)
-    r.add_put(ADMIN_PREFIX + "/faults", admin_put_faults)
-    r.add_post(ADMIN_PREFIX + "/reset", admin_reset)
-    r.add_post(ADMIN_PREFIX + "/entities", admin_seed_entities)
+    app.router.add_routes(_routes)
+    # the readings of the open points of the J1 docs, and the fault switches
+    app.router.add_routes(
+        _switch_routes(ADMIN_PREFIX + "/behaviour", lambda s: s.behaviour, "INVALID_BEHAVIOUR")
+    )
+    app.router.add_routes(_switch_routes(ADMIN_PREFIX + "/faults", lambda s: s.faults, "INVALID_FAULT"))
     app.on_cleanup.append(_cancel_tasks)
     return app
