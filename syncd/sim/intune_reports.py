@@ -42,7 +42,7 @@ import time
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
@@ -148,7 +148,7 @@ class ReportConfig:
             raise ValueError(f"unknown report settings {unknown}")
 
     def to_json(self) -> JSON:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return asdict(self)
 
 
 # --- the reports -------------------------------------------------------------------------------

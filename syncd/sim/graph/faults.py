@@ -20,6 +20,8 @@ DeltaTop = Literal["reject", "ignore"]
 DeltaSelectError = Literal["400", "400-bare", "501"]
 """How delta refuses a `$select` it does not support: a 400 naming the properties, a bare 400, or
 the older overview's 501."""
+ForcedFault = Literal["reset_next", "throttle_next", "error_next", "drop_response_next"]
+"""The `*_next` counters: how many of the next requests get that fault for sure."""
 LifecycleVariant = Literal["documented", "observed"]
 """Lifecycle notification shape: the documented one (`tenantId`) or the observed one."""
 
@@ -115,7 +117,7 @@ class FaultInjector:
         """True with probability `rate` (no RNG draw when the rate is 0, keeping sequences stable)."""
         return rate > 0 and self.rng.random() < rate
 
-    def take_next(self, name: str) -> bool:
+    def take_next(self, name: ForcedFault) -> bool:
         """Consume one forced fault from a `*_next` counter."""
         n = int(getattr(self.faults, name))
         if n > 0:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from syncd.sim.j1.validation import ApiError, JsonObj
@@ -73,7 +73,7 @@ class J1Behaviour:
 
     def as_json(self) -> JsonObj:
         """Current switches as JSON."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return asdict(self)
 
     def copy(self) -> J1Behaviour:
         """An independent copy (the admin API mutates the live one)."""
