@@ -2,21 +2,21 @@
 
 The admin API is the simulator's own, not Microsoft's: JSON in, JSON out, and a refused request is
 `{"error": message}` with its status. Handlers raise `AdminError` (or let `refusing`/`found` turn a
-store's exception into one) and `admin_route` answers it, so no handler threads an error back.
+store's exception into one) and `syncd.sim.refusal.answering` answers it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from functools import wraps
 from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+
+from syncd.sim.refusal import Refusal, answering
 
 
-class AdminError(Exception):
+class AdminError(Refusal):
     """An admin request refused with `status` and `{"error": message}`."""
 
     def __init__(self, status: int, message: str) -> None:
@@ -24,18 +24,8 @@ class AdminError(Exception):
         self.status = status
         self.message = message
 
-
-def admin_route(handler: Handler) -> Handler:
-    """`handler` with its `AdminError`s answered as `{"error": message}`."""
-
-    @wraps(handler)
-    async def route(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except AdminError as err:
-            return web.json_response({"error": err.message}, status=err.status)
-
-    return route
+    def response(self, request: web.Request) -> web.Response:
+        return web.json_response({"error": self.message}, status=self.status)
 
 
 async def read_json(request: web.Request) -> Any:
@@ -85,7 +75,7 @@ def settings_routes(
     async def show(request: web.Request) -> web.Response:
         return web.json_response(view(request))
 
-    @admin_route
+    @answering
     async def change(request: web.Request) -> web.Response:
         update(request, await body(request))
         return web.json_response(view(request))

@@ -50,10 +50,11 @@ from urllib.parse import quote
 from aiohttp import web
 
 from syncd.sim.admin_api import refusing, settings_routes
-from syncd.sim.graph.odata import GraphError, answering, segment_not_found
+from syncd.sim.graph.odata import GraphError, segment_not_found
 from syncd.sim.graph.permissions_fault import PERMISSION_FAULTS
 from syncd.sim.intune import IntuneData
 from syncd.sim.intune_http import IntuneHost, graph_json, intune_of
+from syncd.sim.refusal import answering
 from syncd.sim.switches import apply_changes, coerce_like
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""HTTP face of the simulated Intune: Graph GET routes, the admin API, and Graph errors.
+"""HTTP face of the simulated Intune: Graph GET routes, the admin API, the run-time switches.
 
 Everything Intune lives under ``/{v1.0|beta}/deviceManagement`` and ``/deviceAppManagement``;
 one catch-all route per root parses the rest itself, so availability per Graph version
@@ -19,8 +19,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from syncd.sim.admin_api import AdminError, admin_route, read_json, read_object, settings_routes
-from syncd.sim.graph.odata import GraphError, QueryError, answering, not_found, segment_not_found
+from syncd.sim.admin_api import AdminError, read_json, read_object, settings_routes
+from syncd.sim.graph.odata import GraphError, QueryError, not_found, segment_not_found
 from syncd.sim.intune import (
     COLLECTIONS,
     NESTED_SUBS,
@@ -31,6 +31,7 @@ from syncd.sim.intune import (
 )
 from syncd.sim.intune_http import IntuneHost, graph_json, intune_of
 from syncd.sim.intune_reports import ReportStore, register_report_admin_routes, register_report_routes
+from syncd.sim.refusal import answering
 
 JSON = dict[str, Any]
 DEFAULT_PAGE_SIZE = 1000
@@ -67,6 +68,12 @@ def _switches(app: web.Application, given: IntuneSwitches | None) -> IntuneSwitc
 
 def _not_found(what: str) -> GraphError:
     return GraphError(404, "ResourceNotFound", f"Resource not found: {what}")
+
+
+def _unavailable() -> GraphError:
+    return GraphError(
+        503, "serviceNotAvailable", "The service is temporarily unavailable. Please retry later."
+    )
 
 
 # --- query options -----------------------------------------------------------------------------
@@ -422,12 +429,6 @@ def _ctx_suffix(select: list[str] | None, expand: dict[str, list[str] | None]) -
     return f"({','.join(parts)})" if parts else ""
 
 
-def _unavailable() -> GraphError:
-    return GraphError(
-        503, "serviceNotAvailable", "The service is temporarily unavailable. Please retry later."
-    )
-
-
 def register_intune_routes(
     app: web.Application,
     host: IntuneHost,
@@ -533,7 +534,7 @@ def register_intune_admin_routes(
         return web.Response(status=204)
 
     @routes.post("/_sim/intune/managedDevices/{id}/compliance")
-    @admin_route
+    @answering
     async def compliance(request: web.Request) -> web.Response:
         body = await read_json(request)
         if not isinstance(body, dict) or not isinstance(body.get("complianceState"), str):
@@ -550,44 +551,44 @@ def register_intune_admin_routes(
         )
 
     @routes.get("/_sim/intune/{coll}")
-    @admin_route
+    @answering
     async def list_ids(request: web.Request) -> web.Response:
         coll = request.match_info["coll"]
         ids = [o["id"] for o in data().list(coll)]
         return web.json_response({"collection": coll, "count": len(ids), "ids": ids})
 
     @routes.post("/_sim/intune/{coll}")
-    @admin_route
+    @answering
     async def create(request: web.Request) -> web.Response:
         body = await read_object(request)
         return web.json_response(data().create(request.match_info["coll"], body), status=201)
 
     @routes.get("/_sim/intune/{coll}/{id}")
-    @admin_route
+    @answering
     async def get_one(request: web.Request) -> web.Response:
         return web.json_response(data().embedded(request.match_info["coll"], request.match_info["id"]))
 
     @routes.patch("/_sim/intune/{coll}/{id}")
-    @admin_route
+    @answering
     async def patch(request: web.Request) -> web.Response:
         body = await read_object(request)
         return web.json_response(data().update(request.match_info["coll"], request.match_info["id"], body))
 
     @routes.delete("/_sim/intune/{coll}/{id}")
-    @admin_route
+    @answering
     async def delete(request: web.Request) -> web.Response:
         data().delete(request.match_info["coll"], request.match_info["id"])
         return web.Response(status=204)
 
     @routes.post("/_sim/intune/{coll}/{id}/{sub}")
-    @admin_route
+    @answering
     async def add_sub(request: web.Request) -> web.Response:
         body = await read_object(request)
         m = request.match_info
         return web.json_response(data().add_sub(m["coll"], m["id"], m["sub"], body), status=201)
 
     @routes.delete("/_sim/intune/{coll}/{id}/{sub}/{item}")
-    @admin_route
+    @answering
     async def delete_sub(request: web.Request) -> web.Response:
         m = request.match_info
         data().delete_sub(m["coll"], m["id"], m["sub"], m["item"])

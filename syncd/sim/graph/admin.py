@@ -7,9 +7,10 @@ from typing import Any
 
 from aiohttp import web
 
-from syncd.sim.admin_api import AdminError, admin_route, found, read_object, refusing, settings_routes
+from syncd.sim.admin_api import AdminError, found, read_object, refusing, settings_routes
 from syncd.sim.graph.faults import Faults
 from syncd.sim.graph.keys import GRAPH_SIM
+from syncd.sim.refusal import answering
 from syncd.sim.tenant import MEMBER_RESOURCES
 
 _STORES = "{res:" + "|".join(MEMBER_RESOURCES) + "}"
@@ -17,7 +18,7 @@ _routes = web.RouteTableDef()
 
 
 @_routes.post(f"/_sim/{_STORES}")
-@admin_route
+@answering
 async def create_object(request: web.Request) -> web.Response:
     """POST /_sim/{res}: create (or replace) an object; visible in delta, fires notifications."""
     body = await read_object(request)
@@ -27,7 +28,7 @@ async def create_object(request: web.Request) -> web.Response:
 
 
 @_routes.get(f"/_sim/{_STORES}/{{id}}")
-@admin_route
+@answering
 async def get_object(request: web.Request) -> web.Response:
     """GET /_sim/{res}/{id}: the stored object (live or soft-deleted)."""
     tenant = request.app[GRAPH_SIM].tenant
@@ -42,7 +43,7 @@ async def get_object(request: web.Request) -> web.Response:
 
 
 @_routes.patch(f"/_sim/{_STORES}/{{id}}")
-@admin_route
+@answering
 async def update_object(request: web.Request) -> web.Response:
     """PATCH /_sim/{res}/{id}: set properties; returns the names that changed."""
     body = await read_object(request)
@@ -54,7 +55,7 @@ async def update_object(request: web.Request) -> web.Response:
 
 
 @_routes.post(f"/_sim/{_STORES}/{{id}}/{{op:soft-delete|hard-delete|restore}}")
-@admin_route
+@answering
 async def lifecycle_op(request: web.Request) -> web.Response:
     """POST /_sim/{res}/{id}/{op}: soft-delete, hard-delete, restore."""
     t = request.app[GRAPH_SIM].tenant
@@ -70,7 +71,7 @@ async def lifecycle_op(request: web.Request) -> web.Response:
 
 
 @_routes.post("/_sim/groups/{id}/members")
-@admin_route
+@answering
 async def add_member(request: web.Request) -> web.Response:
     """POST /_sim/groups/{id}/members {"id": memberId}."""
     body = await read_object(request)
@@ -80,7 +81,7 @@ async def add_member(request: web.Request) -> web.Response:
 
 
 @_routes.delete("/_sim/groups/{id}/members/{mid}")
-@admin_route
+@answering
 async def remove_member(request: web.Request) -> web.Response:
     """DELETE /_sim/groups/{id}/members/{mid}."""
     with found():
@@ -91,7 +92,7 @@ async def remove_member(request: web.Request) -> web.Response:
 
 
 @_routes.post("/_sim/apps")
-@admin_route
+@answering
 async def add_app(request: web.Request) -> web.Response:
     """POST /_sim/apps {"clientId", "clientSecret"?, "certificates"?: [PEM]}: register client
     credentials (a secret, certificates for client assertions, or both)."""
@@ -173,7 +174,7 @@ async def list_subs(request: web.Request) -> web.Response:
 
 
 @_routes.post("/_sim/subscriptions/{id}/lifecycle")
-@admin_route
+@answering
 async def trigger_lifecycle(request: web.Request) -> web.Response:
     """POST /_sim/subscriptions/{id}/lifecycle {"event": "reauthorizationRequired"}."""
     sim = request.app[GRAPH_SIM]

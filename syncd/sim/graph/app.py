@@ -27,10 +27,11 @@ from syncd.sim.graph.directory import register_directory_routes
 from syncd.sim.graph.faults import Counters, FaultInjector, Faults
 from syncd.sim.graph.keys import APP_ID, CLIENT_REQUEST_ID, GRAPH_SIM, REQUEST_ID, TOKEN_EXPIRY
 from syncd.sim.graph.notifications import DeliveryConfig, Notifier
-from syncd.sim.graph.odata import GraphError, answering, base_url, graph_error, segment_not_found
+from syncd.sim.graph.odata import GraphError, base_url, graph_error, segment_not_found
 from syncd.sim.graph.permissions_fault import register_permission_faults
 from syncd.sim.graph.subscriptions import SubscriptionStore, register_subscription_routes
 from syncd.sim.intune_routes import IntuneSwitches, register_intune_admin_routes, register_intune_routes
+from syncd.sim.refusal import answering
 from syncd.sim.tenant import Tenant
 
 __all__ = ["GRAPH_SIM", "GraphSim"]

@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 import jwt
 from aiohttp import web
-from aiohttp.typedefs import Handler
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from syncd.sim.graph.keys import GRAPH_SIM
 from syncd.sim.graph.odata import GraphError, base_url
+from syncd.sim.refusal import Refusal, answering
 
 if TYPE_CHECKING:
     from syncd.sim.graph.app import GraphSim
@@ -86,7 +86,7 @@ class TokenStore:
         self._tokens = {t: IssuedToken(i.client_id, i.tenant_id, 0.0) for t, i in self._tokens.items()}
 
 
-class AadError(Exception):
+class AadError(Refusal):
     """A login Entra ID refuses: the OAuth `error`, the AADSTS number and its description."""
 
     def __init__(self, status: int, error: str, code: int, description: str) -> None:
@@ -116,18 +116,6 @@ class AadError(Exception):
         resp.charset = "utf-8"
         resp.headers["x-ms-request-id"] = trace_id
         return resp
-
-
-def _login_route(handler: Handler) -> Handler:
-    """`handler` with its `AadError`s answered as AADSTS error bodies."""
-
-    async def route(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except AadError as err:
-            return err.response(request)
-
-    return route
 
 
 def _missing(param: str) -> AadError:
@@ -370,6 +358,6 @@ def check_bearer(request: web.Request, sim: GraphSim) -> IssuedToken:
 
 def register_auth_routes(app: web.Application) -> None:
     """Add the login endpoints (same listener as Graph)."""
-    app.router.add_post("/{tenant}/oauth2/v2.0/token", _login_route(token_endpoint))
-    app.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", _login_route(openid_configuration))
+    app.router.add_post("/{tenant}/oauth2/v2.0/token", answering(token_endpoint))
+    app.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", answering(openid_configuration))
     app.router.add_get("/{tenant}/discovery/v2.0/keys", jwks)

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from syncd.sim.graph.keys import CLIENT_REQUEST_ID, REQUEST_ID
+from syncd.sim.refusal import Refusal
 
 ODATA_CONTENT_TYPE = (
     "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
@@ -243,9 +243,9 @@ def graph_error(
     return resp
 
 
-class GraphError(Exception):
+class GraphError(Refusal):
     """A request Graph refuses. Handlers and the checks they call raise it; the simulator's
-    middleware answers it with `graph_error`, so no handler threads an error response back."""
+    middleware (or `syncd.sim.refusal.answering` on a bare app) answers it with `graph_error`."""
 
     def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -264,18 +264,6 @@ class QueryError(GraphError):
 
     def __init__(self, code: str, message: str, status: int = 400) -> None:
         super().__init__(status, code, message)
-
-
-def answering(handler: Handler) -> Handler:
-    """`handler` with its refusals (`GraphError`) answered as Graph errors."""
-
-    async def answer(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except GraphError as err:
-            return err.response(request)
-
-    return answer
 
 
 def segment_not_found(segment: str) -> GraphError:

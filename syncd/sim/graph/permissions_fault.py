@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from syncd.sim.admin_api import AdminError, admin_route, read_json
+from syncd.sim.admin_api import AdminError, read_json
 from syncd.sim.graph.odata import graph_error
+from syncd.sim.refusal import answering
 
 PATH_PERMISSIONS: tuple[tuple[str, frozenset[str]], ...] = (
     ("/users", frozenset({"User.Read.All"})),
@@ -97,7 +98,7 @@ async def get_permissions(request: web.Request) -> web.Response:
     return web.json_response({"denied_permissions": sorted(request.app[PERMISSION_FAULTS].denied)})
 
 
-@admin_route
+@answering
 async def put_permissions(request: web.Request) -> web.Response:
     """PUT /_sim/permissions {"denied_permissions": [...]}: replaces the denied set."""
     body = await read_json(request)
