@@ -16,7 +16,7 @@ from syncd.mirror.keyhash import key_hash
 from syncd.sim.graph.faults import Faults
 from syncd.sim.graph.notifications import DeliveryConfig
 from syncd.sim.j1.state import object_id
-from syncd.sim.runner import RunningSims, render_syncd_config, start_simulators
+from syncd.sim.runner import RunningSims, render_syncd_config, start_simulators, toml_value
 from syncd.sim.tenant import Tenant
 
 PRIVILEGED_GROUP_ID = "7f0e2f5e-0000-4000-8000-00000000ad01"
@@ -49,22 +49,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"no TOML form for {type(value).__name__}")
-
-
 def _emit_table(lines: list[str], name: str, values: dict[str, Any]) -> None:
     """One TOML table, its plain keys first, then its sub-tables (`[alerts.targets.x]`)."""
     lines.append(f"[{name}]")
-    lines.extend(f"{k} = {_toml_value(v)}" for k, v in values.items() if not isinstance(v, dict))
+    lines.extend(f"{k} = {toml_value(v)}" for k, v in values.items() if not isinstance(v, dict))
     lines.append("")
     for key, value in values.items():
         if isinstance(value, dict):

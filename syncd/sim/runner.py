@@ -175,32 +175,41 @@ async def _start_j1(
     running.j1 = state
 
 
-def _toml_str(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def toml_value(value: object) -> str:
+    """A TOML value (string, number, boolean or list of them) for the configurations written here."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML form for {type(value).__name__}")
 
 
 def render_syncd_config(running: RunningSims) -> str:
     """The syncd TOML keys that point the daemon at these simulators."""
     lines = [
         "[graph]",
-        f"tenant_id = {_toml_str(running.tenant_id)}",
-        f"client_id = {_toml_str(running.client_id)}",
-        f"client_secret = {_toml_str(running.client_secret)}",
-        f"authority_host = {_toml_str(running.authority_host)}",
-        f"base_url = {_toml_str(running.graph_url)}",
+        f"tenant_id = {toml_value(running.tenant_id)}",
+        f"client_id = {toml_value(running.client_id)}",
+        f"client_secret = {toml_value(running.client_secret)}",
+        f"authority_host = {toml_value(running.authority_host)}",
+        f"base_url = {toml_value(running.graph_url)}",
         "",
         "[j1]",
-        f"account_id = {_toml_str(running.j1_account_id)}",
-        f"api_key = {_toml_str(running.j1_api_key)}",
-        f"base_url = {_toml_str(running.j1_url or '')}",
-        f"scope = {_toml_str('syncd-microsoft-365-' + running.tenant_id)}",
+        f"account_id = {toml_value(running.j1_account_id)}",
+        f"api_key = {toml_value(running.j1_api_key)}",
+        f"base_url = {toml_value(running.j1_url or '')}",
+        f"scope = {toml_value('syncd-microsoft-365-' + running.tenant_id)}",
         "",
         "[tls]",
-        f"ca_file = {_toml_str(str(running.tls.ca_cert))}",
+        f"ca_file = {toml_value(str(running.tls.ca_cert))}",
         "",
         "[webhook]",
-        f"tls_cert = {_toml_str(str(running.tls.webhook_cert))}",
-        f"tls_key = {_toml_str(str(running.tls.webhook_key))}",
+        f"tls_cert = {toml_value(str(running.tls.webhook_cert))}",
+        f"tls_key = {toml_value(str(running.tls.webhook_key))}",
         "",
     ]
     return "\n".join(lines)

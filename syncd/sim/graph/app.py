@@ -123,9 +123,7 @@ class GraphSim:
     def set_faults(self, changes: dict[str, Any], *, replace: bool = False) -> None:
         """Apply fault settings (admin API); reseeds when `seed` is given; toggles the 410 mode."""
         if replace:
-            fresh = Faults()
-            for k, v in fresh.to_json().items():
-                setattr(self.faults, k, v)
+            self.faults.update(Faults().to_json())
         unknown = self.faults.update(changes)
         if unknown:
             raise KeyError(f"unknown fault settings: {', '.join(sorted(unknown))}")

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from email.utils import formatdate
-from typing import Any, Protocol, cast
+from typing import Any, NoReturn, Protocol, cast
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -76,7 +76,7 @@ def _state(request: web.Request) -> J1SimState:
     return request.app[J1_STATE]
 
 
-def _reject_constant(name: str) -> Any:
+def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"non-finite number {name}")
 
 
