@@ -122,8 +122,9 @@ class GraphSim:
 
     def set_faults(self, changes: dict[str, Any], *, replace: bool = False) -> None:
         """Apply fault settings (admin API); reseeds when `seed` is given; toggles the 410 mode."""
-        if replace:
-            self.faults.update(Faults().to_json())
+        if replace:  # in place: the injector and the engines hold this object
+            for name, default in Faults().to_json().items():
+                setattr(self.faults, name, default)
         unknown = self.faults.update(changes)
         if unknown:
             raise KeyError(f"unknown fault settings: {', '.join(sorted(unknown))}")
