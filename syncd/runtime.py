@@ -201,7 +201,7 @@ async def open_runtime(settings: Settings, *, mirror: Mirror | None = None) -> A
             j1,
             mirror,
             scope=settings.j1.scope,
-            strategy="documented" if settings.j1.strategy == "documented" else "auto",
+            strategy=settings.j1.strategy,
             job_timeout=settings.j1.job_timeout,
             concurrency=settings.j1.concurrency,
             partial_types=lambda: engine_ref[0].partial_types() if engine_ref else [],

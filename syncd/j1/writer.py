@@ -27,7 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 
@@ -47,9 +47,11 @@ from syncd.j1.verify import Expectation, verify_job
 from syncd.mirror import Mirror, PartitionAck, PartitionRef, PartitionState, RefusedObject
 from syncd.pausepoints import pause_point
 
+if TYPE_CHECKING:
+    from syncd.config import J1Strategy
+
 log = structlog.get_logger(__name__)
 
-Strategy = Literal["auto", "documented"]
 LAYOUT_KEY = "j1.layout"
 PENDING_LAYOUT_KEY = "j1.layout_pending"
 RETIRING_LAYOUT_KEY = "j1.layout_retiring"
@@ -153,7 +155,7 @@ class J1Writer:
         mirror: Mirror,
         *,
         scope: str,
-        strategy: Strategy = "auto",
+        strategy: J1Strategy = "auto",
         job_timeout: float = 600.0,
         concurrency: int = 16,
         partial_types: Callable[[], Sequence[str]] = lambda: (),
