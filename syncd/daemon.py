@@ -33,6 +33,7 @@ from syncd.listener import Listener, ListenerLimits
 from syncd.notified import NotifiedChanges
 from syncd.progress import Progress
 from syncd.runtime import Runtime, open_runtime
+from syncd.sources.base import FollowsEntraDevices
 from syncd.sources.catalog import mark_disabled
 from syncd.sources.intune import ORIGIN_PREFIX as INTUNE_PREFIX
 from syncd.subscriptions import SubscriptionManager
@@ -334,7 +335,7 @@ class Daemon:
         if "users" not in rt.engine.sources or self.settings.sync.sign_in_activity == "off":
             return
         try:
-            await rt.engine.run_round("users", sign_ins=True)
+            await rt.engine.poll_sign_ins()
         except Exception as exc:
             log.warning("last sign-in poll failed", error=_short(exc))
 
@@ -523,7 +524,7 @@ class Daemon:
             await self._run_full_resync()
             return
         if key == SIGN_INS:
-            report = await self.rt.engine.run_round("users", sign_ins=True)
+            report = await self.rt.engine.poll_sign_ins()
         else:
             try:
                 report = await self.rt.engine.run_round(key)
@@ -547,13 +548,12 @@ class Daemon:
         then reach the dispatcher at once), or poll managed devices when too many changed."""
         assert self.rt is not None and self.wakeups is not None
         source = self.rt.engine.sources.get(MANAGED_DEVICES)
-        refetch = getattr(source, "refetch_for_entra_devices", None)
-        if refetch is None:
+        if not isinstance(source, FollowsEntraDevices):
             return
         if kind != "delta" or len(changed) > MAX_DEVICE_REFETCH:
             self.wakeups.request(MANAGED_DEVICES)
             return
-        follow = await refetch(self.rt.engine, changed)
+        follow = await source.refetch_for_entra_devices(self.rt.engine, changed)
         if follow is not None and follow.alerts:
             self.alert_wake.set()
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from syncd.alerts.delivery import AlertTarget
     from syncd.alerts.rules import RuleSet
     from syncd.config import Settings
+    from syncd.mirror import Mirror
     from syncd.mirror.types import AlertRow, Change
     from syncd.sources.base import SourceContext
 
@@ -49,11 +50,11 @@ def change_hook_for(ctx: SourceContext) -> ChangeHook | None:
 class MirrorAlertStore:
     """The alert outbox of the mirror, in the shape the alert dispatcher reads (plain dicts)."""
 
-    def __init__(self, mirror: Any) -> None:
+    def __init__(self, mirror: Mirror) -> None:
         self.mirror = mirror
 
     async def enqueue_alerts(self, rows: list[AlertRow]) -> int:
-        return int(await self.mirror.enqueue_alerts(rows))
+        return await self.mirror.enqueue_alerts(rows)
 
     async def due_alerts(self, now: float, limit: int) -> list[dict[str, Any]]:
         return [dataclasses.asdict(row) for row in await self.mirror.due_alerts(now, limit)]

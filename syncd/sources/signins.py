@@ -48,6 +48,9 @@ def parse_stored(value: Any) -> Any:
 class SignInPoll:
     """The sign-in feature of the ``users`` origin: its mode and whether a 403 switched it off."""
 
+    origin = "users"
+    """Its polls are rounds of the users origin (`Engine.poll_sign_ins`)."""
+
     def __init__(self, mode: SignInMode = "auto") -> None:
         self.mode = mode
         self.denied = False
@@ -65,7 +68,7 @@ class SignInPoll:
         return {k: parse_stored(v) for k, v in values.items() if v is not None}
 
     async def run(self, ctx: SourceContext) -> RoundReport:
-        report = RoundReport(origin="users", kind="poll")
+        report = RoundReport(origin=self.origin, kind="poll")
         started = time.monotonic()
         if not self.enabled:
             return report
@@ -85,7 +88,7 @@ class SignInPoll:
             if user_id in stored and parse_stored(stored[user_id]) != value
         ]
         if changed:
-            round_ = await ctx.mirror.begin_round("users", full=False)
+            round_ = await ctx.mirror.begin_round(self.origin, full=False)
             try:
                 for user_id, value in changed:
                     raw = await ctx.mirror.get_raw("users", user_id)
