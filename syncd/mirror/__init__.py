@@ -3,10 +3,11 @@
 from syncd.mirror.mirror import Mirror
 from syncd.mirror.outbox import UNKNOWN_HASH, PartitionAck, PartitionSnapshot, SnapshotRow
 from syncd.mirror.partition_state import PartitionRef, PartitionState, RefusedObject
-from syncd.mirror.round import ChangeHook, RoundWriter
+from syncd.mirror.round import RoundWriter
 from syncd.mirror.types import (
     AlertRow,
     Change,
+    ChangeHook,
     CommitResult,
     MirrorError,
     QueuedAlert,

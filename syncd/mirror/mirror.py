@@ -27,9 +27,10 @@ from sqlite_utils import Database
 from syncd.mirror import keyhash
 from syncd.mirror import outbox as outbox_sql
 from syncd.mirror import partition_state as pstate
-from syncd.mirror.round import RoundWriter, StageTables, create_stage_tables, upsert_cursor
+from syncd.mirror.round import RoundWriter
 from syncd.mirror.schema import migrate
-from syncd.mirror.sql import insert_alerts, transaction
+from syncd.mirror.sql import insert_alerts, transaction, upsert_cursor
+from syncd.mirror.stage import StageTables, create_stage_tables
 from syncd.mirror.thread import SQLiteThread
 from syncd.mirror.types import AlertRow, MirrorError, QueuedAlert, StoredRow
 

@@ -25,8 +25,8 @@ from typing import Any, Literal, cast
 
 from syncd.mirror import partition_state
 from syncd.mirror.canonical import canonical_json
+from syncd.mirror.commit import ENDS_LIVE, OUTBOX_PART_SQL
 from syncd.mirror.keyhash import key_hash, relationship_hash
-from syncd.mirror.round import ENDS_LIVE, OUTBOX_PART_SQL
 from syncd.mirror.sql import json_list, transaction
 
 UNKNOWN_HASH = "!unknown"

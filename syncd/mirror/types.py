@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
 
@@ -32,6 +33,11 @@ class AlertRow(TypedDict):
     severity: str
     target: str
     payload: dict[str, Any]
+
+
+ChangeHook = Callable[[list[Change], Callable[[str], dict[str, Any] | None]], list[AlertRow]]
+"""Called in the writer thread inside the commit's transaction with the changes and a lookup of the
+current (post-commit) entity by key, e.g. a relationship's endpoints for alert rules."""
 
 
 @dataclass(frozen=True)
