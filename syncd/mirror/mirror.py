@@ -606,11 +606,6 @@ class Mirror:
         row = await self.get_entity_row(key)
         return row.data if row is not None and not row.deleted else None
 
-    async def get_relationship(self, key: str) -> dict[str, Any] | None:
-        """The relationship as stored (live or not), or None if absent or deleted."""
-        row = await self.get_relationship_row(key)
-        return row.data if row is not None and not row.deleted else None
-
     async def get_entity_row(self, key: str) -> StoredRow | None:
         """The entity row with its bookkeeping (tombstones included)."""
 

@@ -58,10 +58,6 @@ class RoundWriter:
         self._on_end = on_end
         self._buffer = StageBuffer()
 
-    @property
-    def is_open(self) -> bool:
-        return self._state == "open"
-
     def _check_open(self) -> None:
         if self._state != "open":
             raise MirrorError(f"round {self.tables.round_id} of {self.origin!r} is already {self._state}")
@@ -170,8 +166,3 @@ class RoundWriter:
         buffered = self._buffer.take()
         t = self.tables
         await self._run("staging", lambda c: flush_buffer(c, t, buffered))
-
-    def supersede(self) -> None:
-        """A new round of the same origin began: this one may no longer commit."""
-        if self._state == "open":
-            self._state = "discarded"
