@@ -119,7 +119,8 @@ def apply_round(
     change_hook: ChangeHook | None,
     collect_changes: bool,
 ) -> CommitResult:
-    """Writer thread: apply a staged round, its outbox rows, cursors and alerts in ONE transaction."""
+    """Writer thread: apply a staged round, its outbox rows, cursors and alerts in ONE transaction
+    (the steps and the sets they compute: see the module docstring)."""
     c = _Commit(conn, t, origin, full, time.time(), int(collect_changes or change_hook is not None))
     with transaction(conn):
         _create_scratch_tables(conn)
@@ -147,10 +148,10 @@ def apply_round(
 
 
 def _collect_removals(c: _Commit, table: str, removed: str, staged: str) -> None:
-    """removed := live rows of this origin owned by a deleted owner or one staged with
-    ``replace`` (its rows are exactly what it staged)
-                | (full round) live rows of this origin whose owner was neither staged nor kept
-                - staged keys (staged again: an upsert, not a removal)."""
+    """removed := (live rows of this origin whose owner was deleted, or staged with ``replace``:
+                its rows are exactly what it staged)
+               | (full rounds: live rows of this origin whose owner was neither staged nor kept)
+               - staged keys (staged again: an upsert, not a removal)."""
     c.conn.execute(
         f"INSERT OR IGNORE INTO {removed} SELECT x.key FROM {c.t.owners} o CROSS JOIN {table} x"
         " ON x.origin = ? AND x.owner = o.owner WHERE (o.deleted = 1 OR o.replace_all = 1) AND x.deleted = 0",
@@ -167,6 +168,32 @@ def _collect_removals(c: _Commit, table: str, removed: str, staged: str) -> None
     c.conn.execute(f"DELETE FROM {removed} WHERE key IN (SELECT key FROM {staged})")
 
 
+ENDPOINTS = ("from_key", "to_key")
+"""The extra columns of a relationship change row."""
+
+
+def _record_changes(
+    c: _Commit, table: str, changes: str, staged: str, removed: str, extra: tuple[str, ...] = ()
+) -> None:
+    """changes := staged rows that are new, revived or differ in content ('created' / 'updated')
+    | removed rows ('deleted'), each with its type, the old object (if collected) and ``extra``."""
+    staged_extra = "".join(f", s.{col}" for col in extra)
+    row_extra = "".join(f", x.{col}" for col in extra)
+    c.conn.execute(
+        f"INSERT INTO {changes} SELECT s.key,"
+        " CASE WHEN x.key IS NULL OR x.deleted = 1 THEN 'created' ELSE 'updated' END, s.type,"
+        f" CASE WHEN ? AND x.deleted = 0 THEN x.data END{staged_extra}"
+        f" FROM {staged} s LEFT JOIN {table} x ON x.key = s.key"
+        " WHERE x.key IS NULL OR x.deleted = 1 OR x.hash != s.hash",
+        (c.collect,),
+    )
+    c.conn.execute(
+        f"INSERT INTO {changes} SELECT x.key, 'deleted', x.type, CASE WHEN ? THEN x.data END{row_extra}"
+        f" FROM {removed} d JOIN {table} x ON x.key = d.key",
+        (c.collect,),
+    )
+
+
 def _remove(c: _Commit, table: str, keys_sql: str) -> None:
     """Delete rows J1 never had; tombstone the rest so the delete can be pushed."""
     c.conn.execute(f"DELETE FROM {table} WHERE key IN ({keys_sql}) AND pushed_hash IS NULL")
@@ -174,22 +201,10 @@ def _remove(c: _Commit, table: str, keys_sql: str) -> None:
 
 
 def _apply_entities(c: _Commit) -> None:
-    """Step 1. entity_changes := staged entities that are new, revived or differ ('created' /
-    'updated') | removed_entities ('deleted'); then upsert the staged, remove the removed."""
+    """Step 1. removed_entities (`_collect_removals`); entity_changes (`_record_changes`); then
+    upsert the staged entities and remove the removed ones."""
     _collect_removals(c, "entities", "removed_entities", c.t.entities)
-    c.conn.execute(
-        "INSERT INTO entity_changes SELECT s.key,"
-        " CASE WHEN e.key IS NULL OR e.deleted = 1 THEN 'created' ELSE 'updated' END, s.type,"
-        " CASE WHEN ? AND e.deleted = 0 THEN e.data END"
-        f" FROM {c.t.entities} s LEFT JOIN entities e ON e.key = s.key"
-        " WHERE e.key IS NULL OR e.deleted = 1 OR e.hash != s.hash",
-        (c.collect,),
-    )
-    c.conn.execute(
-        "INSERT INTO entity_changes SELECT e.key, 'deleted', e.type, CASE WHEN ? THEN e.data END"
-        " FROM removed_entities d JOIN entities e ON e.key = d.key",
-        (c.collect,),
-    )
+    _record_changes(c, "entities", "entity_changes", c.t.entities, "removed_entities")
     # Rows identical in content, origin and owner are not rewritten.
     c.conn.execute(
         "INSERT INTO entities (key, type, data, hash, origin, owner, deleted, pushed_hash, updated_at,"
@@ -208,28 +223,17 @@ def _apply_entities(c: _Commit) -> None:
 
 
 def _apply_relationships(c: _Commit) -> None:
-    """Step 2. removed_relationships := the removals of `_collect_removals` | live keys deleted by
-    key (``members@delta`` removals) - staged keys; relationship_changes as for entities; then
-    upsert the staged (with ``ends_live`` over the entities of step 1), remove the removed."""
+    """Step 2. removed_relationships := `_collect_removals` | (live keys deleted by key, e.g.
+    ``members@delta`` removals, - staged keys); relationship_changes (`_record_changes`); then
+    upsert the staged (``ends_live`` over the entities of step 1) and remove the removed."""
     _collect_removals(c, "relationships", "removed_relationships", c.t.relationships)
     c.conn.execute(
         f"INSERT OR IGNORE INTO removed_relationships SELECT r.key FROM {c.t.relationship_deletes} d"
         " CROSS JOIN relationships r ON r.key = d.key WHERE r.deleted = 0"
         f" AND r.key NOT IN (SELECT key FROM {c.t.relationships})"
     )
-    c.conn.execute(
-        "INSERT INTO relationship_changes SELECT s.key,"
-        " CASE WHEN r.key IS NULL OR r.deleted = 1 THEN 'created' ELSE 'updated' END, s.type,"
-        " CASE WHEN ? AND r.deleted = 0 THEN r.data END, s.from_key, s.to_key"
-        f" FROM {c.t.relationships} s LEFT JOIN relationships r ON r.key = s.key"
-        " WHERE r.key IS NULL OR r.deleted = 1 OR r.hash != s.hash",
-        (c.collect,),
-    )
-    c.conn.execute(
-        "INSERT INTO relationship_changes SELECT r.key, 'deleted', r.type, CASE WHEN ? THEN r.data END,"
-        " r.from_key, r.to_key"
-        " FROM removed_relationships d JOIN relationships r ON r.key = d.key",
-        (c.collect,),
+    _record_changes(
+        c, "relationships", "relationship_changes", c.t.relationships, "removed_relationships", ENDPOINTS
     )
     c.conn.execute(
         "INSERT INTO relationships (key, type, data, hash, origin, owner, from_key, to_key, deleted,"
