@@ -44,7 +44,14 @@ from syncd.j1.errors import (
 from syncd.j1.partitions import ENTITY_PART, RELATIONSHIP_PART, Layout, Partition, PartKind
 from syncd.j1.plan import PartitionPlan, PartitionPlanner
 from syncd.j1.verify import Expectation, verify_job
-from syncd.mirror import Mirror, PartitionAck, PartitionRef, PartitionState, RefusedObject
+from syncd.mirror import (
+    Mirror,
+    PartitionAck,
+    PartitionFailure,
+    PartitionRef,
+    PartitionState,
+    RefusedObject,
+)
 from syncd.pausepoints import pause_point
 
 if TYPE_CHECKING:
@@ -138,6 +145,11 @@ class Mismatch:
 
 def _ref(partition: Partition, base: str) -> PartitionRef:
     return PartitionRef(partition.scope(base), partition.kind, partition.bits, partition.bucket)
+
+
+def _attempts(state: PartitionState | None) -> int:
+    """Consecutive failures of a partition counting the one at hand."""
+    return (state.attempts if state is not None else 0) + 1
 
 
 def _backoff(attempts: int, cap: float, base: float = RETRY_BASE) -> float:
@@ -622,7 +634,7 @@ class J1Writer:
         transient: bool = False,
         bad_data: bool = False,
     ) -> None:
-        attempts = (state.attempts if state is not None else 0) + 1
+        attempts = _attempts(state)
         report.failed_partitions += 1
         if transient:
             self._unavailable_attempts += 1
@@ -636,13 +648,9 @@ class J1Writer:
         needs_diff = plan.mode == "DIFF" or bool(plan.behaviours)
         if plan.behaviours and not transient:
             await self._revoke(plan.behaviours, f"job on {ref.scope} failed: {error}")
+        retry_at = time.time() + delay
         await self.mirror.record_partition_failure(
-            ref,
-            attempts=attempts,
-            next_attempt=time.time() + delay,
-            error=error,
-            needs_diff=needs_diff,
-            uncertain=False,
+            ref, PartitionFailure(attempts, retry_at, error, needs_diff=needs_diff, uncertain=False)
         )
         log.warning(
             "j1 partition push failed; retrying with back-off",
@@ -674,15 +682,11 @@ class J1Writer:
         ]
         if plan.behaviours:
             await self._revoke(plan.behaviours, f"contradicted by job {job_id} on {ref.scope}: {problems}")
-        attempts = (state.attempts if state is not None else 0) + 1
-        delay = _backoff(attempts, PARTITION_RETRY_CAP, self.retry_base)
+        attempts = _attempts(state)
+        delay = 0 if attempts == 1 else _backoff(attempts, PARTITION_RETRY_CAP, self.retry_base)
+        error = f"verification: {'; '.join(problems)}"[:500]
         await self.mirror.record_partition_failure(
-            ref,
-            attempts=attempts,
-            next_attempt=time.time() + (0 if attempts == 1 else delay),
-            error=f"verification: {'; '.join(problems)}"[:500],
-            needs_diff=True,
-            uncertain=True,
+            ref, PartitionFailure(attempts, time.time() + delay, error, needs_diff=True, uncertain=True)
         )
         log.error(
             "j1 job finished but did not do what was sent; not acknowledged, partition re-sent by DIFF",

@@ -318,22 +318,9 @@ class Mirror:
         return await self._write("reading a J1 partition", lambda c: pstate.get(c, scope))
 
     async def record_partition_failure(
-        self,
-        part: pstate.PartitionRef,
-        *,
-        attempts: int,
-        next_attempt: float,
-        error: str,
-        needs_diff: bool,
-        uncertain: bool,
+        self, part: pstate.PartitionRef, failure: pstate.PartitionFailure
     ) -> None:
-        await self._write(
-            "recording a J1 failure",
-            lambda c: pstate.record_failure(
-                c, part, attempts=attempts, next_attempt=next_attempt, error=error, needs_diff=needs_diff,
-                uncertain=uncertain,
-            ),
-        )
+        await self._write("recording a J1 failure", lambda c: pstate.record_failure(c, part, failure))
 
     async def forget_other_partition_scopes(self, keep: Sequence[str]) -> None:
         await self._write("dropping old J1 partitions", lambda c: pstate.forget_other_scopes(c, keep))

@@ -41,6 +41,20 @@ class PartitionRef:
 
 
 @dataclass(frozen=True)
+class PartitionFailure:
+    """A failed job on a partition: its back-off, and what its next job must be."""
+
+    attempts: int
+    """Consecutive failures, this one included."""
+    next_attempt: float
+    error: str
+    needs_diff: bool
+    """The next job must be a DIFF (the failed one was, or it relied on an undocumented behaviour)."""
+    uncertain: bool
+    """J1's state of the partition is unknown (a job finished but did not do what was sent)."""
+
+
+@dataclass(frozen=True)
 class RefusedObject:
     """An object J1 refused; it is left out of uploads until its content changes."""
 
@@ -110,16 +124,7 @@ def get(conn: sqlite3.Connection, scope: str) -> PartitionState | None:
     return None if row is None else _state(row)
 
 
-def record_failure(
-    conn: sqlite3.Connection,
-    part: PartitionRef,
-    *,
-    attempts: int,
-    next_attempt: float,
-    error: str,
-    needs_diff: bool,
-    uncertain: bool,
-) -> None:
+def record_failure(conn: sqlite3.Connection, part: PartitionRef, failure: PartitionFailure) -> None:
     """A job on this partition failed: remember the back-off (and whether a DIFF must follow)."""
     with transaction(conn):
         conn.execute(
@@ -134,11 +139,11 @@ def record_failure(
                 part.kind,
                 part.bits,
                 part.bucket,
-                int(needs_diff),
-                int(uncertain),
-                attempts,
-                next_attempt,
-                error[:500],
+                int(failure.needs_diff),
+                int(failure.uncertain),
+                failure.attempts,
+                failure.next_attempt,
+                failure.error[:500],
                 time.time(),
             ),
         )
