@@ -220,31 +220,32 @@ class Mirror:
 
     async def _write(self, doing: str, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(write connection)`` on the writer thread; SQLite errors become ``MirrorError``."""
-        if self._closed:
-            raise MirrorError(f"the mirror {self.path} is closed")
-
-        def task() -> T:
-            assert self._wconn is not None
-            try:
-                return fn(self._wconn)
-            except (sqlite3.Error, OSError) as exc:
-                raise describe_error(exc, self.path, doing, self._busy_timeout) from exc
-
-        return await self._writer.run(task)
+        return await self._on(self._writer, lambda: self._wconn, doing, fn)
 
     async def _read(self, doing: str, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(read-only connection)`` on the reader thread."""
+        return await self._on(self._reader, lambda: self._rconn, doing, fn)
+
+    async def _on(
+        self,
+        thread: SQLiteThread,
+        connection: Callable[[], sqlite3.Connection | None],
+        doing: str,
+        fn: Callable[[sqlite3.Connection], T],
+    ) -> T:
+        """Run ``fn`` with the thread's connection on that thread; errors say what was being done."""
         if self._closed:
             raise MirrorError(f"the mirror {self.path} is closed")
 
         def task() -> T:
-            assert self._rconn is not None
+            conn = connection()
+            assert conn is not None
             try:
-                return fn(self._rconn)
+                return fn(conn)
             except (sqlite3.Error, OSError) as exc:
                 raise describe_error(exc, self.path, doing, self._busy_timeout) from exc
 
-        return await self._reader.run(task)
+        return await thread.run(task)
 
     async def read_with(self, doing: str, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run a read-only ``fn(connection)`` on the reader thread (status views)."""

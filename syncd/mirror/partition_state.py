@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from syncd.mirror.sql import transaction
+from syncd.mirror.sql import json_list, transaction
 
 
 @dataclass(frozen=True)
@@ -167,8 +167,6 @@ def settle(conn: sqlite3.Connection, scope: str, gen: int, *, diff: bool) -> Non
 
 def forget_other_scopes(conn: sqlite3.Connection, keep: Iterable[str]) -> None:
     """After a layout change: partition rows of scopes no longer written are dropped."""
-    from syncd.mirror.sql import json_list
-
     with transaction(conn):
         conn.execute(
             "DELETE FROM j1_partitions WHERE scope NOT IN (SELECT value FROM json_each(?))",
