@@ -98,6 +98,8 @@ def mark(
 def mark_in_transaction(
     conn: sqlite3.Connection, parts: Iterable[PartitionRef], *, needs_diff: bool, uncertain: bool
 ) -> int:
+    """`mark` inside the caller's transaction. Flags only ever go up here (a DIFF clears them,
+    `settle`), and every mark moves ``gen`` so a DIFF planned before it does not clear it."""
     now = time.time()
     rows = [(p.scope, p.kind, p.bits, p.bucket, int(needs_diff), int(uncertain), now) for p in parts]
     conn.executemany(
@@ -112,6 +114,7 @@ def mark_in_transaction(
 
 
 def states(conn: sqlite3.Connection, *, needs_diff_only: bool = False) -> list[PartitionState]:
+    """Every partition with something to remember (or only those waiting for a DIFF)."""
     where = " WHERE needs_diff = 1" if needs_diff_only else ""
     return [
         _state(r)
@@ -120,6 +123,7 @@ def states(conn: sqlite3.Connection, *, needs_diff_only: bool = False) -> list[P
 
 
 def get(conn: sqlite3.Connection, scope: str) -> PartitionState | None:
+    """One partition's state; None when there is nothing to remember about it."""
     row = conn.execute(f"SELECT {_COLUMNS} FROM j1_partitions WHERE scope = ?", (scope,)).fetchone()  # noqa: S608
     return None if row is None else _state(row)
 
@@ -187,10 +191,12 @@ def record_job(conn: sqlite3.Connection, job_id: str, scope: str, mode: str) -> 
 
 
 def forget_job(conn: sqlite3.Connection, job_id: str) -> None:
+    """The job ended (acknowledged, aborted or closed at start): inside the caller's transaction."""
     conn.execute("DELETE FROM j1_jobs WHERE job_id = ?", (job_id,))
 
 
 def jobs_in_flight(conn: sqlite3.Connection) -> list[tuple[str, str, str, float]]:
+    """(job id, scope, mode, created at) of every job recorded and not yet forgotten, oldest first."""
     return [
         (str(j), str(s), str(m), float(c))
         for j, s, m, c in conn.execute(
@@ -203,6 +209,7 @@ def jobs_in_flight(conn: sqlite3.Connection) -> list[tuple[str, str, str, float]
 
 
 def set_aside(conn: sqlite3.Connection, objects: Iterable[RefusedObject]) -> int:
+    """Remember refused objects (a later refusal of the same key replaces the earlier one)."""
     rows = [(o.kind, o.key, o.hash, o.type, o.scope, o.code, o.message[:500], o.since) for o in objects]
     with transaction(conn):
         conn.executemany(
@@ -216,6 +223,7 @@ def set_aside(conn: sqlite3.Connection, objects: Iterable[RefusedObject]) -> int
 
 
 def refused(conn: sqlite3.Connection, limit: int = 100) -> list[RefusedObject]:
+    """The oldest refusals first (`syncd status`)."""
     return [
         RefusedObject(str(k), str(key), str(h), str(t), str(s), c, str(m), float(since))
         for k, key, h, t, s, c, m, since in conn.execute(
