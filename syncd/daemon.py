@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from syncd.progress import Progress
 from syncd.runtime import Runtime, open_runtime
 from syncd.sources.base import FollowsEntraDevices
 from syncd.sources.catalog import mark_disabled
+from syncd.sources.intune import COLLECTION_BY_ORIGIN, MANAGED_DEVICES_ORIGIN
 from syncd.sources.intune import ORIGIN_PREFIX as INTUNE_PREFIX
 from syncd.subscriptions import SubscriptionManager
 from syncd.wakeup import WakeUps
@@ -47,7 +48,7 @@ FULL = "full"
 SIGN_INS = "users:sign-ins"
 """Wake-up key of the users' last sign-in poll (a round of origin "users": never overlaps its delta)."""
 NOTIFIED_ORIGINS = ("users", "groups")
-MANAGED_DEVICES = "intune:managedDevices"
+MANAGED_DEVICES = MANAGED_DEVICES_ORIGIN
 MAX_DEVICE_REFETCH = 50
 """More changed Entra devices than this in one devices round (a token reset, a bulk change): one
 managed-devices poll instead of that many single-device re-fetches."""
@@ -438,48 +439,32 @@ class Daemon:
         assert self.rt is not None
         sync = self.settings.sync
         sched = AsyncIOScheduler(timezone="UTC")
+
+        def every(
+            job_id: str,
+            seconds: float,
+            job: Callable[..., Awaitable[None]],
+            *args: str,
+            catch_up: bool = False,
+        ) -> None:
+            """An interval job that never overlaps itself and runs once for a backlog; with
+            ``catch_up`` a run missed by up to one interval (a busy loop) still happens."""
+            late = {"misfire_grace_time": max(1, int(seconds))} if catch_up else {}
+            sched.add_job(
+                job, "interval", args=list(args), seconds=seconds, id=job_id, coalesce=True, max_instances=1,
+                **late,
+            )
+
         for origin in self.rt.engine.sources:
-            interval = self._interval(origin)
-            sched.add_job(
-                self._scheduled_hint,
-                "interval",
-                args=[origin],
-                seconds=interval,
-                id=f"round:{origin}",
-                coalesce=True,
-                max_instances=1,
-                misfire_grace_time=max(1, int(interval)),
-            )
-        sched.add_job(
-            self._retry_push,
-            "interval",
-            seconds=max(sync.drain_interval, 0.5),
-            id="push",
-            coalesce=True,
-            max_instances=1,
-        )
+            every(f"round:{origin}", self._interval(origin), self._scheduled_hint, origin, catch_up=True)
+        every("push", max(sync.drain_interval, 0.5), self._retry_push)
         if "users" in self.rt.engine.sources and sync.sign_in_activity != "off":
-            sched.add_job(
-                self._sign_ins_hint,
-                "interval",
-                seconds=sync.sign_in_interval,
-                id="sign-ins",
-                coalesce=True,
-                max_instances=1,
-                misfire_grace_time=max(1, int(sync.sign_in_interval)),
-            )
+            every("sign-ins", sync.sign_in_interval, self._sign_ins_hint, catch_up=True)
         if self.subs is not None:
-            sched.add_job(self._renew, "interval", seconds=3600, id="renew", coalesce=True, max_instances=1)
+            every("renew", 3600, self._renew)
         if sync.full_resync_interval > 0:
-            sched.add_job(
-                self._full_resync,
-                "interval",
-                seconds=sync.full_resync_interval,
-                id="full",
-                coalesce=True,
-                max_instances=1,
-            )
-        sched.add_job(self._status_job, "interval", seconds=15, id="status", coalesce=True, max_instances=1)
+            every("full", sync.full_resync_interval, self._full_resync)
+        every("status", 15, self._status_job)
         sched.start()
         self.scheduler = sched
 
@@ -491,7 +476,8 @@ class Daemon:
             return sync.safety_net_interval
         if origin == "account":
             return max(sync.intune_policies_interval, sync.safety_net_interval)
-        if origin in ("intune:managedDevices", "intune:deviceCategories"):
+        collection = COLLECTION_BY_ORIGIN.get(origin)
+        if collection is not None and collection.cadence == "devices":
             return sync.intune_devices_interval
         return sync.intune_policies_interval
 

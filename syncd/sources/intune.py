@@ -33,7 +33,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 
@@ -102,7 +102,8 @@ class Collection:
     subs: tuple[SubResource, ...] = ()
     stamp: str | None = "lastModifiedDateTime"
     types: tuple[str, ...] = ()
-    cadence: str = "policies"
+    cadence: Literal["devices", "policies"] = "policies"
+    """Which `[sync] intune_*_interval` schedules its polls."""
     depends_on: tuple[str, ...] = ()
     """Collections whose committed rounds this one reads (lookups, device stamps): a concurrent
     resync runs it after them."""
