@@ -278,9 +278,10 @@ SECTIONS: dict[str, type] = {
 }
 
 
-def _expected(section_cls: type, key: str) -> Any:
+def _expected(section_cls: type, key: str) -> str:
+    """The annotation of a settings field, as written (``str | None``, ``SignInMode``...)."""
     hints = {f.name: f.type for f in fields(section_cls)}
-    return hints[key]
+    return str(hints[key])
 
 
 def _coerce(value: Any, annotation: str, where: str, problems: list[str], secret: bool) -> Any:
@@ -393,7 +394,7 @@ def load_settings(
             if key not in known:
                 problems.append(f"[{section_name}] {key}: unknown key (known: {', '.join(sorted(known))})")
         for key in known:
-            annotation = str(_expected(section_cls, key))
+            annotation = _expected(section_cls, key)
             secret = "Secret" in annotation
             where = f"[{section_name}] {key}"
             value: Any = given.get(key, ...)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from syncd.mirror.canonical import canonical_json, content_hash
 from syncd.mirror.sql import transaction
@@ -103,6 +103,8 @@ def drop_stage_tables(conn: sqlite3.Connection, t: StageTables) -> None:
 # --- staging ------------------------------------------------------------------------------------
 
 
+K = TypeVar("K", bound=Hashable)
+
 FLUSH_ROWS = 5000
 """Staged rows buffered in memory before they are written to the stage tables in one transaction."""
 
@@ -138,7 +140,7 @@ def _raw_id(obj: Mapping[str, Any]) -> str:
 
 
 def _merge_into(
-    target: dict[Any, tuple[str, dict[str, Any]]], key: Any, owner: str, obj: Mapping[str, Any]
+    target: dict[K, tuple[str, dict[str, Any]]], key: K, owner: str, obj: Mapping[str, Any]
 ) -> None:
     """Later keys update earlier ones; the latest owner wins."""
     previous = target.get(key)

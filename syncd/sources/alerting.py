@@ -7,7 +7,7 @@ are committed together with the state change, and a crash loses neither or both.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from syncd.alerts.delivery import AlertTarget
     from syncd.alerts.rules import RuleSet
+    from syncd.alerts.types import Lookup
     from syncd.config import Settings
-    from syncd.mirror import Mirror
+    from syncd.mirror import ChangeHook, Mirror
     from syncd.mirror.types import AlertRow, Change
     from syncd.sources.base import SourceContext
 
-Lookup = Callable[[str], Mapping[str, Any] | None]
-ChangeHook = Callable[[list["Change"], Lookup], list["AlertRow"]]
 
 
 @dataclass
