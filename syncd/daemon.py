@@ -29,6 +29,7 @@ from syncd import log as syncd_log
 from syncd import metrics, sdnotify
 from syncd.config import Settings, load_settings
 from syncd.health import create_health_app
+from syncd.j1.errors import J1Error
 from syncd.listener import Listener, ListenerLimits
 from syncd.notified import NotifiedChanges
 from syncd.progress import Progress
@@ -355,7 +356,8 @@ class Daemon:
 
     def _push_failed(self, exc: BaseException) -> None:
         self.state.last_push_error = _short(exc)
-        metrics.J1_ERRORS.labels(code=str(getattr(exc, "code", None) or type(exc).__name__)).inc()
+        code = exc.code if isinstance(exc, J1Error) else None
+        metrics.J1_ERRORS.labels(code=code or type(exc).__name__).inc()
         log.warning("push to J1 failed; the outbox keeps the changes", error=self.state.last_push_error)
 
     @property
