@@ -137,28 +137,35 @@ class Engine:
                 await self._failed(origin, started, exc, partial=True)
                 raise
             if report.kind == "skipped":
-                # Not an error loop: the origin is off (e.g. no Intune); its types stay partial,
-                # unless Graph has said for long enough that the tenant does not have it at all.
-                reason = report.skip_reason or "skipped"
-                self.last_success[origin] = time.time()
-                if report.absent and await self._absent_long_enough(origin):
-                    await self._remove_absent(origin)
-                    return report
-                self.partial[origin] = reason
-                await self.mirror.set_origin_flag(origin, True, reason, disabled=True)
-                return report
-            if self._absent_since.get(origin, 0.0) is not None:
-                await self.mirror.delete_value(ABSENT_KEY + origin)  # present (again)
-                self._absent_since[origin] = None
-            await pause_point("engine.committed")
-            self.partial.pop(origin, None)
-            self.last_success[origin] = time.time()
-            self.last_error.pop(origin, None)
-            await self.mirror.set_origin_flag(origin, False, None)
-            await self.mirror.record_run(origin, started, time.time(), "ok", report.as_log(), None)
-            metrics.observe_round(origin, report.kind, "ok", report.duration)
-            log.info("round", **report.as_log())
+                await self._skipped(origin, report)
+            else:
+                await self._committed(origin, started, report)
             return report
+
+    async def _skipped(self, origin: str, report: RoundReport) -> None:
+        """Not an error loop: the origin is off (e.g. no Intune); its types stay partial, unless
+        Graph has said for long enough that the tenant does not have it at all."""
+        reason = report.skip_reason or "skipped"
+        self.last_success[origin] = time.time()
+        if report.absent and await self._absent_long_enough(origin):
+            await self._remove_absent(origin)
+            return
+        self.partial[origin] = reason
+        await self.mirror.set_origin_flag(origin, True, reason, disabled=True)
+
+    async def _committed(self, origin: str, started: float, report: RoundReport) -> None:
+        """The round committed: the origin is present and whole again."""
+        if self._absent_since.get(origin, 0.0) is not None:
+            await self.mirror.delete_value(ABSENT_KEY + origin)  # present (again)
+            self._absent_since[origin] = None
+        await pause_point("engine.committed")
+        self.partial.pop(origin, None)
+        self.last_success[origin] = time.time()
+        self.last_error.pop(origin, None)
+        await self.mirror.set_origin_flag(origin, False, None)
+        await self.mirror.record_run(origin, started, time.time(), "ok", report.as_log(), None)
+        metrics.observe_round(origin, report.kind, "ok", report.duration)
+        log.info("round", **report.as_log())
 
     async def _absent_long_enough(self, origin: str) -> bool:
         """Record the first definitive "absent" answer (kept across restarts); True once it is
