@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -194,6 +194,36 @@ def _record_changes(
     )
 
 
+_STAGED_COLUMNS: dict[str, str] = {
+    "key": "s.key",
+    "type": "s.type",
+    "data": "s.data",
+    "hash": "s.hash",
+    "origin": ":origin",
+    "owner": "s.owner",
+    "deleted": "0",
+    "pushed_hash": "NULL",
+    "updated_at": ":now",
+}
+"""Column → value of an upserted row of staged row ``s`` (both tables)."""
+
+
+def _upsert_staged(
+    c: _Commit, table: str, staged: str, values: Mapping[str, str], *, on_conflict: Sequence[str]
+) -> None:
+    """Write the staged rows: new keys get ``values``; existing ones take the ``on_conflict``
+    columns (never ``pushed_hash``: what J1 holds does not change here). Rows identical in
+    content, origin and owner are not rewritten."""
+    updates = ", ".join(f"{col} = excluded.{col}" for col in on_conflict)
+    c.conn.execute(
+        f"INSERT INTO {table} ({', '.join(values)}) SELECT {', '.join(values.values())} FROM {staged} s"
+        f" WHERE NOT EXISTS (SELECT 1 FROM {table} x WHERE x.key = s.key AND x.hash = s.hash"
+        " AND x.deleted = 0 AND x.origin = :origin AND x.owner = s.owner)"
+        f" ON CONFLICT(key) DO UPDATE SET {updates}",
+        {"origin": c.origin, "now": c.now},
+    )
+
+
 def _remove(c: _Commit, table: str, keys_sql: str) -> None:
     """Delete rows J1 never had; tombstone the rest so the delete can be pushed."""
     c.conn.execute(f"DELETE FROM {table} WHERE key IN ({keys_sql}) AND pushed_hash IS NULL")
@@ -205,19 +235,12 @@ def _apply_entities(c: _Commit) -> None:
     upsert the staged entities and remove the removed ones."""
     _collect_removals(c, "entities", "removed_entities", c.t.entities)
     _record_changes(c, "entities", "entity_changes", c.t.entities, "removed_entities")
-    # Rows identical in content, origin and owner are not rewritten.
-    c.conn.execute(
-        "INSERT INTO entities (key, type, data, hash, origin, owner, deleted, pushed_hash, updated_at,"
-        " khash)"
-        f" SELECT s.key, s.type, s.data, s.hash, ?, s.owner, 0, NULL, ?, {SQL_FUNCTION}(s.key)"
-        f" FROM {c.t.entities} s"
-        " WHERE NOT EXISTS (SELECT 1 FROM entities e WHERE e.key = s.key AND e.hash = s.hash"
-        " AND e.deleted = 0 AND e.origin = ? AND e.owner = s.owner)"
-        " ON CONFLICT(key) DO UPDATE SET type = excluded.type, data = excluded.data,"
-        " hash = excluded.hash,"
-        " origin = excluded.origin, owner = excluded.owner, deleted = 0, updated_at ="
-        " excluded.updated_at",
-        (c.origin, c.now, c.origin),
+    _upsert_staged(
+        c,
+        "entities",
+        c.t.entities,
+        {**_STAGED_COLUMNS, "khash": f"{SQL_FUNCTION}(s.key)"},
+        on_conflict=("type", "data", "hash", "origin", "owner", "deleted", "updated_at"),
     )
     _remove(c, "entities", "SELECT key FROM removed_entities")
 
@@ -235,20 +258,21 @@ def _apply_relationships(c: _Commit) -> None:
     _record_changes(
         c, "relationships", "relationship_changes", c.t.relationships, "removed_relationships", ENDPOINTS
     )
-    c.conn.execute(
-        "INSERT INTO relationships (key, type, data, hash, origin, owner, from_key, to_key, deleted,"
-        " ends_live, pushed_hash, updated_at, khash)"
-        " SELECT s.key, s.type, s.data, s.hash, ?, s.owner, s.from_key, s.to_key, 0,"
-        f" {ends_live_sql('s')}, NULL, ?, {relationship_khash_sql('s.')}"
-        f" FROM {c.t.relationships} s"
-        " WHERE NOT EXISTS (SELECT 1 FROM relationships r WHERE r.key = s.key AND r.hash = s.hash"
-        " AND r.deleted = 0 AND r.origin = ? AND r.owner = s.owner)"
-        " ON CONFLICT(key) DO UPDATE SET type = excluded.type, data = excluded.data,"
-        " hash = excluded.hash,"
-        " origin = excluded.origin, owner = excluded.owner, from_key = excluded.from_key,"
-        " to_key = excluded.to_key, deleted = 0, ends_live = excluded.ends_live,"
-        " updated_at = excluded.updated_at, khash = excluded.khash",
-        (c.origin, c.now, c.origin),
+    _upsert_staged(
+        c,
+        "relationships",
+        c.t.relationships,
+        {
+            **_STAGED_COLUMNS,
+            "from_key": "s.from_key",
+            "to_key": "s.to_key",
+            "ends_live": ends_live_sql("s"),
+            "khash": relationship_khash_sql("s."),
+        },
+        on_conflict=(
+            "type", "data", "hash", "origin", "owner", "from_key", "to_key", "deleted", "ends_live",
+            "updated_at", "khash",
+        ),
     )
     _remove(c, "relationships", "SELECT key FROM removed_relationships")
 
