@@ -35,7 +35,7 @@ from typing import Any, Literal, cast
 from syncd.mirror.keyhash import SQL_FUNCTION, relationship_khash_sql
 from syncd.mirror.sql import insert_alerts, transaction, upsert_cursor
 from syncd.mirror.stage import StageTables
-from syncd.mirror.types import Change, ChangeHook, CommitResult
+from syncd.mirror.types import CHANGE_COUNTS, Change, ChangeHook, CommitResult
 from syncd.pausepoints import pause_point_blocking
 
 # --- predicates over one row (also used by the outbox acks) -------------------------------------
@@ -390,11 +390,7 @@ def _apply_raw(c: _Commit) -> tuple[int, int]:
 
 def _change_counts(conn: sqlite3.Connection) -> dict[str, int]:
     """``<entities|relationships>_<op>`` → rows, every key present."""
-    counts = {
-        f"{kind}_{op}": 0
-        for kind in ("entities", "relationships")
-        for op in ("created", "updated", "deleted")
-    }
+    counts = dict.fromkeys(CHANGE_COUNTS, 0)
     for kind, scratch in (("entities", "entity_changes"), ("relationships", "relationship_changes")):
         for op, n in conn.execute(f"SELECT op, count(*) FROM {scratch} GROUP BY op"):
             counts[f"{kind}_{op}"] = int(n)

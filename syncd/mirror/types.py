@@ -56,6 +56,12 @@ class QueuedAlert:
     next_attempt: float
 
 
+CHANGE_COUNTS: tuple[str, ...] = tuple(
+    f"{kind}_{op}" for kind in ("entities", "relationships") for op in ("created", "updated", "deleted")
+)
+"""The keys of `CommitResult.counts` that count changed rows (every commit sets all of them)."""
+
+
 @dataclass
 class CommitResult:
     """What a round's commit changed: the changes (if collected), counts per op, outbox rows added."""

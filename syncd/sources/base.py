@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from syncd.mirror.types import CHANGE_COUNTS
+
 if TYPE_CHECKING:
     from syncd.engine import Engine
     from syncd.graph.client import GraphClient
@@ -52,11 +54,7 @@ class RoundReport:
 
     def count_changes(self, counts: dict[str, int]) -> None:
         """Changes from a commit's counts (commits do not keep Change objects: memory)."""
-        self.changes = sum(
-            counts.get(f"{kind}_{op}", 0)
-            for kind in ("entities", "relationships")
-            for op in ("created", "updated", "deleted")
-        )
+        self.changes = sum(counts.get(key, 0) for key in CHANGE_COUNTS)
 
     def as_log(self) -> dict[str, Any]:
         return {
