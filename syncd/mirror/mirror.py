@@ -276,7 +276,7 @@ class Mirror:
         previous = self._rounds.get(origin)
         if previous is not None:
             await previous.discard()
-        tables = StageTables(self._next_round)
+        tables = StageTables.of_round(self._next_round)
         self._next_round += 1
         await self._write("starting a round", lambda c: create_stage_tables(c, tables))
         round_writer = RoundWriter(self._write, tables, origin, full, self._round_ended)

@@ -22,37 +22,21 @@ from syncd.mirror.sql import transaction
 
 @dataclass(frozen=True)
 class StageTables:
-    """The names of one round's stage tables (dropped when the round ends or at the next open)."""
+    """The names of one round's stage tables, ``stage_<round id>_<what>`` (dropped when the round
+    ends, or at the next open)."""
 
     round_id: int
+    entities: str
+    relationships: str
+    owners: str
+    raw: str
+    raw_deletes: str
+    relationship_deletes: str
 
-    @property
-    def prefix(self) -> str:
-        return f"stage_{self.round_id}_"
-
-    @property
-    def entities(self) -> str:
-        return f"stage_{self.round_id}_entity"
-
-    @property
-    def relationships(self) -> str:
-        return f"stage_{self.round_id}_rel"
-
-    @property
-    def owners(self) -> str:
-        return f"stage_{self.round_id}_owner"
-
-    @property
-    def raw(self) -> str:
-        return f"stage_{self.round_id}_raw"
-
-    @property
-    def raw_deletes(self) -> str:
-        return f"stage_{self.round_id}_rawdel"
-
-    @property
-    def relationship_deletes(self) -> str:
-        return f"stage_{self.round_id}_reldel"
+    @classmethod
+    def of_round(cls, round_id: int) -> StageTables:
+        names = [f"stage_{round_id}_{what}" for what in ("entity", "rel", "owner", "raw", "rawdel", "reldel")]
+        return cls(round_id, *names)
 
     def all(self) -> list[str]:
         return [
