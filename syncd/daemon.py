@@ -29,11 +29,13 @@ from syncd import log as syncd_log
 from syncd import metrics, sdnotify
 from syncd.config import Settings, load_settings
 from syncd.health import create_health_app
+from syncd.j1.capabilities import KV_KEY
 from syncd.j1.errors import J1Error
 from syncd.listener import Listener, ListenerLimits
 from syncd.notified import NotifiedChanges
 from syncd.progress import Progress
-from syncd.runtime import Runtime, open_runtime
+from syncd.runtime import Runtime, open_runtime, probe_account
+from syncd.sources.alerting import MirrorAlertStore
 from syncd.sources.base import FollowsEntraDevices
 from syncd.sources.catalog import mark_disabled
 from syncd.sources.intune import COLLECTION_BY_ORIGIN, MANAGED_DEVICES_ORIGIN
@@ -249,7 +251,6 @@ class Daemon:
         if pipeline is None or not pipeline.targets:
             return
         from syncd.alerts.delivery import AlertDispatcher
-        from syncd.sources.alerting import MirrorAlertStore
 
         dispatcher = AlertDispatcher(MirrorAlertStore(rt.mirror), pipeline.targets, rt.session)
         self._alert_task = asyncio.create_task(dispatcher.run_forever(self.alert_wake), name="alerts")
@@ -265,9 +266,6 @@ class Daemon:
                     "closed J1 jobs left open by a crash; their partitions are re-sent by DIFF", jobs=left
                 )
             if self.settings.j1.strategy == "auto" and not writer.capabilities.probed:
-                from syncd.j1.capabilities import KV_KEY
-                from syncd.runtime import probe_account
-
                 capabilities = await probe_account(self.settings, rt.j1)
                 await rt.mirror.set_value(KV_KEY, capabilities.to_json())
                 await writer.reload_capabilities()

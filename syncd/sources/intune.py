@@ -45,6 +45,7 @@ from syncd.mirror import RoundWriter
 from syncd.model import schema as m
 from syncd.model.convert import intune as conv
 from syncd.model.convert.common import SCRIPT_CONTENT_FIELDS
+from syncd.sources.alerting import change_hook_for
 from syncd.sources.base import RoundReport, Source, SourceContext
 from syncd.sources.intune_bulk import INSTALL_REPORT, BulkReports
 
@@ -477,8 +478,6 @@ class IntuneCollectionSource:
         except BaseException:
             await round_.discard()
             raise
-        from syncd.sources.alerting import change_hook_for
-
         result = await round_.commit(
             cursors={f"poll:{self.origin}": str(time.time())},
             change_hook=None if baseline else change_hook_for(ctx),
@@ -615,8 +614,6 @@ class IntuneCollectionSource:
         except BaseException:
             await round_.discard()
             raise
-        from syncd.sources.alerting import change_hook_for
-
         result = await round_.commit(change_hook=change_hook_for(ctx), collect_changes=False)
         for obj in objects:
             self._remember(obj, self._hash(obj))
