@@ -50,16 +50,20 @@ def ends_live_sql(row: str) -> str:
     )
 
 
+def differs_from_j1_sql(row: str) -> str:
+    """SQL: row ``row`` differs from what J1 holds (J1 lacks it or has another version, or J1
+    has it and it is deleted here)."""
+    return (
+        f"(({row}.deleted = 0 AND {row}.hash IS NOT {row}.pushed_hash)"
+        f" OR ({row}.deleted = 1 AND {row}.pushed_hash IS NOT NULL))"
+    )
+
+
 ENDS_LIVE = ends_live_sql("relationships")
 """`ends_live_sql` of the row an ``UPDATE relationships`` statement is at."""
-ENTITY_NEEDS_PUSH = (
-    "((e.deleted = 0 AND e.hash IS NOT e.pushed_hash) OR (e.deleted = 1 AND e.pushed_hash IS NOT NULL))"
-)
-"""Entity row ``e`` differs from what J1 holds (J1 lacks it, has another version, or should not have it)."""
-REL_NEEDS_PUSH = (
-    "r.ends_live = 1 AND ((r.deleted = 0 AND r.hash IS NOT r.pushed_hash)"
-    " OR (r.deleted = 1 AND r.pushed_hash IS NOT NULL))"
-)
+ENTITY_NEEDS_PUSH = differs_from_j1_sql("e")
+"""Entity row ``e`` needs a J1 write."""
+REL_NEEDS_PUSH = f"r.ends_live = 1 AND {differs_from_j1_sql('r')}"
 """Relationship row ``r`` needs a J1 write: both ends exist and J1's copy differs from ours."""
 OUTBOX_PART_SQL = "CASE WHEN r.to_key IS NULL THEN 'e' ELSE 'r' END"
 """The J1 partition kind of relationship row ``r``: a mapped one lives with its source entity."""
