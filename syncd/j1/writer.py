@@ -26,7 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 
@@ -43,13 +43,22 @@ from syncd.j1.errors import (
 from syncd.j1.partitions import ENTITY_PART, RELATIONSHIP_PART, Layout, Partition, PartKind
 from syncd.j1.plan import PartitionPlan, PartitionPlanner
 from syncd.j1.verify import Expectation, verify_job
-from syncd.mirror import Mirror, PartitionAck, PartitionRef, PartitionState, RefusedObject
+from syncd.mirror import (
+    Mirror,
+    PartitionAck,
+    PartitionFailure,
+    PartitionRef,
+    PartitionState,
+    RefusedObject,
+)
 from syncd.pausepoints import pause_point
 from syncd.retry import backoff
 
+if TYPE_CHECKING:
+    from syncd.config import J1Strategy
+
 log = structlog.get_logger(__name__)
 
-Strategy = Literal["auto", "documented"]
 LAYOUT_KEY = "j1.layout"
 PENDING_LAYOUT_KEY = "j1.layout_pending"
 RETIRING_LAYOUT_KEY = "j1.layout_retiring"
@@ -138,6 +147,11 @@ def _ref(partition: Partition, base: str) -> PartitionRef:
     return PartitionRef(partition.scope(base), partition.kind, partition.bits, partition.bucket)
 
 
+def _attempts(state: PartitionState | None) -> int:
+    """Consecutive failures of a partition counting the one at hand."""
+    return (state.attempts if state is not None else 0) + 1
+
+
 class J1Writer:
     """Pushes the mirror to J1; the caller serialises pushes (one push at a time)."""
 
@@ -147,7 +161,7 @@ class J1Writer:
         mirror: Mirror,
         *,
         scope: str,
-        strategy: Strategy = "auto",
+        strategy: J1Strategy = "auto",
         job_timeout: float = 600.0,
         concurrency: int = 16,
         partial_types: Callable[[], Sequence[str]] = lambda: (),
@@ -614,7 +628,7 @@ class J1Writer:
         transient: bool = False,
         bad_data: bool = False,
     ) -> None:
-        attempts = (state.attempts if state is not None else 0) + 1
+        attempts = _attempts(state)
         report.failed_partitions += 1
         if transient:
             self._unavailable_attempts += 1
@@ -628,13 +642,9 @@ class J1Writer:
         needs_diff = plan.mode == "DIFF" or bool(plan.behaviours)
         if plan.behaviours and not transient:
             await self._revoke(plan.behaviours, f"job on {ref.scope} failed: {error}")
+        retry_at = time.time() + delay
         await self.mirror.record_partition_failure(
-            ref,
-            attempts=attempts,
-            next_attempt=time.time() + delay,
-            error=error,
-            needs_diff=needs_diff,
-            uncertain=False,
+            ref, PartitionFailure(attempts, retry_at, error, needs_diff=needs_diff, uncertain=False)
         )
         log.warning(
             "j1 partition push failed; retrying with back-off",
@@ -666,15 +676,11 @@ class J1Writer:
         ]
         if plan.behaviours:
             await self._revoke(plan.behaviours, f"contradicted by job {job_id} on {ref.scope}: {problems}")
-        attempts = (state.attempts if state is not None else 0) + 1
-        delay = backoff(attempts, base=self.retry_base, cap=PARTITION_RETRY_CAP)
+        attempts = _attempts(state)
+        delay = 0 if attempts == 1 else backoff(attempts, base=self.retry_base, cap=PARTITION_RETRY_CAP)
+        error = f"verification: {'; '.join(problems)}"[:500]
         await self.mirror.record_partition_failure(
-            ref,
-            attempts=attempts,
-            next_attempt=time.time() + (0 if attempts == 1 else delay),
-            error=f"verification: {'; '.join(problems)}"[:500],
-            needs_diff=True,
-            uncertain=True,
+            ref, PartitionFailure(attempts, time.time() + delay, error, needs_diff=True, uncertain=True)
         )
         log.error(
             "j1 job finished but did not do what was sent; not acknowledged, partition re-sent by DIFF",
