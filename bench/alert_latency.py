@@ -43,7 +43,7 @@ from bench.kit.daemon import start_daemon
 from bench.kit.sim_admin import SimAdmin, sim_admin
 from bench.kit.stats import describe, percentiles
 from bench.kit.tenants import intune_of
-from syncd.alerts.delivery import ALERT_ID_HEADER
+from syncd.alerts.targets import ALERT_ID_HEADER
 from syncd.config import SyncSettings
 from syncd.sim.alert_receiver import AlertReceiver
 from syncd.sim.generator import generate_tenant

@@ -11,22 +11,16 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast, get_args
 from urllib.parse import urlsplit
 
+from syncd.graph.clouds import CLOUDS
 from syncd.model.schema import ALL_SOURCES
 from syncd.pausepoints import ENV_MARKER, ENV_POINT
 from syncd.tenant import default_scope, is_guid
 
 NOT_SETTINGS = frozenset({"SYNCD_CONFIG", ENV_POINT, ENV_MARKER})
 """`SYNCD_*` variables that are not `SYNCD_<SECTION>_<KEY>` overrides."""
-
-CLOUDS: dict[str, tuple[str, str]] = {
-    "global": ("https://login.microsoftonline.com", "https://graph.microsoft.com"),
-    "usgov": ("https://login.microsoftonline.us", "https://graph.microsoft.us"),
-    "usgov-dod": ("https://login.microsoftonline.us", "https://dod-graph.microsoft.us"),
-    "china": ("https://login.chinacloudapi.cn", "https://microsoftgraph.chinacloudapi.cn"),
-}
 
 CREDENTIAL_FILES: dict[tuple[str, str], str] = {
     ("graph", "client_secret"): "client_secret",
@@ -35,6 +29,21 @@ CREDENTIAL_FILES: dict[tuple[str, str], str] = {
     ("webhook", "client_state"): "client_state",
 }
 """Which `$CREDENTIALS_DIRECTORY` file (systemd `LoadCredential=`) may hold which secret."""
+
+J1Strategy = Literal["auto", "documented"]
+IncrementalMode = Literal["", "patch", "diff"]
+SignInMode = Literal["auto", "on", "off"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LogFormat = Literal["auto", "json", "console"]
+CHOICES: dict[str, tuple[str, ...]] = {
+    "J1Strategy": get_args(J1Strategy),
+    "IncrementalMode": get_args(IncrementalMode),
+    "SignInMode": get_args(SignInMode),
+    "LogLevel": get_args(LogLevel),
+    "LogFormat": get_args(LogFormat),
+}
+"""The modes a setting may take, by the name of its annotation: read as a string at load, checked
+once in `_finish` (the settings hold only these values afterwards)."""
 
 
 class Secret:
@@ -95,14 +104,14 @@ class J1Settings:
     """Base name of syncd's J1 scopes (each partition is ``<scope>-e<n>-<i>`` / ``-r<n>-<i>``)."""
     account_name: str = ""
     tag_with_account_name: bool = False
-    strategy: str = "auto"
+    strategy: J1Strategy = "auto"
     """``auto``: documented writes, plus the faster ones the probe proved on this account;
     ``documented``: never rely on undocumented J1 behaviour."""
     concurrency: int = 16
     """J1 jobs in flight at once (different partitions)."""
     probe_wait: float = 30.0
     """How long the capability probe waits for J1QL to show a job's effect (J1QL may lag)."""
-    incremental_mode: str = ""
+    incremental_mode: IncrementalMode = ""
     """Deprecated (before partitions): ``diff`` now means ``strategy = "documented"``."""
     map_users_to_persons: bool = True
     person_match_keys: list[str] = field(default_factory=lambda: ["email"])
@@ -165,7 +174,7 @@ class SyncSettings:
     intune_full_pass_every: int = 6
     intune_concurrency: int = 4
     intune_requests_per_20s: int = 800
-    sign_in_activity: str = "auto"
+    sign_in_activity: SignInMode = "auto"
     """Users' last sign-in (``lastSignInOn``): "auto" (collected when the app has AuditLog.Read.All
     and the tenant Entra ID P1/P2; off after the first 403), "on" (a 403 fails the poll), "off"."""
     sign_in_interval: float = 3600.0
@@ -196,8 +205,8 @@ class AlertsSettings:
 
 @dataclass
 class LogSettings:
-    level: str = "INFO"
-    format: str = "auto"
+    level: LogLevel = "INFO"
+    format: LogFormat = "auto"
 
 
 @dataclass
@@ -263,9 +272,10 @@ SECTIONS: dict[str, type] = {
 }
 
 
-def _expected(section_cls: type, key: str) -> Any:
+def _expected(section_cls: type, key: str) -> str:
+    """The annotation of a settings field, as written (``str | None``, ``SignInMode``...)."""
     hints = {f.name: f.type for f in fields(section_cls)}
-    return hints[key]
+    return str(hints[key])
 
 
 def _coerce(value: Any, annotation: str, where: str, problems: list[str], secret: bool) -> Any:
@@ -283,7 +293,7 @@ def _coerce(value: Any, annotation: str, where: str, problems: list[str], secret
             return Secret(value.strip())
         problems.append(f"{where}: must be a string")
         return None
-    if base == "str":
+    if base == "str" or base in CHOICES:
         if isinstance(value, str):
             return value
         problems.append(f"{where}: expected a string, got {shown}")
@@ -334,6 +344,12 @@ def _check_url(value: str, where: str, problems: list[str], *, https: bool = Fal
         problems.append(f"{where}: must use https:// (plain http only to a loopback host) ({value!r})")
 
 
+def _check_choice(where: str, value: str, allowed: tuple[str, ...], problems: list[str]) -> None:
+    """A mode setting holds one of the values of its `Literal` type."""
+    if value not in allowed:
+        problems.append(f"{where}: one of {', '.join(allowed)} (got {value!r})")
+
+
 def _check_listen(value: str, where: str, problems: list[str]) -> None:
     host, _, port = value.rpartition(":")
     if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -372,7 +388,7 @@ def load_settings(
             if key not in known:
                 problems.append(f"[{section_name}] {key}: unknown key (known: {', '.join(sorted(known))})")
         for key in known:
-            annotation = str(_expected(section_cls, key))
+            annotation = _expected(section_cls, key)
             secret = "Secret" in annotation
             where = f"[{section_name}] {key}"
             value: Any = given.get(key, ...)
@@ -413,9 +429,9 @@ def _finish(s: Settings, env: Mapping[str, str], problems: list[str], require_cr
     if g.cloud not in CLOUDS:
         problems.append(f"[graph] cloud: must be one of {', '.join(CLOUDS)} (got {g.cloud!r})")
     else:
-        authority, base = CLOUDS[g.cloud]
-        g.authority_host = (g.authority_host or authority).rstrip("/")
-        g.base_url = (g.base_url or base).rstrip("/")
+        cloud = CLOUDS[g.cloud]
+        g.authority_host = (g.authority_host or cloud.authority_host).rstrip("/")
+        g.base_url = (g.base_url or cloud.graph_base_url).rstrip("/")
     _check_url(g.authority_host, "[graph] authority_host", problems, https=True)
     _check_url(g.base_url, "[graph] base_url", problems, https=True)
     if require_credentials:
@@ -438,12 +454,11 @@ def _finish(s: Settings, env: Mapping[str, str], problems: list[str], require_cr
     if bool(g.client_certificate) != bool(g.client_certificate_key):
         problems.append("[graph] client_certificate and client_certificate_key go together")
     _check_url(s.j1.base_url, "[j1] base_url", problems, https=True)
-    if s.j1.incremental_mode not in ("", "patch", "diff"):
+    if s.j1.incremental_mode not in get_args(IncrementalMode):
         problems.append(f"[j1] incremental_mode: must be 'patch' or 'diff' (got {s.j1.incremental_mode!r})")
     elif s.j1.incremental_mode == "diff":
         s.j1.strategy = "documented"
-    if s.j1.strategy not in ("auto", "documented"):
-        problems.append(f"[j1] strategy: one of auto, documented (got {s.j1.strategy!r})")
+    _check_choice("[j1] strategy", s.j1.strategy, get_args(J1Strategy), problems)
     if s.j1.concurrency < 1:
         problems.append("[j1] concurrency: at least 1")
     if s.j1.graphql_url:
@@ -486,19 +501,16 @@ def _finish(s: Settings, env: Mapping[str, str], problems: list[str], require_cr
         )
     if s.sync.debounce > 60:
         problems.append("[sync] debounce: at most 60 seconds")
-    if s.sync.sign_in_activity not in ("auto", "on", "off"):
-        problems.append(
-            f"[sync] sign_in_activity: one of auto, on, off (got {s.sync.sign_in_activity!r})"
-        )
+    _check_choice("[sync] sign_in_activity", s.sync.sign_in_activity, get_args(SignInMode), problems)
     if s.sync.sign_in_interval <= 0:
         problems.append("[sync] sign_in_interval: must be positive")
-    if s.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        problems.append(f"[log] level: one of DEBUG, INFO, WARNING, ERROR (got {s.log.level!r})")
-    s.log.level = s.log.level.upper()
-    if s.log.format not in ("auto", "json", "console"):
-        problems.append(f"[log] format: one of auto, json, console (got {s.log.format!r})")
+    level = s.log.level.upper()
+    if level not in get_args(LogLevel):
+        problems.append(f"[log] level: one of {', '.join(get_args(LogLevel))} (got {s.log.level!r})")
+    s.log.level = cast(LogLevel, level)
+    _check_choice("[log] format", s.log.format, get_args(LogFormat), problems)
     if s.alerts.targets:
-        from syncd.alerts.delivery import TargetError, targets_from_config
+        from syncd.alerts.targets import TargetError, targets_from_config
 
         try:
             targets_from_config(s.alerts.targets)

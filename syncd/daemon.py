@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,11 +29,16 @@ from syncd import log as syncd_log
 from syncd import metrics, sdnotify
 from syncd.config import Settings, load_settings
 from syncd.health import create_health_app
+from syncd.j1.capabilities import KV_KEY
+from syncd.j1.errors import J1Error
 from syncd.listener import Listener, ListenerLimits
 from syncd.notified import NotifiedChanges
 from syncd.progress import Progress
-from syncd.runtime import Runtime, open_runtime
+from syncd.runtime import Runtime, open_runtime, probe_account
+from syncd.sources.alerting import MirrorAlertStore
+from syncd.sources.base import FollowsEntraDevices
 from syncd.sources.catalog import mark_disabled
+from syncd.sources.intune import COLLECTION_BY_ORIGIN, MANAGED_DEVICES_ORIGIN
 from syncd.sources.intune import ORIGIN_PREFIX as INTUNE_PREFIX
 from syncd.subscriptions import SubscriptionManager
 from syncd.wakeup import WakeUps
@@ -46,7 +51,7 @@ FULL = "full"
 SIGN_INS = "users:sign-ins"
 """Wake-up key of the users' last sign-in poll (a round of origin "users": never overlaps its delta)."""
 NOTIFIED_ORIGINS = ("users", "groups")
-MANAGED_DEVICES = "intune:managedDevices"
+MANAGED_DEVICES = MANAGED_DEVICES_ORIGIN
 MAX_DEVICE_REFETCH = 50
 """More changed Entra devices than this in one devices round (a token reset, a bulk change): one
 managed-devices poll instead of that many single-device re-fetches."""
@@ -246,7 +251,6 @@ class Daemon:
         if pipeline is None or not pipeline.targets:
             return
         from syncd.alerts.delivery import AlertDispatcher
-        from syncd.sources.alerting import MirrorAlertStore
 
         dispatcher = AlertDispatcher(MirrorAlertStore(rt.mirror), pipeline.targets, rt.session)
         self._alert_task = asyncio.create_task(dispatcher.run_forever(self.alert_wake), name="alerts")
@@ -262,9 +266,6 @@ class Daemon:
                     "closed J1 jobs left open by a crash; their partitions are re-sent by DIFF", jobs=left
                 )
             if self.settings.j1.strategy == "auto" and not writer.capabilities.probed:
-                from syncd.j1.capabilities import KV_KEY
-                from syncd.runtime import probe_account
-
                 capabilities = await probe_account(self.settings, rt.j1)
                 await rt.mirror.set_value(KV_KEY, capabilities.to_json())
                 await writer.reload_capabilities()
@@ -334,7 +335,7 @@ class Daemon:
         if "users" not in rt.engine.sources or self.settings.sync.sign_in_activity == "off":
             return
         try:
-            await rt.engine.run_round("users", sign_ins=True)
+            await rt.engine.poll_sign_ins()
         except Exception as exc:
             log.warning("last sign-in poll failed", error=_short(exc))
 
@@ -353,7 +354,8 @@ class Daemon:
 
     def _push_failed(self, exc: BaseException) -> None:
         self.state.last_push_error = _short(exc)
-        metrics.J1_ERRORS.labels(code=str(getattr(exc, "code", None) or type(exc).__name__)).inc()
+        code = exc.code if isinstance(exc, J1Error) else None
+        metrics.J1_ERRORS.labels(code=code or type(exc).__name__).inc()
         log.warning("push to J1 failed; the outbox keeps the changes", error=self.state.last_push_error)
 
     @property
@@ -437,48 +439,32 @@ class Daemon:
         assert self.rt is not None
         sync = self.settings.sync
         sched = AsyncIOScheduler(timezone="UTC")
+
+        def every(
+            job_id: str,
+            seconds: float,
+            job: Callable[..., Awaitable[None]],
+            *args: str,
+            catch_up: bool = False,
+        ) -> None:
+            """An interval job that never overlaps itself and runs once for a backlog; with
+            ``catch_up`` a run missed by up to one interval (a busy loop) still happens."""
+            late = {"misfire_grace_time": max(1, int(seconds))} if catch_up else {}
+            sched.add_job(
+                job, "interval", args=list(args), seconds=seconds, id=job_id, coalesce=True, max_instances=1,
+                **late,
+            )
+
         for origin in self.rt.engine.sources:
-            interval = self._interval(origin)
-            sched.add_job(
-                self._scheduled_hint,
-                "interval",
-                args=[origin],
-                seconds=interval,
-                id=f"round:{origin}",
-                coalesce=True,
-                max_instances=1,
-                misfire_grace_time=max(1, int(interval)),
-            )
-        sched.add_job(
-            self._retry_push,
-            "interval",
-            seconds=max(sync.drain_interval, 0.5),
-            id="push",
-            coalesce=True,
-            max_instances=1,
-        )
+            every(f"round:{origin}", self._interval(origin), self._scheduled_hint, origin, catch_up=True)
+        every("push", max(sync.drain_interval, 0.5), self._retry_push)
         if "users" in self.rt.engine.sources and sync.sign_in_activity != "off":
-            sched.add_job(
-                self._sign_ins_hint,
-                "interval",
-                seconds=sync.sign_in_interval,
-                id="sign-ins",
-                coalesce=True,
-                max_instances=1,
-                misfire_grace_time=max(1, int(sync.sign_in_interval)),
-            )
+            every("sign-ins", sync.sign_in_interval, self._sign_ins_hint, catch_up=True)
         if self.subs is not None:
-            sched.add_job(self._renew, "interval", seconds=3600, id="renew", coalesce=True, max_instances=1)
+            every("renew", 3600, self._renew)
         if sync.full_resync_interval > 0:
-            sched.add_job(
-                self._full_resync,
-                "interval",
-                seconds=sync.full_resync_interval,
-                id="full",
-                coalesce=True,
-                max_instances=1,
-            )
-        sched.add_job(self._status_job, "interval", seconds=15, id="status", coalesce=True, max_instances=1)
+            every("full", sync.full_resync_interval, self._full_resync)
+        every("status", 15, self._status_job)
         sched.start()
         self.scheduler = sched
 
@@ -490,7 +476,8 @@ class Daemon:
             return sync.safety_net_interval
         if origin == "account":
             return max(sync.intune_policies_interval, sync.safety_net_interval)
-        if origin in ("intune:managedDevices", "intune:deviceCategories"):
+        collection = COLLECTION_BY_ORIGIN.get(origin)
+        if collection is not None and collection.cadence == "devices":
             return sync.intune_devices_interval
         return sync.intune_policies_interval
 
@@ -523,7 +510,7 @@ class Daemon:
             await self._run_full_resync()
             return
         if key == SIGN_INS:
-            report = await self.rt.engine.run_round("users", sign_ins=True)
+            report = await self.rt.engine.poll_sign_ins()
         else:
             try:
                 report = await self.rt.engine.run_round(key)
@@ -547,13 +534,12 @@ class Daemon:
         then reach the dispatcher at once), or poll managed devices when too many changed."""
         assert self.rt is not None and self.wakeups is not None
         source = self.rt.engine.sources.get(MANAGED_DEVICES)
-        refetch = getattr(source, "refetch_for_entra_devices", None)
-        if refetch is None:
+        if not isinstance(source, FollowsEntraDevices):
             return
         if kind != "delta" or len(changed) > MAX_DEVICE_REFETCH:
             self.wakeups.request(MANAGED_DEVICES)
             return
-        follow = await refetch(self.rt.engine, changed)
+        follow = await source.refetch_for_entra_devices(self.rt.engine, changed)
         if follow is not None and follow.alerts:
             self.alert_wake.set()
 

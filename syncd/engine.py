@@ -15,16 +15,19 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 import structlog
 
 from syncd import metrics
+from syncd.aio import gather_or_cancel
 from syncd.j1.writer import J1Writer, PushReport
 from syncd.mirror import Mirror, MirrorError
 from syncd.model.schema import relationship_types_touching
 from syncd.pausepoints import pause_point
-from syncd.sources.base import RoundReport, SourceContext
+from syncd.sources.base import RoundReport, RoundWork, Source, SourceContext
+from syncd.sources.signins import SignInPoll
+
+__all__ = ["Engine", "ResyncReport", "RoundsReport", "Source"]
 
 log = structlog.get_logger(__name__)
 
@@ -34,12 +37,6 @@ have (no Intune), before removing it; `syncd resync` removes it at once (grace 0
 ABSENT_KEY = "absent_since:"
 """Mirror kv prefix: when Graph first said the origin's data does not exist in this tenant."""
 ABSENT_REMOVED = "the tenant has none (Graph: not applicable to target tenant); its data was removed from J1"
-
-
-class Source(Protocol):
-    origin: str
-
-    async def run(self, ctx: SourceContext, *, force_full: bool = False, **options: Any) -> RoundReport: ...
 
 
 @dataclass
@@ -70,12 +67,6 @@ class ResyncReport(RoundsReport):
     push: PushReport | None = None
 
 
-def dependencies(source: object) -> tuple[str, ...]:
-    """Origins a source reads from the mirror (lookups, device stamps); none by default."""
-    deps = getattr(source, "depends_on", ())
-    return tuple(d for d in deps if isinstance(d, str))
-
-
 class Engine:
     """Runs source rounds against the mirror and pushes the outbox to J1."""
 
@@ -86,10 +77,13 @@ class Engine:
         sources: Mapping[str, Source],
         *,
         origin_types: Mapping[str, Iterable[str]],
+        sign_ins: SignInPoll | None = None,
     ) -> None:
         self.ctx = ctx
         self.writer = writer
         self.sources = dict(sources)
+        self.sign_ins = sign_ins
+        """The users' last sign-in poll (`poll_sign_ins`), when the users source has one."""
         self.origin_types = {k: list(v) for k, v in origin_types.items()}
         self._round_locks: dict[str, asyncio.Lock] = {}
         self._push_lock = asyncio.Lock()
@@ -117,41 +111,61 @@ class Engine:
         types.update(relationship_types_touching(frozenset(types)))
         return sorted(types)
 
-    async def run_round(self, origin: str, *, force_full: bool = False, **options: Any) -> RoundReport:
+    async def run_round(self, origin: str, *, force_full: bool = False) -> RoundReport:
         """One round of one source; failures are recorded (never turned into deletions) and re-raised."""
         source = self.sources[origin]
+        return await self.run_as_round(origin, lambda ctx: source.run(ctx, force_full=force_full))
+
+    async def poll_sign_ins(self) -> RoundReport:
+        """The users' last sign-in poll: a round of origin ``users``, so it never overlaps a users
+        delta round (an empty report when the mode is off or a 403 switched it off)."""
+        poll = self.sign_ins
+        if poll is None or poll.origin not in self.sources:
+            raise KeyError(f"{SignInPoll.origin}: no sign-in poll (the users source is off)")
+        return await self.run_as_round(poll.origin, poll.run)
+
+    async def run_as_round(self, origin: str, work: RoundWork) -> RoundReport:
+        """Run ``work`` as a round of ``origin``: under the origin's lock, recorded like its
+        scheduled rounds (a sign-in poll, an early re-fetch of a few objects)."""
         lock = self._round_locks.setdefault(origin, asyncio.Lock())
         async with lock, self._running(f"round:{origin}"):
             started = time.time()
             try:
-                report = await source.run(self.ctx, force_full=force_full, **options)
+                report = await work(self.ctx)
             except Exception as exc:
                 # A failed round commits nothing: its types keep their last state and are partial.
                 await self._failed(origin, started, exc, partial=True)
                 raise
             if report.kind == "skipped":
-                # Not an error loop: the origin is off (e.g. no Intune); its types stay partial,
-                # unless Graph has said for long enough that the tenant does not have it at all.
-                reason = report.skip_reason or "skipped"
-                self.last_success[origin] = time.time()
-                if report.absent and await self._absent_long_enough(origin):
-                    await self._remove_absent(origin)
-                    return report
-                self.partial[origin] = reason
-                await self.mirror.set_origin_flag(origin, True, reason, disabled=True)
-                return report
-            if self._absent_since.get(origin, 0.0) is not None:
-                await self.mirror.delete_value(ABSENT_KEY + origin)  # present (again)
-                self._absent_since[origin] = None
-            await pause_point("engine.committed")
-            self.partial.pop(origin, None)
-            self.last_success[origin] = time.time()
-            self.last_error.pop(origin, None)
-            await self.mirror.set_origin_flag(origin, False, None)
-            await self.mirror.record_run(origin, started, time.time(), "ok", report.as_log(), None)
-            metrics.observe_round(origin, report.kind, "ok", report.duration)
-            log.info("round", **report.as_log())
+                await self._skipped(origin, report)
+            else:
+                await self._committed(origin, started, report)
             return report
+
+    async def _skipped(self, origin: str, report: RoundReport) -> None:
+        """Not an error loop: the origin is off (e.g. no Intune); its types stay partial, unless
+        Graph has said for long enough that the tenant does not have it at all."""
+        reason = report.skip_reason or "skipped"
+        self.last_success[origin] = time.time()
+        if report.absent and await self._absent_long_enough(origin):
+            await self._remove_absent(origin)
+            return
+        self.partial[origin] = reason
+        await self.mirror.set_origin_flag(origin, True, reason, disabled=True)
+
+    async def _committed(self, origin: str, started: float, report: RoundReport) -> None:
+        """The round committed: the origin is present and whole again."""
+        if self._absent_since.get(origin, 0.0) is not None:
+            await self.mirror.delete_value(ABSENT_KEY + origin)  # present (again)
+            self._absent_since[origin] = None
+        await pause_point("engine.committed")
+        self.partial.pop(origin, None)
+        self.last_success[origin] = time.time()
+        self.last_error.pop(origin, None)
+        await self.mirror.set_origin_flag(origin, False, None)
+        await self.mirror.record_run(origin, started, time.time(), "ok", report.as_log(), None)
+        metrics.observe_round(origin, report.kind, "ok", report.duration)
+        log.info("round", **report.as_log())
 
     async def _absent_long_enough(self, origin: str) -> bool:
         """Record the first definitive "absent" answer (kept across restarts); True once it is
@@ -256,7 +270,7 @@ class Engine:
         async def one(origin: str) -> None:
             try:
                 if concurrent:
-                    for dep in dependencies(self.sources[origin]):
+                    for dep in self.sources[origin].depends_on:
                         if dep in done and dep != origin:
                             await done[dep].wait()
                 began = time.monotonic()
@@ -270,14 +284,7 @@ class Engine:
                 done[origin].set()
 
         if concurrent:
-            tasks = [asyncio.ensure_future(one(o)) for o in wanted]
-            try:
-                await asyncio.gather(*tasks)
-            except BaseException:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                raise
+            await gather_or_cancel(one(o) for o in wanted)
         else:
             for origin in wanted:
                 await one(origin)

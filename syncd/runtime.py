@@ -30,6 +30,7 @@ from syncd.sources.account import AccountSource
 from syncd.sources.alerting import AlertPipeline, build_alert_pipeline
 from syncd.sources.base import SourceContext
 from syncd.sources.catalog import build_sources, origin_types
+from syncd.sources.signins import SignInPoll
 from syncd.tenant import default_scope, resolve_tenant_id
 
 
@@ -157,14 +158,15 @@ def http_session(settings: Settings, *, limit: int = 32) -> aiohttp.ClientSessio
     )
 
 
-def j1_client(settings: Settings, session: aiohttp.ClientSession, **options: Any) -> SyncApiClient:
+def j1_client(settings: Settings, session: aiohttp.ClientSession, *, max_attempts: int = 5) -> SyncApiClient:
+    """The J1 sync API client of the settings (`syncd check` tries fewer times than the daemon)."""
     return SyncApiClient(
         session,
         base_url=settings.j1.base_url,
         account_id=settings.j1.account_id,
         api_key=settings.j1.api_key.get() if settings.j1.api_key else "",
         request_timeout=settings.j1.request_timeout,
-        **options,
+        max_attempts=max_attempts,
     )
 
 
@@ -195,23 +197,21 @@ async def open_runtime(settings: Settings, *, mirror: Mirror | None = None) -> A
         ctx = SourceContext(graph=graph, mirror=mirror, convert=convert_context(settings, tenant_id),
                             alerts=build_alert_pipeline(settings))
         account = AccountSource()
-        sources: dict[str, Source] = {"account": account, **build_sources(settings, account)}
+        sign_ins = SignInPoll(settings.sync.sign_in_activity)
+        sources: dict[str, Source] = {"account": account, **build_sources(settings, account, sign_ins)}
         engine_ref: list[Engine] = []
         writer = J1Writer(
             j1,
             mirror,
             scope=settings.j1.scope,
-            strategy="documented" if settings.j1.strategy == "documented" else "auto",
+            strategy=settings.j1.strategy,
             job_timeout=settings.j1.job_timeout,
             concurrency=settings.j1.concurrency,
             partial_types=lambda: engine_ref[0].partial_types() if engine_ref else [],
             on_job=lambda mode, status: metrics.J1_JOBS.labels(mode=mode, status=status).inc(),
             alert_sink=operational_alert_sink(ctx.alerts, mirror),
         )
-        engine = Engine(ctx, writer, sources, origin_types=origin_types())
-        sign_ins = getattr(sources.get("users"), "sign_ins", None)
-        if sign_ins is not None:
-            sign_ins.mode = settings.sync.sign_in_activity
+        engine = Engine(ctx, writer, sources, origin_types=origin_types(), sign_ins=sign_ins)
         engine_ref.append(engine)
         yield Runtime(settings, session, mirror, graph, j1, engine, account, tenant_id, settings.j1.scope)
     finally:

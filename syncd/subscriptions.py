@@ -16,13 +16,14 @@ import asyncio
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 
 from syncd import metrics
-from syncd.graph.errors import GraphError, GraphTransportError, NotFound
+from syncd.graph.errors import GraphAuthError, GraphError, GraphTransportError, NotFound
 from syncd.graph.subscriptions import SubscriptionsApi, max_expiration
 from syncd.mirror import Mirror
 
@@ -61,6 +62,41 @@ def _parse_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@dataclass
+class Deletion:
+    """What deleting the recorded subscriptions did."""
+
+    deleted: int = 0
+    failures: list[tuple[str, GraphError | GraphAuthError]] = field(default_factory=list)
+    """(subscription id, why) for each one Graph did not delete; its record is kept."""
+
+
+async def delete_recorded(api: SubscriptionsApi, mirror: Mirror) -> Deletion:
+    """Delete every subscription the mirror records: on Graph, then its record.
+
+    One already gone on Graph (404: expired, deleted by hand) counts as deleted. One that failed
+    keeps its record, so running again retries it; a token failure stops at once (every other
+    delete would fail the same way). `syncd uninstall`, `syncd subscriptions delete` and
+    ``SubscriptionManager.delete_all`` all go through here.
+    """
+    result = Deletion()
+    for record in await mirror.list_subscriptions():
+        sub_id = str(record["id"])
+        try:
+            await api.delete(sub_id)
+        except NotFound:
+            pass
+        except GraphAuthError as exc:
+            result.failures.append((sub_id, exc))
+            break
+        except GraphError as exc:
+            result.failures.append((sub_id, exc))
+            continue
+        await mirror.delete_subscription(sub_id)
+        result.deleted += 1
+    return result
 
 
 class SubscriptionManager:
@@ -115,7 +151,7 @@ class SubscriptionManager:
             or expires is None
             or expires <= self.now()
         ):
-            await self._forget(sub_id, delete_remote=True)
+            await self._replace(sub_id)
             return None
         try:
             remote = await self.api.get(sub_id)
@@ -123,7 +159,7 @@ class SubscriptionManager:
             await self.mirror.delete_subscription(sub_id)
             return None
         if remote.get("notificationUrl") != self.notification_url:
-            await self._forget(sub_id, delete_remote=True)
+            await self._replace(sub_id)
             return None
         # While we were down its authorization may have lapsed (Graph then holds notifications
         # back until a reauthorization): reauthorize now rather than at the next challenge.
@@ -226,12 +262,12 @@ class SubscriptionManager:
         log.info("subscription adopted", resource=resource, subscription_id=sub_id)
         return sub_id
 
-    async def _forget(self, sub_id: str, *, delete_remote: bool) -> None:
-        if delete_remote:
-            try:
-                await self.api.delete(sub_id)
-            except GraphError as exc:
-                log.debug("subscription delete failed", subscription_id=sub_id, status=exc.status)
+    async def _replace(self, sub_id: str) -> None:
+        """A stored subscription we will not reuse: delete it (best effort) and its record."""
+        try:
+            await self.api.delete(sub_id)
+        except GraphError as exc:
+            log.debug("subscription delete failed", subscription_id=sub_id, status=exc.status)
         await self.mirror.delete_subscription(sub_id)
 
     async def renew_due(self) -> int:
@@ -298,11 +334,8 @@ class SubscriptionManager:
         return resource
 
     async def delete_all(self) -> int:
-        count = 0
-        for record in await self.mirror.list_subscriptions():
-            await self._forget(str(record["id"]), delete_remote=True)
-            count += 1
-        return count
+        """Delete this daemon's subscriptions (``delete_recorded``); returns how many went."""
+        return (await delete_recorded(self.api, self.mirror)).deleted
 
     async def update_metrics(self) -> None:
         for record in await self.mirror.list_subscriptions():

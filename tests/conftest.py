@@ -29,6 +29,13 @@ def _reads_stay_in_the_repository() -> Iterator[None]:
 
 
 @pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP client session, closed after the test."""
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+@pytest.fixture
 def path_socket(monkeypatch: pytest.MonkeyPatch) -> Iterator[socket.socket]:
     # A short directory: AF_UNIX paths are limited to 108 bytes and pytest's tmp_path can be long.
     with tempfile.TemporaryDirectory(prefix="sdn", dir="/tmp") as tmp:
@@ -67,8 +74,3 @@ async def serve() -> AsyncIterator[Serve]:
     for runner in runners:
         await runner.cleanup()
 
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s

@@ -1,49 +1,31 @@
-"""Alert outputs: a structured log event always, then webhooks / Slack / Teams / a command hook.
+"""Alert delivery: a structured log event always, then the outbox rows each target drains.
 
 Alerts are written to the mirror's alert outbox in the same transaction as the diff, and a
 separate task drains it: delivery is at-least-once, survives restarts, and a receiver that is down
 never holds up the J1 push (or the other receivers: each target has its own concurrency slots).
+What a target sends and how is its class's business (``syncd.alerts.targets``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import inspect
 import json
-import os
-import random
-import re
-import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
-from typing import Any, Literal, Protocol, TypedDict, TypeVar
-from urllib.parse import urlsplit
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 import structlog
 
-from syncd import __version__
+from syncd.alerts.targets import AlertTarget
 from syncd.alerts.types import SEVERITIES, Alert
+from syncd.mirror.types import AlertRow
+from syncd.retry import backoff
 
 log = structlog.get_logger(__name__)
 
-ALERT_ID_HEADER = "X-Syncd-Alert-Id"
-TargetKind = Literal["webhook", "slack", "teams", "command"]
-TARGET_KINDS: tuple[str, ...] = ("webhook", "slack", "teams", "command")
-_RETRYABLE_STATUS = {408, 425, 429}
-_MAX_ERROR_CHARS = 300
-_ENV_PASSTHROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ")
-_SEVERITY_COLOR = {
-    "info": "808080",
-    "low": "2E86C1",
-    "medium": "F1C40F",
-    "high": "E67E22",
-    "critical": "C0392B",
-}
 _SEVERITY_LOG_LEVEL = {
     "info": "info",
     "low": "info",
@@ -53,16 +35,6 @@ _SEVERITY_LOG_LEVEL = {
 }
 
 T = TypeVar("T")
-
-
-class AlertRow(TypedDict):
-    """One outbox row: one alert for one target."""
-
-    alert_id: str
-    rule_id: str
-    severity: str
-    target: str
-    payload: dict[str, Any]
 
 
 class AlertStore(Protocol):
@@ -84,71 +56,6 @@ async def _maybe_await(value: T | Awaitable[T]) -> T:
     if inspect.isawaitable(value):
         return await value
     return value
-
-
-class TargetError(ValueError):
-    """An invalid `[alerts]` target definition (named, never showing the URL: it is often a secret)."""
-
-
-@dataclass(frozen=True)
-class AlertTarget:
-    """Where alerts go. ``name`` is what the outbox rows record; URLs stay out of repr and logs."""
-
-    name: str
-    kind: TargetKind
-    url: str = field(default="", repr=False)
-    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
-    argv: tuple[str, ...] = ()
-    timeout: float = 10.0
-    min_severity: str = "info"
-    teams_format: Literal["adaptive", "messagecard"] = "adaptive"
-
-    @classmethod
-    def from_mapping(cls, name: str, data: Mapping[str, Any]) -> AlertTarget:
-        """Build and validate one target from config: {kind, url | argv, timeout, min_severity, ...}."""
-        kind = data.get("kind", "webhook")
-        if kind not in TARGET_KINDS:
-            raise TargetError(f"alert target {name!r}: kind must be one of {'|'.join(TARGET_KINDS)}")
-        timeout = data.get("timeout", 10.0)
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 300:
-            raise TargetError(f"alert target {name!r}: timeout must be a number of seconds in (0, 300]")
-        min_sev = data.get("min_severity", "info")
-        if min_sev not in SEVERITIES:
-            raise TargetError(f"alert target {name!r}: min_severity must be one of {'|'.join(SEVERITIES)}")
-        url = data.get("url", "")
-        argv: tuple[str, ...] = ()
-        if kind == "command":
-            raw = data.get("argv")
-            if not isinstance(raw, list | tuple) or not raw or not all(isinstance(a, str) and a for a in raw):
-                raise TargetError(f"alert target {name!r}: argv must be a non-empty list of strings")
-            argv = tuple(raw)
-        else:
-            parts = urlsplit(url) if isinstance(url, str) else None
-            if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-                raise TargetError(f"alert target {name!r}: url must be an http(s) URL")
-        headers = data.get("headers", {})
-        if not isinstance(headers, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
-        ):
-            raise TargetError(f"alert target {name!r}: headers must map strings to strings")
-        fmt = data.get("teams_format", "adaptive")
-        if fmt not in ("adaptive", "messagecard"):
-            raise TargetError(f"alert target {name!r}: teams_format must be adaptive or messagecard")
-        return cls(
-            name=name,
-            kind=kind,
-            url=str(url),
-            headers=dict(headers),
-            argv=argv,
-            timeout=float(timeout),
-            min_severity=str(min_sev),
-            teams_format=fmt,
-        )
-
-
-def targets_from_config(data: Mapping[str, Mapping[str, Any]]) -> list[AlertTarget]:
-    """`{name: {kind, url, ...}}` (the `[alerts.targets.<name>]` tables) to targets."""
-    return [AlertTarget.from_mapping(name, spec) for name, spec in data.items()]
 
 
 def severity_at_least(severity: str, minimum: str) -> bool:
@@ -190,166 +97,7 @@ def alerts_to_rows(alerts: Sequence[Alert], targets: Sequence[AlertTarget]) -> l
     return rows
 
 
-# --- payload formats ---------------------------------------------------------------------------
-# Alert texts carry names an attacker can choose (a guest's or a device's display name): each
-# format gets them in a form its renderer shows as text, never as a link, mention or markup.
-
-_TEAMS_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
-
-
-def _slack_escape(text: str) -> str:
-    """Slack's three control characters (`&`, `<`, `>`): no link, mention or channel ping can form."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _slack_text(text: str) -> dict[str, Any]:
-    """A mrkdwn text object that Slack shows verbatim: no auto-linked URLs or names."""
-    return {"type": "mrkdwn", "text": text, "verbatim": True}
-
-
-def _teams_markdown_escape(text: str) -> str:
-    """For MessageCard fields, which Teams renders as Markdown (and some HTML): every Markdown
-    control character backslash-escaped, `&`, `<`, `>` as entities; a `[x](url)` stays text."""
-    return _TEAMS_MARKDOWN.sub(r"\\\1", html.escape(text, quote=False))
-
-
-def _text_run(text: str, **style: Any) -> dict[str, Any]:
-    """Adaptive Card TextRun: its text is never read as Markdown (TextBlock and FactSet are)."""
-    return {"type": "TextRun", "text": text, **style}
-
-
-def _facts(payload: Mapping[str, Any]) -> list[tuple[str, str]]:
-    change = payload.get("change") or {}
-    facts = [
-        ("Severity", str(payload.get("severity", "")).upper()),
-        ("Rule", str(payload.get("rule_id", ""))),
-        ("Change", f"{change.get('op', '')} {change.get('type', '')}".strip()),
-        ("Key", str(change.get("key", ""))),
-    ]
-    changes = change.get("changes") or {}
-    if isinstance(changes, Mapping) and changes:
-        shown = [
-            f"{k}: {json.dumps(v.get('old'))} → {json.dumps(v.get('new'))}"
-            for k, v in list(changes.items())[:10]
-            if isinstance(v, Mapping)
-        ]
-        facts.append(("Changed", "; ".join(shown)))
-    facts.append(("Alert id", str(payload.get("alert_id", ""))))
-    return facts
-
-
-def slack_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """Slack incoming-webhook body: `text` (fallback/notification) plus Block Kit `blocks`."""
-    sev = str(payload.get("severity", "")).upper()
-    message = _slack_escape(str(payload.get("message", "")))
-    facts = _facts(payload)
-    return {
-        "text": f"[{sev}] {message}",
-        "mrkdwn": False,
-        "unfurl_links": False,
-        "unfurl_media": False,
-        "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": f"syncd alert: {sev}"[:150]}},
-            {"type": "section", "text": _slack_text(message[:2900] or " ")},
-            {
-                "type": "section",
-                "fields": [
-                    _slack_text(f"*{name}*\n{_slack_escape(value)[:1900] or '-'}")
-                    for name, value in facts[:10]
-                    if name != "Alert id"
-                ],
-            },
-            {
-                "type": "context",
-                "elements": [_slack_text(f"alert id `{_slack_escape(str(payload.get('alert_id', '')))}`")],
-            },
-        ],
-    }
-
-
-def teams_payload(payload: Mapping[str, Any], fmt: str = "adaptive") -> dict[str, Any]:
-    """Teams incoming webhook: an Adaptive Card message (Workflows) or a legacy MessageCard."""
-    sev = str(payload.get("severity", "")).lower()
-    title = f"syncd alert: {sev.upper()}"
-    message = str(payload.get("message", ""))
-    facts = _facts(payload)
-    if fmt == "messagecard":
-        return {
-            "@type": "MessageCard",
-            "@context": "https://schema.org/extensions",
-            "summary": message[:200] or title,  # the notification preview: plain text
-            "themeColor": _SEVERITY_COLOR.get(sev, "808080"),
-            "title": _teams_markdown_escape(title),
-            "text": _teams_markdown_escape(message),
-            "sections": [
-                {"facts": [{"name": n, "value": _teams_markdown_escape(v)} for n, v in facts]}
-            ],
-        }
-    return {
-        "type": "message",
-        "attachments": [
-            {
-                "contentType": "application/vnd.microsoft.card.adaptive",
-                "contentUrl": None,
-                "content": {
-                    "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-                    "type": "AdaptiveCard",
-                    "version": "1.4",
-                    "body": [
-                        {
-                            "type": "TextBlock",
-                            "size": "Medium",
-                            "weight": "Bolder",
-                            "text": title,
-                            "color": "Attention" if sev in ("high", "critical") else "Default",
-                        },
-                        {"type": "RichTextBlock", "inlines": [_text_run(message)]},
-                        *(
-                            {
-                                "type": "RichTextBlock",
-                                "spacing": "None",
-                                "inlines": [_text_run(f"{name}: ", weight="Bolder"), _text_run(value)],
-                            }
-                            for name, value in facts
-                        ),
-                    ],
-                },
-            }
-        ],
-    }
-
-
-def render_payload(target: AlertTarget, payload: Mapping[str, Any]) -> dict[str, Any]:
-    """The body a target receives; the outbox keeps the generic form so formats can evolve."""
-    if target.kind == "slack":
-        return slack_payload(payload)
-    if target.kind == "teams":
-        return teams_payload(payload, target.teams_format)
-    return dict(payload)
-
-
 # --- dispatcher --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    ok: bool
-    error: str = ""
-    permanent: bool = False
-    retry_after: float | None = None
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
 
 
 class AlertDispatcher:
@@ -387,9 +135,9 @@ class AlertDispatcher:
 
     def backoff(self, attempts: int, retry_after: float | None = None) -> float:
         """Delay before attempt ``attempts + 1``: base·2^(attempts-1), jittered, ≥ Retry-After, capped."""
-        delay: float = self.backoff_base * (2.0 ** max(0, attempts - 1))
-        if self.jitter:
-            delay *= random.uniform(1 - self.jitter, 1 + self.jitter)
+        delay = backoff(
+            attempts, base=self.backoff_base, cap=self.backoff_cap, low=1 - self.jitter, high=1 + self.jitter
+        )
         if retry_after is not None:
             delay = max(delay, retry_after)
         return min(delay, self.backoff_cap)
@@ -433,7 +181,7 @@ class AlertDispatcher:
             if isinstance(payload, str | bytes):
                 payload = json.loads(payload)
             async with self._slots[target.name]:
-                outcome = await self._send(target, payload)
+                outcome = await target.deliver(payload, self.session)
             attempts = int(row.get("attempts") or 0) + 1
             if outcome.ok:
                 await _maybe_await(self.store.ack_alert(row_id))
@@ -447,11 +195,7 @@ class AlertDispatcher:
                     permanent=outcome.permanent,
                     **ctx,
                 )
-                give_up = getattr(self.store, "give_up_alert", None)
-                if callable(give_up):
-                    await _maybe_await(give_up(row_id, outcome.error))
-                else:
-                    await _maybe_await(self.store.ack_alert(row_id))
+                await _maybe_await(self.store.ack_alert(row_id))  # the log event is its record
                 return False
             delay = self.backoff(attempts, outcome.retry_after)
             await _maybe_await(self.store.retry_alert(row_id, self.clock() + delay, outcome.error))
@@ -464,75 +208,3 @@ class AlertDispatcher:
         except Exception as exc:
             log.error("alert_dispatch_row_failed", error=type(exc).__name__, **ctx)
             return False
-
-    async def _send(self, target: AlertTarget, payload: Mapping[str, Any]) -> _Outcome:
-        if target.kind == "command":
-            return await run_command_hook(target, payload)
-        return await self._post(target, payload)
-
-    async def _post(self, target: AlertTarget, payload: Mapping[str, Any]) -> _Outcome:
-        body = json.dumps(render_payload(target, payload), separators=(",", ":"), default=str)
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": f"syncd/{__version__}",
-            **target.headers,
-            ALERT_ID_HEADER: str(payload.get("alert_id", "")),
-        }
-        try:
-            async with self.session.post(
-                target.url,
-                data=body.encode("utf-8"),
-                headers=headers,
-                allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=target.timeout),
-            ) as resp:
-                await resp.content.read(65536)
-                status = resp.status
-                retry_after = _retry_after(resp.headers.get("Retry-After"))
-        except TimeoutError:
-            return _Outcome(False, f"timeout after {target.timeout}s")
-        except aiohttp.ClientError as exc:
-            # The exception text may carry the URL (Slack/Teams URLs are secrets): keep only the type.
-            return _Outcome(False, type(exc).__name__)
-        if 200 <= status < 300:
-            return _Outcome(True)
-        error = f"HTTP {status}"
-        if status >= 500 or status in _RETRYABLE_STATUS:
-            return _Outcome(False, error, retry_after=retry_after)
-        return _Outcome(False, error, permanent=True)
-
-
-async def run_command_hook(target: AlertTarget, payload: Mapping[str, Any]) -> _Outcome:
-    """Run ``argv`` (never a shell) with the alert JSON on stdin; exit 0 means delivered."""
-    env = {k: os.environ[k] for k in _ENV_PASSTHROUGH if k in os.environ}
-    env.update(
-        {
-            "SYNCD_ALERT_ID": str(payload.get("alert_id", "")),
-            "SYNCD_ALERT_RULE": str(payload.get("rule_id", "")),
-            "SYNCD_ALERT_SEVERITY": str(payload.get("severity", "")),
-            "SYNCD_ALERT_TARGET": target.name,
-        }
-    )
-    data = json.dumps(dict(payload), separators=(",", ":"), default=str).encode("utf-8")
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *target.argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            start_new_session=True,
-        )
-    except OSError as exc:
-        return _Outcome(False, f"cannot run {target.argv[0]!r}: {exc.strerror or type(exc).__name__}")
-    try:
-        _, err = await asyncio.wait_for(proc.communicate(data), timeout=target.timeout)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)  # its own session: children die too
-        await proc.wait()
-        return _Outcome(False, f"timeout after {target.timeout}s")
-    if proc.returncode == 0:
-        return _Outcome(True)
-    tail = err.decode("utf-8", "replace").strip()[-_MAX_ERROR_CHARS:]
-    return _Outcome(False, f"exit {proc.returncode}: {tail}" if tail else f"exit {proc.returncode}")

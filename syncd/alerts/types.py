@@ -78,16 +78,3 @@ class Alert:
             "timestamp": self.timestamp,
             "source": "syncd",
         }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Alert:
-        """Inverse of to_dict (the dispatcher rebuilds alerts from outbox payloads)."""
-        return cls(
-            alert_id=str(data.get("alert_id", "")),
-            rule_id=str(data.get("rule_id", "")),
-            severity=str(data.get("severity", "info")),
-            message=str(data.get("message", "")),
-            change=dict(data.get("change") or {}),
-            timestamp=float(data.get("timestamp") or 0.0),
-            description=str(data.get("description") or ""),
-        )

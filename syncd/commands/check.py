@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import uuid
 
-from syncd.commands.permissions import needed_permissions
+from syncd.commands.permissions import needed_permissions, probe_permissions
 from syncd.config import Settings
 from syncd.graph.client import GraphClient
 from syncd.graph.errors import GraphAuthError
-from syncd.graph.permissions import probe_permissions
 from syncd.j1.capabilities import DESCRIPTIONS, DOCUMENTED_BASELINE, KV_KEY, Behaviour, Capabilities
 from syncd.j1.client import SyncApiClient
 from syncd.j1.errors import J1Error

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import secrets
 
-from syncd.commands.permissions import needed_permissions
+from syncd.commands.permissions import admin_consent_url, needed_permissions
 from syncd.config import CLIENT_STATE_MIN, Settings
-from syncd.graph.permissions import admin_consent_url
 
 CLIENT_STATE_FILE = "/etc/syncd/credentials/client_state"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from syncd.config import Settings
 from syncd.graph.errors import GraphError
 from syncd.runtime import open_runtime
+from syncd.subscriptions import delete_recorded
 
 
 async def subscriptions_command(settings: Settings, action: str) -> int:
@@ -26,15 +27,10 @@ async def subscriptions_command(settings: Settings, action: str) -> int:
             for sub_id in set(stored) - {s.get("id") for s in remote}:
                 print(f"{sub_id}  (in the mirror, unknown to Graph: will be recreated)")
             return 0
-        count = 0
-        for record in await rt.mirror.list_subscriptions():
-            try:
-                await api.delete(str(record["id"]))
-            except GraphError as exc:
-                if exc.status != 404:
-                    print(f"FAIL deleting {record['id']}: {exc}")
-                    return 1
-            await rt.mirror.delete_subscription(str(record["id"]))
-            count += 1
-        print(f"deleted {count} subscription(s)")
+        deletion = await delete_recorded(api, rt.mirror)
+        for sub_id, error in deletion.failures:
+            print(f"FAIL deleting {sub_id}: {error}")
+        if deletion.failures:
+            return 1
+        print(f"deleted {deletion.deleted} subscription(s)")
         return 0

@@ -16,11 +16,11 @@ import sys
 from typing import Any
 
 from syncd.config import ConfigError, Settings
-from syncd.graph.errors import GraphAuthError, GraphError
 from syncd.j1.errors import J1Error
 from syncd.mirror import MirrorError
 from syncd.mirror.mirror import own_files
 from syncd.runtime import open_runtime
+from syncd.subscriptions import delete_recorded
 
 
 def _confirm(question: str) -> bool:
@@ -64,22 +64,11 @@ async def uninstall_command(settings: Settings, *, purge_j1: bool, assume_yes: b
     failed = False
     try:
         async with open_runtime(settings) as rt:
-            deleted = 0
-            for record in await rt.mirror.list_subscriptions():
-                try:
-                    await rt.subscriptions_api.delete(str(record["id"]))
-                except GraphAuthError as exc:
-                    failed = True
-                    print(f"FAIL deleting subscription {record['id']}: {exc}")
-                    break
-                except GraphError as exc:
-                    if exc.status != 404:  # already gone (expired or deleted by hand): fine
-                        failed = True
-                        print(f"FAIL deleting subscription {record['id']}: {exc}")
-                        continue
-                deleted += 1
-                await rt.mirror.delete_subscription(str(record["id"]))
-            print(f"deleted {deleted} Graph subscription(s)")
+            deletion = await delete_recorded(rt.subscriptions_api, rt.mirror)
+            for sub_id, error in deletion.failures:
+                failed = True
+                print(f"FAIL deleting subscription {sub_id}: {error}")
+            print(f"deleted {deletion.deleted} Graph subscription(s)")
             if purge_j1:
                 results = await rt.engine.writer.purge()
                 done = [job for _, job in results if not isinstance(job, J1Error)]

@@ -1,44 +1,7 @@
-"""Microsoft Graph access: app-only tokens, a retrying client, delta rounds, subscriptions."""
+"""Microsoft Graph access: app-only tokens (`auth`), a retrying client (`client`), throttling
+budgets (`budget`), national clouds (`clouds`), delta rounds (`delta`), the URL catalogue
+(`endpoints`), errors (`errors`), Intune report exports (`reports`) and subscriptions.
 
-from syncd.graph.auth import MsalTokenProvider, StaticTokenProvider, TokenProvider
-from syncd.graph.client import GraphClient
-from syncd.graph.clouds import CLOUDS, Cloud, get_cloud
-from syncd.graph.delta import DeltaPage, delta_pages, initial_delta_url, is_removed, latest_delta_url
-from syncd.graph.errors import (
-    DeltaResetRequired,
-    GraphAuthError,
-    GraphError,
-    GraphTransportError,
-    NotApplicableTenant,
-    NotFound,
-    PermissionDenied,
-    Throttled,
-    Unauthorized,
-)
-from syncd.graph.subscriptions import SubscriptionsApi, max_expiration
-
-__all__ = [
-    "CLOUDS",
-    "Cloud",
-    "DeltaPage",
-    "DeltaResetRequired",
-    "GraphAuthError",
-    "GraphClient",
-    "GraphError",
-    "GraphTransportError",
-    "MsalTokenProvider",
-    "NotApplicableTenant",
-    "NotFound",
-    "PermissionDenied",
-    "StaticTokenProvider",
-    "SubscriptionsApi",
-    "Throttled",
-    "TokenProvider",
-    "Unauthorized",
-    "delta_pages",
-    "get_cloud",
-    "initial_delta_url",
-    "is_removed",
-    "latest_delta_url",
-    "max_expiration",
-]
+Import from the modules themselves: importing the package alone loads no HTTP or MSAL code. Of
+syncd outside itself it imports only ``syncd.retry`` (which imports nothing of syncd).
+"""

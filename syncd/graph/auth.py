@@ -13,7 +13,7 @@ import logging
 import re
 import threading
 import time
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 import msal
 import requests
@@ -54,12 +54,19 @@ TRANSIENT_ERRORS = frozenset({"temporarily_unavailable", "server_error", "reques
 _AADSTS_RE = re.compile(r"AADSTS(\d+)")
 
 
-@runtime_checkable
 class TokenProvider(Protocol):
-    """Anything that hands out a bearer token for Graph."""
+    """What the Graph client needs from a source of bearer tokens."""
 
     async def token(self) -> str:
         """A valid access token (cached when possible)."""
+        ...
+
+    def invalidate(self) -> None:
+        """Forget the current token: Graph refused it (401), the next ``token()`` gets a new one."""
+        ...
+
+    async def ensure_lifetime(self, seconds: float) -> None:
+        """Make sure the next token handed out is valid for at least ``seconds`` more."""
         ...
 
 
@@ -80,12 +87,12 @@ class _TimeoutHttpClient:
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
 
-    def post(self, url: str, **kwargs: Any) -> Any:
+    def post(self, url: str, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self._timeout)
         kwargs.setdefault("verify", self._verify)
         return self._session.post(url, **kwargs)
 
-    def get(self, url: str, **kwargs: Any) -> Any:
+    def get(self, url: str, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self._timeout)
         kwargs.setdefault("verify", self._verify)
         return self._session.get(url, **kwargs)
@@ -296,7 +303,7 @@ class MsalTokenProvider:
     def _secrets(self) -> list[str]:
         return [s for s in (self._secret, self._key_pem) if s]
 
-    def _credential(self) -> Any:
+    def _credential(self) -> str | dict[str, str]:
         if self._secret is not None:
             return self._secret
         assert self._cert_pem is not None and self._key_pem is not None
@@ -407,20 +414,3 @@ class MsalTokenProvider:
         if self._access_token is not None and remaining < seconds:
             self.invalidate()
         await self.token()
-
-
-class StaticTokenProvider:
-    """A fixed token: for tests and simulators that accept any bearer."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-        self.invalidations = 0
-
-    async def token(self) -> str:
-        return self._token
-
-    def invalidate(self) -> None:
-        self.invalidations += 1
-
-    def __repr__(self) -> str:
-        return "StaticTokenProvider(token=***)"

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 INTUNE = "intune"
 DIRECTORY = "directory"
-FAMILIES = (DIRECTORY, INTUNE)
 
 _INTUNE_ROOTS = ("/deviceManagement", "/deviceAppManagement")
 

@@ -1,10 +1,11 @@
 """Async Microsoft Graph client: auth header, bounded retries, paging and ``$batch``.
 
-Retries: 429/500/502/503/504, timeouts and connection errors, at most ``max_attempts`` tries per
-logical request. ``Retry-After`` (seconds, possibly fractional, or an HTTP date) is honoured and
-also holds back every other request of this client until it passes (throttling is per app and
-tenant, so hammering with parallel requests only extends it). Without it: exponential backoff
-with jitter, capped at ``max_backoff``. A 401 invalidates the token once and retries.
+Retries follow ``syncd.retry.RetryPolicy``: 429/500/502/503/504, timeouts and connection errors,
+at most ``max_attempts`` tries per logical request. ``Retry-After`` (``syncd.retry``'s reading)
+is honoured, and a 429's also holds back every other request of its throttling family until it
+passes (throttling is per app and tenant, so hammering with parallel requests only extends it).
+Without it: exponential backoff with jitter, capped at ``max_backoff``. A Retry-After longer
+than ``max_retry_after`` fails at once. A 401 invalidates the token once and retries.
 
 POSTs are retried too: Graph does not process throttled requests, and the POSTs we send are reads
 in ``$batch`` and subscription calls. A request whose effect must not happen twice (creating a
@@ -16,15 +17,13 @@ check; only 429 (never processed) is still retried.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json as jsonlib
 import logging
-import random
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import UTC, datetime
-from typing import IO, Any
+from dataclasses import replace
+from typing import IO, Any, TypedDict, Unpack
 
 import aiohttp
 from yarl import URL
@@ -33,41 +32,21 @@ from syncd.graph.budget import Pacing, family_of
 from syncd.graph.clouds import graph_root
 from syncd.graph.errors import (
     SEGMENT_MESSAGE,
-    DeltaResetRequired,
     GraphAuthError,
     GraphError,
     GraphTransportError,
-    NotApplicableTenant,
-    NotFound,
-    PermissionDenied,
     SegmentNotFound,
-    Throttled,
-    Unauthorized,
+    batch_item_headers,
     make_error,
 )
+from syncd.retry import TRANSIENT_STATUSES, RetryPolicy, parse_retry_after
 
 from .auth import TokenProvider
 
-__all__ = [
-    "BATCH_LIMIT",
-    "DeltaResetRequired",
-    "GraphClient",
-    "GraphError",
-    "GraphTransportError",
-    "NotApplicableTenant",
-    "NotFound",
-    "PermissionDenied",
-    "SegmentNotFound",
-    "Throttled",
-    "Unauthorized",
-    "parse_retry_after",
-]
+__all__ = ["BATCH_LIMIT", "GraphClient", "route_label"]
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-BATCH_RETRY_STATUSES = RETRY_STATUSES
-"""Inner ``$batch`` statuses retried (alone, after the longest inner Retry-After or a backoff)."""
 BATCH_LIMIT = 20
 VERSIONS = ("v1.0", "beta")
 _ID_SEGMENT = re.compile(
@@ -76,27 +55,12 @@ _ID_SEGMENT = re.compile(
 _DELTA_PATH = re.compile(r"/(microsoft\.graph\.)?delta(\(\))?/?$", re.IGNORECASE)
 
 
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After value: a (fractional) number or an HTTP date."""
-    if value is None:
-        return None
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        current = datetime.now(UTC).timestamp() if now is None else now
-        return max(0.0, when.timestamp() - current)
-    if seconds != seconds or seconds < 0:  # NaN or negative
-        return None
-    return seconds
+class PageQuery(TypedDict, total=False):
+    """The keyword arguments of ``GraphClient.iter_pages``, for the helpers built on it."""
+
+    params: Mapping[str, str] | None
+    version: str
+    headers: Mapping[str, str] | None
 
 
 def route_label(method: str, path: str) -> str:
@@ -142,10 +106,13 @@ class GraphClient:
         base = URL(self.base_url)
         self._origin = (base.scheme, (base.host or "").lower(), base.explicit_port or base.port)
         self.request_timeout = request_timeout
-        self.max_attempts = max(1, max_attempts)
-        self.max_backoff = max_backoff
-        self.backoff_base = backoff_base
-        self.max_retry_after = max_retry_after
+        self.retry = RetryPolicy(
+            max_attempts=max(1, max_attempts),
+            backoff_base=backoff_base,
+            backoff_cap=max_backoff,
+            retry_after_cap=max_retry_after,
+        )
+        """When a request is tried again and after how long (``syncd.retry``)."""
         self._on_request = on_request
         self._on_segment_missing = on_segment_missing
         self.pacing = pacing or Pacing()
@@ -154,11 +121,22 @@ class GraphClient:
     def __repr__(self) -> str:
         return f"GraphClient(base_url={self.base_url!r})"
 
+    @property
+    def max_attempts(self) -> int:
+        return self.retry.max_attempts
+
+    @property
+    def backoff_base(self) -> float:
+        """The first backoff step (tests shorten it on a running client)."""
+        return self.retry.backoff_base
+
+    @backoff_base.setter
+    def backoff_base(self, value: float) -> None:
+        self.retry = replace(self.retry, backoff_base=value)
+
     async def ensure_token_lifetime(self, seconds: float) -> None:
-        """Refresh the access token first if it expires within `seconds` (providers that can)."""
-        ensure = getattr(self._tokens, "ensure_lifetime", None)
-        if callable(ensure):
-            await ensure(seconds)
+        """Refresh the access token first if it expires within `seconds`."""
+        await self._tokens.ensure_lifetime(seconds)
 
     # ------------------------------------------------------------------ URLs
 
@@ -253,16 +231,9 @@ class GraphClient:
                 return
             page = await self.get(next_link, headers=headers, version=version)
 
-    async def iter_items(
-        self,
-        path: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        version: str = "v1.0",
-        headers: Mapping[str, str] | None = None,
-    ) -> AsyncIterator[dict[str, Any]]:
+    async def iter_items(self, path: str, **query: Unpack[PageQuery]) -> AsyncIterator[dict[str, Any]]:
         """Every object of every page (convenience over iter_pages)."""
-        async for page in self.iter_pages(path, params=params, version=version, headers=headers):
+        async for page in self.iter_pages(path, **query):
             for item in page.get("value") or []:
                 if isinstance(item, dict):
                     yield item
@@ -334,21 +305,18 @@ class GraphClient:
                     status, headers = resp.status, resp.headers
             except (TimeoutError, aiohttp.ClientError) as exc:
                 self._report("GET <report download>", 0)
-                if attempt >= self.max_attempts:
+                decision = self.retry.decide(attempt, None)
+                if not decision.retry:
                     raise GraphTransportError(
                         0, "download", f"{type(exc).__name__} after {attempt} attempts", path=target.path
                     ) from None
-                await asyncio.sleep(self._backoff(attempt))
+                await asyncio.sleep(decision.delay)
                 continue
             self._report("GET <report download>", status)
-            retry_after = parse_retry_after(headers.get("Retry-After"))
-            if status in RETRY_STATUSES and attempt < self.max_attempts:
-                if retry_after is not None and retry_after > self.max_retry_after:
-                    break
-                delay = retry_after + 0.005 if retry_after is not None else self._backoff(attempt)
-                await asyncio.sleep(delay)
-                continue
-            break
+            decision = self.retry.decide(attempt, status, parse_retry_after(headers.get("Retry-After")))
+            if not decision.retry:
+                break
+            await asyncio.sleep(decision.delay)
         snippet = " ".join(body[:300].decode("utf-8", "replace").split())
         raise GraphError(status, "downloadFailed", snippet or f"HTTP {status}", path=target.path)
 
@@ -390,10 +358,9 @@ class GraphClient:
                 self._report(f"$batch {label}", status)
                 if status == 400 and _is_segment_missing(resp.get("body")):
                     self._segment_missing(label)
-                if status in BATCH_RETRY_STATUSES:
+                if status in TRANSIENT_STATUSES:
                     retry_ids.add(rid)
-                    inner_headers = {str(k).lower(): str(v) for k, v in (resp.get("headers") or {}).items()}
-                    wait = parse_retry_after(inner_headers.get("retry-after"))
+                    wait = parse_retry_after(batch_item_headers(resp).get("retry-after"))
                     if wait is not None:
                         waits.append(wait)
                         if status == 429:
@@ -404,15 +371,15 @@ class GraphClient:
                     200, "invalidBatchResponse", f"$batch answer lacks ids {missing}", path="/$batch"
                 )
             retry_ids |= self._dependents(pending, retry_ids, results)
-            if not retry_ids or attempt == self.max_attempts:
+            if not retry_ids:
                 break
-            # Retry-After when Graph gave one (the longest), else exponential backoff with jitter:
-            # a 5xx or a 429 without the header is retried too, never returned on first sight.
-            wait = max(waits) if waits else self._backoff(attempt)
-            if wait > self.max_retry_after:
+            # After the longest Retry-After Graph gave, else exponential backoff with jitter: a
+            # 5xx or a 429 without the header is retried too, never returned on first sight.
+            decision = self.retry.wait(attempt, retry_after=max(waits) if waits else None)
+            if not decision.retry:
                 break
-            log.info("retrying %d $batch items in %.2fs", len(retry_ids), wait)
-            await asyncio.sleep(wait + 0.005)
+            log.info("retrying %d $batch items in %.2fs", len(retry_ids), decision.delay)
+            await asyncio.sleep(decision.delay)
             pending = []
             for r in chunk:
                 if r["id"] in retry_ids:
@@ -442,11 +409,6 @@ class GraphClient:
                     extra.add(rid)
                     changed = True
         return extra
-
-    def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with jitter (50-100 % of the step), capped at max_backoff."""
-        step = min(self.max_backoff, self.backoff_base * (2.0 ** (attempt - 1)))
-        return step * random.uniform(0.5, 1.0)
 
     def _report(self, label: str, status: int) -> None:
         if self._on_request is None:
@@ -481,83 +443,71 @@ class GraphClient:
         label = route_label(method, path)
         is_delta = _is_delta_path(path)
         family = family_of(path)
-        client_request_id = str(uuid.uuid4())
+        base_headers = {
+            "Accept": "application/json",
+            "client-request-id": str(uuid.uuid4()),  # one per logical request, kept across retries
+            **(dict(headers) if headers else {}),
+        }
         auth_retried = False
         attempt = 0
         while True:
             attempt += 1
             if paced:
                 await self.pacing.acquire(family)
-            try:
-                token = await self._tokens.token()
-            except GraphAuthError as exc:
-                if exc.transient and attempt < self.max_attempts:
-                    await asyncio.sleep(self._backoff(attempt))
-                    continue
-                raise
-            req_headers = {
-                "Accept": "application/json",
-                "client-request-id": client_request_id,
-                **(dict(headers) if headers else {}),
-                "Authorization": f"Bearer {token}",
-            }
+            token = await self._bearer(attempt)
+            if token is None:
+                continue
+            req_headers = {**base_headers, "Authorization": f"Bearer {token}"}
             try:
                 status, resp_headers, body = await self._send(method, url, req_headers, json)
             except (TimeoutError, aiohttp.ClientError) as exc:
-                kind = (
-                    "timeout" if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError) else "connection"
-                )
                 self._report(label, 0)
-                if attempt >= self.max_attempts or not retry_ambiguous:
+                kind = "timeout" if isinstance(exc, TimeoutError) else "connection"
+                decision = self.retry.decide(attempt, None, repeat_ambiguous=retry_ambiguous)
+                if not decision.retry:
                     raise GraphTransportError(
-                        0,
-                        kind,
-                        f"{type(exc).__name__} after {attempt} attempts",
-                        path=path,
+                        0, kind, f"{type(exc).__name__} after {attempt} attempts", path=path
                     ) from None
-                delay = self._backoff(attempt)
-                log.warning("%s %s: %s, retry %d in %.2fs", method, path, kind, attempt, delay)
-                await asyncio.sleep(delay)
+                log.warning("%s %s: %s, retry %d in %.2fs", method, path, kind, attempt, decision.delay)
+                await asyncio.sleep(decision.delay)
                 continue
             self._report(label, status)
             if 200 <= status < 300:
                 return self._decode(status, body, path, resp_headers)
             if status == 401 and not auth_retried:
                 auth_retried = True
-                invalidate = getattr(self._tokens, "invalidate", None)
-                if callable(invalidate):
-                    invalidate()
+                self._tokens.invalidate()
                 log.warning("%s %s: 401, refreshing the token once", method, path)
                 attempt -= 1  # the auth retry does not use up an attempt
                 continue
             retry_after = parse_retry_after(resp_headers.get("Retry-After"))
-            retryable = status in RETRY_STATUSES and (retry_ambiguous or status == 429)
-            if retryable and attempt < self.max_attempts:
-                if retry_after is not None and retry_after > self.max_retry_after:
-                    raise make_error(status, body, resp_headers, path=path, retry_after=retry_after)
-                if retry_after is not None:
-                    delay = retry_after + 0.005
-                    if status == 429:
-                        self.pacing.hold(family, delay)
-                else:
-                    delay = self._backoff(attempt)
-                log.warning(
-                    "%s %s: %d, retry %d in %.2fs (request-id %s)",
-                    method,
-                    path,
-                    status,
-                    attempt,
-                    delay,
-                    resp_headers.get("request-id"),
+            decision = self.retry.decide(attempt, status, retry_after, repeat_ambiguous=retry_ambiguous)
+            if not decision.retry:
+                err = make_error(
+                    status, body, resp_headers, path=path, is_delta=is_delta, retry_after=retry_after
                 )
-                await asyncio.sleep(delay)
-                continue
-            err = make_error(
-                status, body, resp_headers, path=path, is_delta=is_delta, retry_after=retry_after
+                if isinstance(err, SegmentNotFound):
+                    self._segment_missing(label)
+                raise err
+            if status == 429 and retry_after is not None:
+                self.pacing.hold(family, decision.delay)  # throttling is per app and tenant
+            request_id = resp_headers.get("request-id")
+            log.warning(
+                "%s %s: %d, retry %d in %.2fs (request-id %s)", method, path, status, attempt, decision.delay,
+                request_id,
             )
-            if isinstance(err, SegmentNotFound):
-                self._segment_missing(label)
-            raise err
+            await asyncio.sleep(decision.delay)
+
+    async def _bearer(self, attempt: int) -> str | None:
+        """The access token; None after waiting out a transient token failure (try again)."""
+        try:
+            return await self._tokens.token()
+        except GraphAuthError as exc:
+            decision = self.retry.decide(attempt, None)
+            if not exc.transient or not decision.retry:
+                raise
+            await asyncio.sleep(decision.delay)
+            return None
 
     def _segment_missing(self, label: str) -> None:
         """A URL Graph does not know: always loud (a wrong URL must never read as "no data")."""

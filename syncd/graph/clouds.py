@@ -26,7 +26,7 @@ class Cloud:
         return default_scope(self.graph_base_url)
 
 
-CLOUDS: dict[str, Cloud] = {
+CLOUDS: dict[str, Cloud] = {  # `[graph] cloud` names these
     "global": Cloud("global", "https://login.microsoftonline.com", "https://graph.microsoft.com"),
     "usgov": Cloud("usgov", "https://login.microsoftonline.us", "https://graph.microsoft.us"),
     "usgov-dod": Cloud("usgov-dod", "https://login.microsoftonline.us", "https://dod-graph.microsoft.us"),
@@ -48,14 +48,6 @@ KNOWN_AUTHORITY_HOSTS: frozenset[str] = frozenset(
     }
 )
 """Hosts MSAL already trusts; any other host (a simulator, a proxy) needs ``instance_discovery=False``."""
-
-
-def get_cloud(name: str) -> Cloud:
-    """The cloud called ``name``; a clear ValueError lists the valid names otherwise."""
-    try:
-        return CLOUDS[name]
-    except KeyError:
-        raise ValueError(f"unknown cloud {name!r}; expected one of {', '.join(CLOUDS)}") from None
 
 
 def normalize_root(url: str) -> str:

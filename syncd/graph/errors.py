@@ -53,24 +53,10 @@ class GraphError(Exception):
 
 
 class DeltaResetRequired(GraphError):
-    """The delta/skip token is dead (expired, unknown, tenant reset): start a full round.
+    """The delta/skip token is dead (expired, unknown, tenant reset): start a full round."""
 
-    ``location`` is the initial query URL Graph sends with ``410 Gone`` (a "synchronization
-    reset"), when present.
-    """
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        request_id: str | None = None,
-        *,
-        path: str | None = None,
-        location: str | None = None,
-    ) -> None:
-        self.location = location
-        super().__init__(status, code, message, request_id, path=path)
+    location: str | None = None
+    """The initial query URL Graph sends with ``410 Gone`` (a "synchronization reset"), if any."""
 
 
 class NotApplicableTenant(GraphError):
@@ -176,6 +162,18 @@ def parse_error_body(body: bytes | str | None) -> tuple[str, str, str | None, li
     return "unknown", snippet, None, []
 
 
+def batch_item_error(resp: Mapping[str, Any], path: str) -> GraphError:
+    """The GraphError of a failed ``$batch`` item (its body is JSON already, its headers any case)."""
+    body = resp.get("body")
+    raw = body if isinstance(body, str | bytes) else json.dumps(body or {})
+    return make_error(int(resp.get("status") or 0), raw, batch_item_headers(resp), path=path)
+
+
+def batch_item_headers(resp: Mapping[str, Any]) -> dict[str, str]:
+    """A ``$batch`` item's headers, names lower-cased (Graph sends them in any case)."""
+    return {str(k).lower(): str(v) for k, v in (resp.get("headers") or {}).items()}
+
+
 def make_error(
     status: int,
     body: bytes | str | None,
@@ -190,9 +188,9 @@ def make_error(
     request_id = request_id or headers.get("request-id") or headers.get("x-ms-request-id")
     lowered = {c.lower() for c in codes}
     if (status in (400, 404, 410) and lowered & DELTA_RESET_CODES) or (status == 410 and is_delta):
-        return DeltaResetRequired(
-            status, code, message, request_id, path=path, location=headers.get("Location")
-        )
+        reset = DeltaResetRequired(status, code, message, request_id, path=path)
+        reset.location = headers.get("Location")
+        return reset
     if status == 400 and message.strip().lower().rstrip(".") == NOT_APPLICABLE_MESSAGE:
         return NotApplicableTenant(status, code, message, request_id, path=path)
     if status == 400 and message.strip().lower().startswith(SEGMENT_MESSAGE):

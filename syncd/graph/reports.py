@@ -29,7 +29,7 @@ from urllib.parse import quote
 import structlog
 
 from syncd.graph.client import BATCH_LIMIT, GraphClient
-from syncd.graph.errors import GraphError, make_error
+from syncd.graph.errors import GraphError, batch_item_error
 
 log = structlog.get_logger(__name__)
 
@@ -195,7 +195,7 @@ class ReportExporter:
             if 200 <= status < 300 and isinstance(body, Mapping):
                 self._created(result, body)
                 continue
-            error = _item_error(resp, EXPORT_JOBS)
+            error = batch_item_error(resp, EXPORT_JOBS)
             if first and index == 0:
                 raise ExportUnavailable(_reason(error), error)
             result.error = _reason(error)
@@ -311,16 +311,6 @@ class ReportExporter:
                 except (zipfile.BadZipFile, ValueError, csv.Error, UnicodeDecodeError) as exc:
                     result.error = f"unreadable report file: {type(exc).__name__}: {exc}"
                     self.stats.failed.append(result.request.report)
-
-
-def _item_error(resp: Mapping[str, Any], path: str) -> GraphError:
-    import json
-
-    status = int(resp.get("status") or 0)
-    body = resp.get("body")
-    raw = body if isinstance(body, (str, bytes)) else json.dumps(body or {})
-    headers = {str(k).lower(): str(v) for k, v in (resp.get("headers") or {}).items()}
-    return make_error(status, raw, headers, path=path)
 
 
 def _reason(exc: GraphError) -> str:

@@ -3,7 +3,8 @@
 Why it looks like this: the sync API has no published rate limit, a hard ~6 MB body limit and an
 asynchronous finalize, so the client batches by serialized size (as the SDK measures), splits on
 413, retries only transient failures (429 honouring Retry-After, 5xx, transport errors) with
-bounded jittered backoff, and aborts a job it cannot complete so half-uploaded data never lands.
+bounded jittered backoff (``syncd.retry.RetryPolicy``), and aborts a job it cannot complete so
+half-uploaded data never lands.
 All uploads go to `/upload`, the only endpoint that also takes explicit deletes.
 """
 
@@ -12,14 +13,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
-import random
-import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, TypedDict, Unpack
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -35,12 +32,12 @@ from syncd.j1.errors import (
     J1RetryExhaustedError,
     J1TimeoutError,
 )
+from syncd.retry import RetryPolicy, Verdict, parse_retry_after
 
 log = logging.getLogger(__name__)
 
 JOBS_PATH = "/persister/synchronization/jobs"
 DEFAULT_BATCH_BYTES = 5_000_000
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 FINALIZE_ACCEPTED = frozenset(
     {"FINALIZE_PENDING", "FINALIZING_ENTITIES", "FINALIZING_RELATIONSHIPS", "FINISHED"}
 )
@@ -50,24 +47,12 @@ _MAX_MESSAGE = 300
 JsonDict = dict[str, Any]
 
 
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds (fractional tolerated) or HTTP-date."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
+class CallOptions(TypedDict, total=False):
+    """The keyword arguments of ``SyncApiClient.request_json``, for the calls built on it."""
+
+    params: Mapping[str, str] | None
+    correlation_id: str | None
+    max_attempts: int | None
 
 
 def serialize(obj: Mapping[str, Any]) -> bytes:
@@ -159,9 +144,15 @@ class SyncApiClient:
         self._account_id = account_id
         self._api_key = api_key
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
-        self._max_attempts = max_attempts
-        self._max_backoff = max_backoff
-        self._backoff_base = backoff_base
+        # A Retry-After longer than the backoff cap is not waited for: the writer backs the
+        # partition off instead. A 5xx waits at least its backoff, a 429 its Retry-After exactly.
+        self._retry = RetryPolicy(
+            max_attempts=max_attempts,
+            backoff_base=backoff_base,
+            backoff_cap=max_backoff,
+            retry_after_cap=max_backoff,
+            backoff_floor=True,
+        )
         self._batch_bytes = batch_bytes
         self._concurrency = upload_concurrency
 
@@ -185,30 +176,11 @@ class SyncApiClient:
             headers["JupiterOne-Correlation-Id"] = correlation_id
         return headers
 
-    def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with jitter in [50%, 100%] of the capped step."""
-        step: float = min(self._max_backoff, self._backoff_base * (2 ** (attempt - 1)))
-        return step * random.uniform(0.5, 1.0)
-
     async def _call(
-        self,
-        method: str,
-        path: str,
-        body: bytes | None = None,
-        *,
-        params: Mapping[str, str] | None = None,
-        correlation_id: str | None = None,
-        max_attempts: int | None = None,
+        self, method: str, path: str, body: bytes | None = None, **options: Unpack[CallOptions]
     ) -> JsonDict:
         """One logical sync API call (path under the jobs endpoint)."""
-        return await self.request_json(
-            method,
-            self._base + path,
-            body,
-            params=params,
-            correlation_id=correlation_id,
-            max_attempts=max_attempts,
-        )
+        return await self.request_json(method, self._base + path, body, **options)
 
     async def request_json(
         self,
@@ -223,11 +195,13 @@ class SyncApiClient:
         """One logical call to a J1 URL with bounded retries; returns the decoded JSON object.
 
         Shared by the sync API and the query API (same account headers, same retry policy)."""
-        attempts = max_attempts or self._max_attempts
+        policy = self._retry if max_attempts is None else replace(self._retry, max_attempts=max_attempts)
         path = urlsplit(url).path
         headers = self._headers(correlation_id)
-        last: tuple[int | None, str | None, str] = (None, None, "no attempt made")
-        for attempt in range(1, attempts + 1):
+        attempt = 0
+        while True:
+            attempt += 1
+            status: int | None = None
             retry_after: float | None = None
             try:
                 async with self._session.request(
@@ -240,33 +214,29 @@ class SyncApiClient:
                     code, message = self._decode_error(raw)
                     retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             except (aiohttp.ClientError, TimeoutError) as exc:
-                last = (None, "TRANSPORT_ERROR", self._redact(f"{type(exc).__name__}: {exc}"))
-                delay = self._backoff(attempt)
-            else:
-                self._raise_fatal(status, code, message, attempt)
-                last = (status, code, message)
-                delay = self._backoff(attempt)
-                if retry_after is not None:
-                    if retry_after > self._max_backoff:
-                        raise J1RetryExhaustedError(
-                            status,
-                            code,
-                            f"{message} (Retry-After {retry_after:g}s > cap {self._max_backoff:g}s)",
-                            attempts=attempt,
-                            retry_after=retry_after,
-                        )
-                    delay = max(delay, retry_after) if status != 429 else retry_after
-            if attempt == attempts:
-                break
+                status, code, message = None, "TRANSPORT_ERROR", self._redact(f"{type(exc).__name__}: {exc}")
+            decision = policy.decide(attempt, status, retry_after)
+            if decision.verdict is Verdict.FINAL:
+                assert status is not None  # no answer is always worth another attempt
+                raise self._fatal(status, code, message, attempt)
+            if decision.verdict is Verdict.TOO_LONG:
+                raise J1RetryExhaustedError(
+                    status,
+                    code,
+                    f"{message} (Retry-After {retry_after:g}s > cap {policy.retry_after_cap:g}s)",
+                    attempts=attempt,
+                    retry_after=retry_after,
+                )
+            if decision.verdict is Verdict.EXHAUSTED:
+                raise J1RetryExhaustedError(
+                    status, code, f"{message} (after {attempt} attempts)", attempts=attempt
+                )
             log.warning(
                 "j1 call failed, retrying",
-                extra={"method": method, "path": path, "status": last[0], "code": last[1], "delay": delay},
+                extra={"method": method, "path": path, "status": status, "code": code,
+                       "delay": decision.delay},
             )
-            await asyncio.sleep(delay)
-        status_, code_, message_ = last
-        raise J1RetryExhaustedError(
-            status_, code_, f"{message_} (after {attempts} attempts)", attempts=attempts
-        )
+            await asyncio.sleep(decision.delay)
 
     def _decode_ok(self, status: int, raw: bytes, attempt: int) -> JsonDict:
         try:
@@ -289,17 +259,16 @@ class SyncApiClient:
             return (str(code) if code is not None else None), self._redact(str(err.get("message", "")))
         return None, self._redact(json.dumps(data)[:_MAX_MESSAGE])
 
-    def _raise_fatal(self, status: int, code: str | None, message: str, attempt: int) -> None:
-        """Non-retryable statuses become typed errors; transient ones return for a retry."""
-        if status in RETRY_STATUSES:
-            return
+    @staticmethod
+    def _fatal(status: int, code: str | None, message: str, attempt: int) -> J1Error:
+        """The typed error for a status that retrying cannot change."""
         if code == "JOB_NOT_AWAITING_UPLOADS":
-            raise J1JobEndedError(status, code, message, attempts=attempt)
+            return J1JobEndedError(status, code, message, attempts=attempt)
         if status in (401, 403):
-            raise J1AuthError(status, code, message, attempts=attempt)
+            return J1AuthError(status, code, message, attempts=attempt)
         if status == 413:
-            raise J1PayloadTooLargeError(status, code, message, attempts=attempt)
-        raise J1Error(status, code, message, attempts=attempt)
+            return J1PayloadTooLargeError(status, code, message, attempts=attempt)
+        return J1Error(status, code, message, attempts=attempt)
 
     @staticmethod
     def _job(data: JsonDict) -> JsonDict:

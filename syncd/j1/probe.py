@@ -133,7 +133,7 @@ class AccountProbe:
 
     def found(self, name: str, ok: bool | None, detail: str) -> None:
         self.findings[name] = Finding(ok, detail)
-        log.info("j1 probe", behaviour=name, ok=ok, detail=detail)
+        log.debug("j1 probe", behaviour=name, ok=ok, detail=detail)
 
     async def run(self) -> Capabilities:
         try:
@@ -191,7 +191,7 @@ class AccountProbe:
             additive,
             "kept the scope's other relationships"
             if additive
-            else f"replaced the scope's relationships ({_counters(job)})",
+            else f"replaced the scope's relationships ({_counters(job, 'numRelationshipsDeleted')})",
         )
         if not additive:  # put C back as the next tests expect it
             await self.job("c", "DIFF", relationships=[r1, r2, r3])
@@ -215,7 +215,9 @@ class AccountProbe:
         self.found(
             Behaviour.CROSS_SCOPE_DELETES,
             ok,
-            "deleted" if ok else f"deleteRelationships not applied ({_counters(job)})",
+            "deleted"
+            if ok
+            else f"deleteRelationships not applied ({_counters(job, 'numRelationshipsDeleted')})",
         )
 
     async def _cross_scope_same_scope(self, additive: bool) -> None:
@@ -254,7 +256,7 @@ class AccountProbe:
         self.found(
             Behaviour.EXPLICIT_ENTITY_DELETES,
             ok,
-            "deleted" if ok else f"deleteEntities not applied ({_counters(job)})",
+            "deleted" if ok else f"deleteEntities not applied ({_counters(job, 'numEntitiesDeleted')})",
         )
 
     async def _cascade_deletes(self, r1: dict[str, Any], r2: dict[str, Any]) -> None:
@@ -286,11 +288,7 @@ def _n(job: dict[str, Any], name: str) -> int:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
 
 
-def _counters(job: dict[str, Any]) -> str:
-    names = (
-        "numRelationshipsCreated",
-        "numRelationshipsDeleted",
-        "numEntitiesDeleted",
-        "numRelationshipCreateErrors",
-    )
-    return ", ".join(f"{n}={job.get(n)}" for n in names if n in job)
+def _counters(job: dict[str, Any], *names: str) -> str:
+    """The job's counters that tell what happened (the usual relationship ones when none is named)."""
+    shown = names or ("numRelationshipsCreated", "numRelationshipsDeleted", "numRelationshipCreateErrors")
+    return ", ".join(f"{n}={job.get(n)}" for n in shown if n in job)

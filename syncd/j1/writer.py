@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 
@@ -44,12 +43,22 @@ from syncd.j1.errors import (
 from syncd.j1.partitions import ENTITY_PART, RELATIONSHIP_PART, Layout, Partition, PartKind
 from syncd.j1.plan import PartitionPlan, PartitionPlanner
 from syncd.j1.verify import Expectation, verify_job
-from syncd.mirror import Mirror, PartitionAck, PartitionRef, PartitionState, RefusedObject
+from syncd.mirror import (
+    Mirror,
+    PartitionAck,
+    PartitionFailure,
+    PartitionRef,
+    PartitionState,
+    RefusedObject,
+)
 from syncd.pausepoints import pause_point
+from syncd.retry import backoff
+
+if TYPE_CHECKING:
+    from syncd.config import J1Strategy
 
 log = structlog.get_logger(__name__)
 
-Strategy = Literal["auto", "documented"]
 LAYOUT_KEY = "j1.layout"
 PENDING_LAYOUT_KEY = "j1.layout_pending"
 RETIRING_LAYOUT_KEY = "j1.layout_retiring"
@@ -138,10 +147,9 @@ def _ref(partition: Partition, base: str) -> PartitionRef:
     return PartitionRef(partition.scope(base), partition.kind, partition.bits, partition.bucket)
 
 
-def _backoff(attempts: int, cap: float, base: float = RETRY_BASE) -> float:
-    """Exponential back-off with jitter in [50 %, 100 %] of the capped step."""
-    step: float = min(cap, base * 2 ** max(attempts - 1, 0))
-    return step * random.uniform(0.5, 1.0)
+def _attempts(state: PartitionState | None) -> int:
+    """Consecutive failures of a partition counting the one at hand."""
+    return (state.attempts if state is not None else 0) + 1
 
 
 class J1Writer:
@@ -153,7 +161,7 @@ class J1Writer:
         mirror: Mirror,
         *,
         scope: str,
-        strategy: Strategy = "auto",
+        strategy: J1Strategy = "auto",
         job_timeout: float = 600.0,
         concurrency: int = 16,
         partial_types: Callable[[], Sequence[str]] = lambda: (),
@@ -620,27 +628,23 @@ class J1Writer:
         transient: bool = False,
         bad_data: bool = False,
     ) -> None:
-        attempts = (state.attempts if state is not None else 0) + 1
+        attempts = _attempts(state)
         report.failed_partitions += 1
         if transient:
             self._unavailable_attempts += 1
-            self._unavailable_until = time.time() + _backoff(
-                self._unavailable_attempts, UNAVAILABLE_CAP, self.retry_base
+            self._unavailable_until = time.time() + backoff(
+                self._unavailable_attempts, base=self.retry_base, cap=UNAVAILABLE_CAP
             )
             self._unavailable_error = error
             delay = self._unavailable_until - time.time()
         else:
-            delay = _backoff(attempts, PARTITION_RETRY_CAP, self.retry_base)
+            delay = backoff(attempts, base=self.retry_base, cap=PARTITION_RETRY_CAP)
         needs_diff = plan.mode == "DIFF" or bool(plan.behaviours)
         if plan.behaviours and not transient:
             await self._revoke(plan.behaviours, f"job on {ref.scope} failed: {error}")
+        retry_at = time.time() + delay
         await self.mirror.record_partition_failure(
-            ref,
-            attempts=attempts,
-            next_attempt=time.time() + delay,
-            error=error,
-            needs_diff=needs_diff,
-            uncertain=False,
+            ref, PartitionFailure(attempts, retry_at, error, needs_diff=needs_diff, uncertain=False)
         )
         log.warning(
             "j1 partition push failed; retrying with back-off",
@@ -672,15 +676,11 @@ class J1Writer:
         ]
         if plan.behaviours:
             await self._revoke(plan.behaviours, f"contradicted by job {job_id} on {ref.scope}: {problems}")
-        attempts = (state.attempts if state is not None else 0) + 1
-        delay = _backoff(attempts, PARTITION_RETRY_CAP, self.retry_base)
+        attempts = _attempts(state)
+        delay = 0 if attempts == 1 else backoff(attempts, base=self.retry_base, cap=PARTITION_RETRY_CAP)
+        error = f"verification: {'; '.join(problems)}"[:500]
         await self.mirror.record_partition_failure(
-            ref,
-            attempts=attempts,
-            next_attempt=time.time() + (0 if attempts == 1 else delay),
-            error=f"verification: {'; '.join(problems)}"[:500],
-            needs_diff=True,
-            uncertain=True,
+            ref, PartitionFailure(attempts, time.time() + delay, error, needs_diff=True, uncertain=True)
         )
         log.error(
             "j1 job finished but did not do what was sent; not acknowledged, partition re-sent by DIFF",

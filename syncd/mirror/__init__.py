@@ -2,11 +2,12 @@
 
 from syncd.mirror.mirror import Mirror
 from syncd.mirror.outbox import UNKNOWN_HASH, PartitionAck, PartitionSnapshot, SnapshotRow
-from syncd.mirror.partition_state import PartitionRef, PartitionState, RefusedObject
-from syncd.mirror.round import ChangeHook, RoundWriter
+from syncd.mirror.partition_state import PartitionFailure, PartitionRef, PartitionState, RefusedObject
+from syncd.mirror.round import RoundWriter
 from syncd.mirror.types import (
     AlertRow,
     Change,
+    ChangeHook,
     CommitResult,
     MirrorError,
     QueuedAlert,
@@ -22,6 +23,7 @@ __all__ = [
     "Mirror",
     "MirrorError",
     "PartitionAck",
+    "PartitionFailure",
     "PartitionRef",
     "PartitionSnapshot",
     "PartitionState",

@@ -27,9 +27,10 @@ from sqlite_utils import Database
 from syncd.mirror import keyhash
 from syncd.mirror import outbox as outbox_sql
 from syncd.mirror import partition_state as pstate
-from syncd.mirror.round import RoundWriter, StageTables, create_stage_tables, upsert_cursor
+from syncd.mirror.round import RoundWriter
 from syncd.mirror.schema import migrate
-from syncd.mirror.sql import insert_alerts, transaction
+from syncd.mirror.sql import insert_alerts, transaction, upsert_cursor
+from syncd.mirror.stage import StageTables, create_stage_tables
 from syncd.mirror.thread import SQLiteThread
 from syncd.mirror.types import AlertRow, MirrorError, QueuedAlert, StoredRow
 
@@ -73,6 +74,11 @@ def describe_error(exc: BaseException, path: Path, doing: str, busy_timeout: flo
         return MirrorError(f"I/O error on the mirror {path} ({doing}): check the disk and the file system")
     return MirrorError(f"mirror {path}: SQLite error while {doing}: {text}")
 
+
+_UPSERT_KV = (
+    "INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE"
+    " SET value = excluded.value, updated_at = excluded.updated_at"
+)
 
 class Mirror:
     """Async facade over the mirror file; create with ``await Mirror.open(path)``."""
@@ -219,31 +225,45 @@ class Mirror:
 
     async def _write(self, doing: str, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(write connection)`` on the writer thread; SQLite errors become ``MirrorError``."""
-        if self._closed:
-            raise MirrorError(f"the mirror {self.path} is closed")
-
-        def task() -> T:
-            assert self._wconn is not None
-            try:
-                return fn(self._wconn)
-            except (sqlite3.Error, OSError) as exc:
-                raise describe_error(exc, self.path, doing, self._busy_timeout) from exc
-
-        return await self._writer.run(task)
+        return await self._on(self._writer, lambda: self._wconn, doing, fn)
 
     async def _read(self, doing: str, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(read-only connection)`` on the reader thread."""
+        return await self._on(self._reader, lambda: self._rconn, doing, fn)
+
+    async def _on(
+        self,
+        thread: SQLiteThread,
+        connection: Callable[[], sqlite3.Connection | None],
+        doing: str,
+        fn: Callable[[sqlite3.Connection], T],
+    ) -> T:
+        """Run ``fn`` with the thread's connection on that thread; errors say what was being done."""
         if self._closed:
             raise MirrorError(f"the mirror {self.path} is closed")
 
         def task() -> T:
-            assert self._rconn is not None
+            conn = connection()
+            assert conn is not None
             try:
-                return fn(self._rconn)
+                return fn(conn)
             except (sqlite3.Error, OSError) as exc:
                 raise describe_error(exc, self.path, doing, self._busy_timeout) from exc
 
-        return await self._reader.run(task)
+        return await thread.run(task)
+
+    async def _transact(self, doing: str, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`_write` with ``fn`` in a transaction of its own: all of it is applied, or none."""
+
+        def work(conn: sqlite3.Connection) -> T:
+            with transaction(conn):
+                return fn(conn)
+
+        return await self._write(doing, work)
+
+    async def _execute(self, doing: str, sql: str, params: Sequence[object] = ()) -> None:
+        """One write statement in a transaction of its own."""
+        await self._transact(doing, lambda c: c.execute(sql, params))
 
     async def read_with(self, doing: str, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run a read-only ``fn(connection)`` on the reader thread (status views)."""
@@ -256,7 +276,7 @@ class Mirror:
         previous = self._rounds.get(origin)
         if previous is not None:
             await previous.discard()
-        tables = StageTables(self._next_round)
+        tables = StageTables.of_round(self._next_round)
         self._next_round += 1
         await self._write("starting a round", lambda c: create_stage_tables(c, tables))
         round_writer = RoundWriter(self._write, tables, origin, full, self._round_ended)
@@ -317,22 +337,9 @@ class Mirror:
         return await self._write("reading a J1 partition", lambda c: pstate.get(c, scope))
 
     async def record_partition_failure(
-        self,
-        part: pstate.PartitionRef,
-        *,
-        attempts: int,
-        next_attempt: float,
-        error: str,
-        needs_diff: bool,
-        uncertain: bool,
+        self, part: pstate.PartitionRef, failure: pstate.PartitionFailure
     ) -> None:
-        await self._write(
-            "recording a J1 failure",
-            lambda c: pstate.record_failure(
-                c, part, attempts=attempts, next_attempt=next_attempt, error=error, needs_diff=needs_diff,
-                uncertain=uncertain,
-            ),
-        )
+        await self._write("recording a J1 failure", lambda c: pstate.record_failure(c, part, failure))
 
     async def forget_other_partition_scopes(self, keep: Sequence[str]) -> None:
         await self._write("dropping old J1 partitions", lambda c: pstate.forget_other_scopes(c, keep))
@@ -341,11 +348,7 @@ class Mirror:
         await self._write("recording a J1 job", lambda c: pstate.record_job(c, job_id, scope, mode))
 
     async def forget_job(self, job_id: str) -> None:
-        def work(conn: sqlite3.Connection) -> None:
-            with transaction(conn):
-                pstate.forget_job(conn, job_id)
-
-        await self._write("forgetting a J1 job", work)
+        await self._transact("forgetting a J1 job", lambda c: pstate.forget_job(c, job_id))
 
     async def jobs_in_flight(self) -> list[tuple[str, str, str, float]]:
         return await self._read("reading J1 jobs", pstate.jobs_in_flight)
@@ -374,12 +377,7 @@ class Mirror:
 
     async def set_cursor(self, name: str, value: str | None, *, origin: str | None = None) -> None:
         """Store a cursor outside a round (a round without data); rounds pass cursors to commit."""
-
-        def work(conn: sqlite3.Connection) -> None:
-            with transaction(conn):
-                upsert_cursor(conn, name, value, origin, time.time())
-
-        await self._write("saving a cursor", work)
+        await self._transact("saving a cursor", lambda c: upsert_cursor(c, name, value, origin, time.time()))
 
     # --- runs and status ----------------------------------------------------------------------------
 
@@ -396,37 +394,30 @@ class Mirror:
         row = (origin, _epoch(started), _epoch(finished), status, json.dumps(counts, sort_keys=True), error)
 
         def work(conn: sqlite3.Connection) -> None:
-            with transaction(conn):
-                conn.execute(
-                    "INSERT INTO runs (origin, started, finished, status, counts, error) VALUES (?,"
-                    " ?, ?, ?, ?, ?)",
-                    row,
-                )
-                conn.execute(
-                    "DELETE FROM runs WHERE origin = ? AND id <= (SELECT id FROM runs WHERE origin = ?"
-                    " ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                    (origin, origin, RUNS_KEPT_PER_ORIGIN),
-                )
+            conn.execute(
+                "INSERT INTO runs (origin, started, finished, status, counts, error)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                row,
+            )
+            conn.execute(
+                "DELETE FROM runs WHERE origin = ? AND id <= (SELECT id FROM runs WHERE origin = ?"
+                " ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (origin, origin, RUNS_KEPT_PER_ORIGIN),
+            )
 
-        await self._write("recording a run", work)
+        await self._transact("recording a run", work)
 
     async def set_origin_flag(
         self, origin: str, partial: bool, reason: str | None, *, disabled: bool = False
     ) -> None:
         """Mark an origin partial (e.g. a permission is missing) or disabled, with the reason."""
-
-        def work(conn: sqlite3.Connection) -> None:
-            with transaction(conn):
-                conn.execute(
-                    "INSERT INTO origin_flags (origin, partial, disabled, reason, updated_at) VALUES"
-                    " (?, ?, ?, ?, ?)"
-                    " ON CONFLICT(origin) DO UPDATE SET partial = excluded.partial, disabled ="
-                    " excluded.disabled,"
-                    " reason = excluded.reason, updated_at = excluded.updated_at",
-                    (origin, int(partial), int(disabled), reason, time.time()),
-                )
-
-        await self._write("saving an origin flag", work)
+        await self._execute(
+            "saving an origin flag",
+            "INSERT INTO origin_flags (origin, partial, disabled, reason, updated_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT(origin) DO UPDATE SET partial = excluded.partial, disabled = excluded.disabled,"
+            " reason = excluded.reason, updated_at = excluded.updated_at",
+            (origin, int(partial), int(disabled), reason, time.time()),
+        )
 
     async def origin_status(self, now: float | None = None) -> list[dict[str, Any]]:
         """Per origin: last run, last success, last error, cursor age, partial/disabled flags."""
@@ -441,19 +432,14 @@ class Mirror:
         """Store (or renew) a Graph subscription; only a hash of its clientState is kept."""
         if expiration.tzinfo is None:
             expiration = expiration.replace(tzinfo=UTC)
-        row = (id, resource, expiration.isoformat(), client_state_hash, time.time())
-
-        def work(conn: sqlite3.Connection) -> None:
-            with transaction(conn):
-                conn.execute(
-                    "INSERT INTO subscriptions (id, resource, expiration, client_state_hash, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET resource = excluded.resource,"
-                    " expiration = excluded.expiration, client_state_hash = excluded.client_state_hash,"
-                    " updated_at = excluded.updated_at",
-                    row,
-                )
-
-        await self._write("saving a subscription", work)
+        await self._execute(
+            "saving a subscription",
+            "INSERT INTO subscriptions (id, resource, expiration, client_state_hash, updated_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET resource = excluded.resource,"
+            " expiration = excluded.expiration, client_state_hash = excluded.client_state_hash,"
+            " updated_at = excluded.updated_at",
+            (id, resource, expiration.isoformat(), client_state_hash, time.time()),
+        )
 
     async def list_subscriptions(self) -> list[dict[str, Any]]:
         """All stored subscriptions, soonest expiry first; ``expiration`` is an aware datetime."""
@@ -476,23 +462,13 @@ class Mirror:
 
     async def delete_subscription(self, id: str) -> None:
         """Forget a subscription (deleted or expired)."""
-
-        def work(conn: sqlite3.Connection) -> None:
-            with transaction(conn):
-                conn.execute("DELETE FROM subscriptions WHERE id = ?", (id,))
-
-        await self._write("deleting a subscription", work)
+        await self._execute("deleting a subscription", "DELETE FROM subscriptions WHERE id = ?", (id,))
 
     # --- alert outbox -----------------------------------------------------------------------------------
 
     async def enqueue_alerts(self, rows: Sequence[AlertRow]) -> int:
         """Queue alerts outside a commit; duplicates (same alert_id and target) are ignored."""
-
-        def work(conn: sqlite3.Connection) -> int:
-            with transaction(conn):
-                return insert_alerts(conn, rows, time.time())
-
-        return await self._write("queueing alerts", work)
+        return await self._transact("queueing alerts", lambda c: insert_alerts(c, rows, time.time()))
 
     async def due_alerts(self, now: float, limit: int = 100) -> list[QueuedAlert]:
         """Undelivered alerts whose next attempt is due, in insertion order."""
@@ -516,27 +492,21 @@ class Mirror:
 
         def work(conn: sqlite3.Connection) -> None:
             now = time.time()
-            with transaction(conn):
-                conn.execute("UPDATE alerts SET delivered_at = ? WHERE id = ?", (now, row_id))
-                conn.execute(
-                    "DELETE FROM alerts WHERE delivered_at IS NOT NULL AND delivered_at < ?",
-                    (now - DELIVERED_ALERTS_KEPT_S,),
-                )
+            conn.execute("UPDATE alerts SET delivered_at = ? WHERE id = ?", (now, row_id))
+            conn.execute(
+                "DELETE FROM alerts WHERE delivered_at IS NOT NULL AND delivered_at < ?",
+                (now - DELIVERED_ALERTS_KEPT_S,),
+            )
 
-        await self._write("acknowledging an alert", work)
+        await self._transact("acknowledging an alert", work)
 
     async def retry_alert(self, row_id: int, next_attempt: float, error: str) -> None:
         """Delivery failed: count the attempt and schedule the next one."""
-
-        def work(conn: sqlite3.Connection) -> None:
-            with transaction(conn):
-                conn.execute(
-                    "UPDATE alerts SET attempts = attempts + 1, next_attempt = ?, last_error = ?"
-                    " WHERE id = ?",
-                    (next_attempt, error, row_id),
-                )
-
-        await self._write("rescheduling an alert", work)
+        await self._execute(
+            "rescheduling an alert",
+            "UPDATE alerts SET attempts = attempts + 1, next_attempt = ?, last_error = ? WHERE id = ?",
+            (next_attempt, error, row_id),
+        )
 
     async def alert_depth(self) -> int:
         """Alerts not yet delivered."""
@@ -556,25 +526,11 @@ class Mirror:
     async def set_value(self, key: str, value: Any) -> None:
         """Store a small JSON value (never a secret: the mirror is not a secret store)."""
         text = json.dumps(value, sort_keys=True)
-
-        def work(conn: sqlite3.Connection) -> None:
-            with transaction(conn):
-                conn.execute(
-                    "INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE"
-                    " SET value = excluded.value, updated_at = excluded.updated_at",
-                    (key, text, time.time()),
-                )
-
-        await self._write("saving a value", work)
+        await self._execute("saving a value", _UPSERT_KV, (key, text, time.time()))
 
     async def delete_value(self, key: str) -> None:
         """Forget a key/value entry."""
-
-        def work(conn: sqlite3.Connection) -> None:
-            with transaction(conn):
-                conn.execute("DELETE FROM kv WHERE key = ?", (key,))
-
-        await self._write("deleting a value", work)
+        await self._execute("deleting a value", "DELETE FROM kv WHERE key = ?", (key,))
 
     async def set_values(
         self, values: dict[str, Any], *, flag: Sequence[pstate.PartitionRef] = (), uncertain: bool = False
@@ -584,30 +540,20 @@ class Mirror:
         now = time.time()
 
         def work(conn: sqlite3.Connection) -> None:
-            with transaction(conn):
-                for key, value in values.items():
-                    if value is None:
-                        conn.execute("DELETE FROM kv WHERE key = ?", (key,))
-                    else:
-                        conn.execute(
-                            "INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key)"
-                            " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                            (key, json.dumps(value, sort_keys=True), now),
-                        )
-                pstate.mark_in_transaction(conn, flag, needs_diff=True, uncertain=uncertain)
+            for key, value in values.items():
+                if value is None:
+                    conn.execute("DELETE FROM kv WHERE key = ?", (key,))
+                else:
+                    conn.execute(_UPSERT_KV, (key, json.dumps(value, sort_keys=True), now))
+            pstate.mark_in_transaction(conn, flag, needs_diff=True, uncertain=uncertain)
 
-        await self._write("saving values", work)
+        await self._transact("saving values", work)
 
     # --- read helpers (tests, status) --------------------------------------------------------------------
 
     async def get_entity(self, key: str) -> dict[str, Any] | None:
         """The entity as stored, or None if absent or deleted."""
         row = await self.get_entity_row(key)
-        return row.data if row is not None and not row.deleted else None
-
-    async def get_relationship(self, key: str) -> dict[str, Any] | None:
-        """The relationship as stored (live or not), or None if absent or deleted."""
-        row = await self.get_relationship_row(key)
         return row.data if row is not None and not row.deleted else None
 
     async def get_entity_row(self, key: str) -> StoredRow | None:

@@ -25,8 +25,8 @@ from typing import Any, Literal, cast
 
 from syncd.mirror import partition_state
 from syncd.mirror.canonical import canonical_json
+from syncd.mirror.commit import ENDS_LIVE, ENTITY_NEEDS_PUSH, OUTBOX_PART_SQL
 from syncd.mirror.keyhash import key_hash, relationship_hash
-from syncd.mirror.round import ENDS_LIVE, OUTBOX_PART_SQL
 from syncd.mirror.sql import json_list, transaction
 
 UNKNOWN_HASH = "!unknown"
@@ -35,6 +35,7 @@ without the cascade being proven): forces the next push of its partition to sett
 
 Kind = Literal["entity", "relationship"]
 ObjectId = tuple[Kind, str]
+TABLES: dict[Kind, str] = {"entity": "entities", "relationship": "relationships"}
 
 
 @dataclass(frozen=True)
@@ -118,51 +119,44 @@ def outbox_max_seq(conn: sqlite3.Connection) -> int:
     return int(row[0]) if row else 0
 
 
+_ENTITY_ROWS = (
+    "SELECT 'entity', e.key, e.type, e.data, e.hash, e.deleted, e.pushed_hash, NULL, NULL, 1, p.names"
+    " FROM entities e LEFT JOIN prop_sets p ON p.id = e.pushed_props WHERE e.khash BETWEEN ? AND ?"
+)
+_RELATIONSHIP_ROWS = (
+    "SELECT 'relationship', key, type, data, hash, deleted, pushed_hash, from_key, to_key, ends_live,"
+    " NULL FROM relationships WHERE khash BETWEEN ? AND ? AND to_key IS {null}"
+)
+"""A partition's rows in `SnapshotRow` field order: entities (entity partitions), and mapped
+(``to_key IS NULL``, entity partitions) or explicit (``IS NOT NULL``) relationships."""
+
+
+def _snapshot_row(row: tuple[Any, ...]) -> SnapshotRow:
+    kind, key, type_, data, hash_, deleted, pushed, from_key, to_key, ends_live, prop_names = row
+    return SnapshotRow(
+        kind,
+        key,
+        type_,
+        data,
+        hash_,
+        bool(deleted),
+        pushed,
+        from_key,
+        to_key,
+        bool(ends_live),
+        tuple(json.loads(prop_names)) if prop_names else (),
+    )
+
+
 def read_snapshot(conn: sqlite3.Connection, part: str, lo: int, hi: int) -> PartitionSnapshot:
     """Writer thread: one partition's rows and pending outbox keys, as of now."""
     snap = PartitionSnapshot(part=part, lo=lo, hi=hi, max_seq=outbox_max_seq(conn))
     if part == "e":
-        for key, type_, data, hash_, deleted, pushed, names in _rows(
-            conn,
-            "SELECT e.key, e.type, e.data, e.hash, e.deleted, e.pushed_hash, p.names FROM entities e"
-            " LEFT JOIN prop_sets p ON p.id = e.pushed_props WHERE e.khash BETWEEN ? AND ?",
-            (lo, hi),
-        ):
-            snap.rows.append(
-                SnapshotRow(
-                    "entity",
-                    key,
-                    type_,
-                    data,
-                    hash_,
-                    bool(deleted),
-                    pushed,
-                    pushed_props=tuple(json.loads(names)) if names else (),
-                )
-            )
-        rel_filter = "to_key IS NULL"
+        queries = [_ENTITY_ROWS, _RELATIONSHIP_ROWS.format(null="NULL")]
     else:
-        rel_filter = "to_key IS NOT NULL"
-    for key, type_, data, hash_, deleted, pushed, from_key, to_key, ends_live in _rows(
-        conn,
-        "SELECT key, type, data, hash, deleted, pushed_hash, from_key, to_key, ends_live FROM relationships"
-        f" WHERE khash BETWEEN ? AND ? AND {rel_filter}",
-        (lo, hi),
-    ):
-        snap.rows.append(
-            SnapshotRow(
-                "relationship",
-                key,
-                type_,
-                data,
-                hash_,
-                bool(deleted),
-                pushed,
-                from_key,
-                to_key,
-                bool(ends_live),
-            )
-        )
+        queries = [_RELATIONSHIP_ROWS.format(null="NOT NULL")]
+    for sql in queries:
+        snap.rows.extend(_snapshot_row(row) for row in _rows(conn, sql, (lo, hi)))
     for kind, key in _rows(
         conn,
         "SELECT DISTINCT kind, key FROM outbox WHERE part = ? AND khash BETWEEN ? AND ? AND seq <= ?",
@@ -179,18 +173,23 @@ def read_snapshot(conn: sqlite3.Connection, part: str, lo: int, hi: int) -> Part
         snap.refused[(kind, key)] = hash_
     if part == "r":
         ends = {end for r in snap.rows for end in (r.from_key, r.to_key) if end}
-        snap.present_in_j1 = {
-            key
-            for (key,) in _rows(
-                conn,
-                "SELECT key FROM entities WHERE key IN (SELECT value FROM json_each(?))"
-                " AND deleted = 0 AND pushed_hash IS NOT NULL"
-                " AND NOT EXISTS (SELECT 1 FROM j1_refused x WHERE x.kind = 'entity' AND x.key ="
-                " entities.key AND x.hash = entities.hash)",
-                (json_list(ends),),
-            )
-        }
+        snap.present_in_j1 = _present_in_j1(conn, ends)
     return snap
+
+
+def _present_in_j1(conn: sqlite3.Connection, keys: set[str]) -> set[str]:
+    """The entities among ``keys`` J1 holds (pushed, live, not refused in their current version)."""
+    return {
+        key
+        for (key,) in _rows(
+            conn,
+            "SELECT key FROM entities WHERE key IN (SELECT value FROM json_each(?))"
+            " AND deleted = 0 AND pushed_hash IS NOT NULL"
+            " AND NOT EXISTS (SELECT 1 FROM j1_refused x WHERE x.kind = 'entity' AND x.key ="
+            " entities.key AND x.hash = entities.hash)",
+            (json_list(keys),),
+        )
+    }
 
 
 def pending_partitions(conn: sqlite3.Connection, limit: int) -> list[tuple[str, int]]:
@@ -217,37 +216,46 @@ def ack_partition(conn: sqlite3.Connection, ack: PartitionAck, now: float | None
     """Writer thread: J1 finished (and we verified) a job on this partition; record it."""
     now = time.time() if now is None else now
     with transaction(conn):
+        # 1. What J1 holds now (and what that means for relationships in other partitions).
         newly_present = _record_sent(conn, ack, now)
         removed_entities = _record_absent(conn, ack)
         if removed_entities:
             _after_entity_removal(conn, removed_entities, ack.cascade)
-        if ack.settled is None:
-            conn.execute(
-                "DELETE FROM outbox WHERE part = ? AND khash BETWEEN ? AND ? AND seq <= ?",
-                (ack.part, ack.lo, ack.hi, ack.max_seq),
-            )
-        else:
-            for kind, key in ack.settled:
-                conn.execute(
-                    "DELETE FROM outbox WHERE kind = ? AND key = ? AND seq <= ?", (kind, key, ack.max_seq)
-                )
+        # 2. The outbox rows the snapshot covered are done; a key that changed meanwhile (or
+        #    that the job could not settle) gets a fresh row.
+        _drop_settled_rows(conn, ack)
         conn.executemany(
             "DELETE FROM j1_refused WHERE kind = ? AND key = ?", [(k, key) for k, key in ack.sent]
         )
-        touched = set(ack.sent) | ack.absent | (ack.settled or set())
-        _requeue_out_of_step(conn, touched)
+        _requeue_out_of_step(conn, set(ack.sent) | ack.absent | (ack.settled or set()))
         if newly_present:
             _requeue_relationships_of(conn, newly_present)
+        # 3. The partition's own bookkeeping: back-off ended, DIFF done, job no longer in flight.
         partition_state.settle(conn, ack.scope, ack.gen, diff=ack.settled is None)
         if ack.job_id is not None:
             partition_state.forget_job(conn, ack.job_id)
+
+
+def _drop_settled_rows(conn: sqlite3.Connection, ack: PartitionAck) -> None:
+    """The outbox rows up to the snapshot's seq: all of the partition's (a DIFF), else those of
+    the settled keys."""
+    if ack.settled is None:
+        conn.execute(
+            "DELETE FROM outbox WHERE part = ? AND khash BETWEEN ? AND ? AND seq <= ?",
+            (ack.part, ack.lo, ack.hi, ack.max_seq),
+        )
+        return
+    conn.executemany(
+        "DELETE FROM outbox WHERE kind = ? AND key = ? AND seq <= ?",
+        [(kind, key, ack.max_seq) for kind, key in ack.settled],
+    )
 
 
 def _record_sent(conn: sqlite3.Connection, ack: PartitionAck, now: float) -> list[str]:
     """pushed_hash := what was sent. Returns entity keys J1 did not hold before (newly present)."""
     newly_present: list[str] = []
     for (kind, key), (hash_, obj) in ack.sent.items():
-        table = "entities" if kind == "entity" else "relationships"
+        table = TABLES[kind]
         row = conn.execute(f"SELECT pushed_hash FROM {table} WHERE key = ?", (key,)).fetchone()
         if row is None:
             # removed while in flight and never pushed before: J1 has it now, keep a tombstone
@@ -309,7 +317,7 @@ def _record_absent(conn: sqlite3.Connection, ack: PartitionAck) -> list[str]:
     """pushed_hash := NULL and tombstones purged. Returns entity keys J1 held and now does not."""
     removed: list[str] = []
     for kind, key in ack.absent:
-        table = "entities" if kind == "entity" else "relationships"
+        table = TABLES[kind]
         row = conn.execute(f"SELECT pushed_hash FROM {table} WHERE key = ?", (key,)).fetchone()
         if kind == "entity" and (row is None or row[0] is not None):
             removed.append(key)  # a gone row may have been in J1 (crash before its ack)
@@ -353,10 +361,11 @@ def _after_entity_removal(conn: sqlite3.Connection, keys: list[str], cascade: bo
 
 
 ENTITY_OUT_OF_STEP = (
-    "((e.deleted = 0 AND e.hash IS NOT e.pushed_hash) OR (e.deleted = 1 AND e.pushed_hash IS NOT NULL))"
+    f"{ENTITY_NEEDS_PUSH}"
     " AND NOT EXISTS (SELECT 1 FROM j1_refused x WHERE x.kind = 'entity' AND x.key = e.key"
     " AND x.hash = e.hash AND e.deleted = 0)"
 )
+"""An entity differs from what J1 holds, and J1 did not refuse its current version."""
 RELATIONSHIP_OUT_OF_STEP = (
     "((r.deleted = 0 AND r.ends_live = 1 AND r.hash IS NOT r.pushed_hash"
     "  AND EXISTS (SELECT 1 FROM entities f WHERE f.key = r.from_key AND f.pushed_hash IS NOT NULL)"

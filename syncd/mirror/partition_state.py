@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from syncd.mirror.sql import transaction
+from syncd.mirror.sql import json_list, transaction
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,20 @@ class PartitionRef:
     kind: str
     bits: int
     bucket: int
+
+
+@dataclass(frozen=True)
+class PartitionFailure:
+    """A failed job on a partition: its back-off, and what its next job must be."""
+
+    attempts: int
+    """Consecutive failures, this one included."""
+    next_attempt: float
+    error: str
+    needs_diff: bool
+    """The next job must be a DIFF (the failed one was, or it relied on an undocumented behaviour)."""
+    uncertain: bool
+    """J1's state of the partition is unknown (a job finished but did not do what was sent)."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +98,8 @@ def mark(
 def mark_in_transaction(
     conn: sqlite3.Connection, parts: Iterable[PartitionRef], *, needs_diff: bool, uncertain: bool
 ) -> int:
+    """`mark` inside the caller's transaction. Flags only ever go up here (a DIFF clears them,
+    `settle`), and every mark moves ``gen`` so a DIFF planned before it does not clear it."""
     now = time.time()
     rows = [(p.scope, p.kind, p.bits, p.bucket, int(needs_diff), int(uncertain), now) for p in parts]
     conn.executemany(
@@ -98,6 +114,7 @@ def mark_in_transaction(
 
 
 def states(conn: sqlite3.Connection, *, needs_diff_only: bool = False) -> list[PartitionState]:
+    """Every partition with something to remember (or only those waiting for a DIFF)."""
     where = " WHERE needs_diff = 1" if needs_diff_only else ""
     return [
         _state(r)
@@ -106,20 +123,12 @@ def states(conn: sqlite3.Connection, *, needs_diff_only: bool = False) -> list[P
 
 
 def get(conn: sqlite3.Connection, scope: str) -> PartitionState | None:
+    """One partition's state; None when there is nothing to remember about it."""
     row = conn.execute(f"SELECT {_COLUMNS} FROM j1_partitions WHERE scope = ?", (scope,)).fetchone()  # noqa: S608
     return None if row is None else _state(row)
 
 
-def record_failure(
-    conn: sqlite3.Connection,
-    part: PartitionRef,
-    *,
-    attempts: int,
-    next_attempt: float,
-    error: str,
-    needs_diff: bool,
-    uncertain: bool,
-) -> None:
+def record_failure(conn: sqlite3.Connection, part: PartitionRef, failure: PartitionFailure) -> None:
     """A job on this partition failed: remember the back-off (and whether a DIFF must follow)."""
     with transaction(conn):
         conn.execute(
@@ -134,11 +143,11 @@ def record_failure(
                 part.kind,
                 part.bits,
                 part.bucket,
-                int(needs_diff),
-                int(uncertain),
-                attempts,
-                next_attempt,
-                error[:500],
+                int(failure.needs_diff),
+                int(failure.uncertain),
+                failure.attempts,
+                failure.next_attempt,
+                failure.error[:500],
                 time.time(),
             ),
         )
@@ -162,8 +171,6 @@ def settle(conn: sqlite3.Connection, scope: str, gen: int, *, diff: bool) -> Non
 
 def forget_other_scopes(conn: sqlite3.Connection, keep: Iterable[str]) -> None:
     """After a layout change: partition rows of scopes no longer written are dropped."""
-    from syncd.mirror.sql import json_list
-
     with transaction(conn):
         conn.execute(
             "DELETE FROM j1_partitions WHERE scope NOT IN (SELECT value FROM json_each(?))",
@@ -184,10 +191,12 @@ def record_job(conn: sqlite3.Connection, job_id: str, scope: str, mode: str) -> 
 
 
 def forget_job(conn: sqlite3.Connection, job_id: str) -> None:
+    """The job ended (acknowledged, aborted or closed at start): inside the caller's transaction."""
     conn.execute("DELETE FROM j1_jobs WHERE job_id = ?", (job_id,))
 
 
 def jobs_in_flight(conn: sqlite3.Connection) -> list[tuple[str, str, str, float]]:
+    """(job id, scope, mode, created at) of every job recorded and not yet forgotten, oldest first."""
     return [
         (str(j), str(s), str(m), float(c))
         for j, s, m, c in conn.execute(
@@ -200,6 +209,7 @@ def jobs_in_flight(conn: sqlite3.Connection) -> list[tuple[str, str, str, float]
 
 
 def set_aside(conn: sqlite3.Connection, objects: Iterable[RefusedObject]) -> int:
+    """Remember refused objects (a later refusal of the same key replaces the earlier one)."""
     rows = [(o.kind, o.key, o.hash, o.type, o.scope, o.code, o.message[:500], o.since) for o in objects]
     with transaction(conn):
         conn.executemany(
@@ -213,6 +223,7 @@ def set_aside(conn: sqlite3.Connection, objects: Iterable[RefusedObject]) -> int
 
 
 def refused(conn: sqlite3.Connection, limit: int = 100) -> list[RefusedObject]:
+    """The oldest refusals first (`syncd status`)."""
     return [
         RefusedObject(str(k), str(key), str(h), str(t), str(s), c, str(m), float(since))
         for k, key, h, t, s, c, m, since in conn.execute(

@@ -56,3 +56,15 @@ def insert_alerts(conn: sqlite3.Connection, alerts: Iterable[AlertRow], now: flo
 def json_list(values: Iterable[str]) -> str:
     """A JSON array parameter for ``IN (SELECT value FROM json_each(?))``: one bind for any size."""
     return json.dumps(list(values))
+
+
+def upsert_cursor(
+    conn: sqlite3.Connection, name: str, value: str | None, origin: str | None, now: float
+) -> None:
+    """Store a cursor (deltaLink or poll watermark); ``None`` forgets it (forces a full round)."""
+    conn.execute(
+        "INSERT INTO cursors (name, value, origin, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(name)"
+        " DO UPDATE SET value = excluded.value, origin = coalesce(excluded.origin, cursors.origin),"
+        " updated_at = excluded.updated_at",
+        (name, value, origin, now),
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
 
@@ -34,6 +35,11 @@ class AlertRow(TypedDict):
     payload: dict[str, Any]
 
 
+ChangeHook = Callable[[list[Change], Callable[[str], dict[str, Any] | None]], list[AlertRow]]
+"""Called in the writer thread inside the commit's transaction with the changes and a lookup of the
+current (post-commit) entity by key, e.g. a relationship's endpoints for alert rules."""
+
+
 @dataclass(frozen=True)
 class QueuedAlert:
     """An alert outbox row that is due for (re)delivery."""
@@ -48,6 +54,12 @@ class QueuedAlert:
     last_error: str | None
     created_at: float
     next_attempt: float
+
+
+CHANGE_COUNTS: tuple[str, ...] = tuple(
+    f"{kind}_{op}" for kind in ("entities", "relationships") for op in ("created", "updated", "deleted")
+)
+"""The keys of `CommitResult.counts` that count changed rows (every commit sets all of them)."""
 
 
 @dataclass

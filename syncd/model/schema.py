@@ -239,33 +239,3 @@ def relationship_types_touching(entity_types: set[str] | frozenset[str]) -> list
         for r in RELATIONSHIP_TYPES
         if r.from_type.type in entity_types or r.to_type.type in entity_types
     ]
-
-
-def types_of_source(source: str) -> tuple[list[str], list[str]]:
-    """Entity and relationship ``_type`` names produced by a source (its own rows)."""
-    ents = [e.type for e in ENTITY_TYPES if e.source == source]
-    rels = [r.type for r in RELATIONSHIP_TYPES if relationship_source(r) == source]
-    return ents, rels
-
-
-def relationship_source(rel: RelationshipType) -> str:
-    """Which source produces a relationship: the source that reads the data it is derived from."""
-    overrides = {
-        1: SOURCE_USERS,
-        2: SOURCE_GROUPS,
-        6: SOURCE_DEVICES,
-        14: SOURCE_COMPLIANCE,
-        15: SOURCE_COMPLIANCE,
-        16: SOURCE_CONFIGURATIONS,
-        17: SOURCE_SCRIPTS,
-        10: SOURCE_CONFIGURATIONS,
-        11: SOURCE_COMPLIANCE,
-        12: SOURCE_ENDPOINT_SECURITY,
-        13: SOURCE_APPLICATIONS,
-        8: SOURCE_APPLICATIONS,
-        9: SOURCE_COMPLIANCE,
-        21: SOURCE_SCRIPTS,
-        23: SOURCE_SCRIPTS,
-        29: SOURCE_ENDPOINT_SECURITY,
-    }
-    return overrides.get(rel.number, rel.from_type.source)

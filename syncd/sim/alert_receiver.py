@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from syncd.alerts.delivery import ALERT_ID_HEADER
+from syncd.alerts.targets import ALERT_ID_HEADER
 from syncd.sim.harness import free_port
 
 

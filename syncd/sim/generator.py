@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
+from syncd.sim.intune import generate_intune
 from syncd.sim.tenant import Tenant, ensure_app
 
 _FIRST = (
@@ -269,6 +271,40 @@ def _device(rng: random.Random, i: int) -> dict[str, Any]:
     }
 
 
+def _contact(rng: random.Random, i: int) -> dict[str, Any]:
+    return {
+        "id": _uuid(rng),
+        "displayName": f"Contact {i}",
+        "mail": f"contact{i}@{rng.choice(_GUEST_DOMAINS)}",
+        "givenName": None,
+        "surname": None,
+        "companyName": None,
+        "mailNickname": f"contact{i}",
+        "proxyAddresses": [],
+        "deletedDateTime": None,
+    }
+
+
+def _service_principal(rng: random.Random, i: int) -> dict[str, Any]:
+    return {
+        "id": _uuid(rng),
+        "appId": _uuid(rng),
+        "displayName": f"Sim App {i}",
+        "servicePrincipalType": "Application",
+        "accountEnabled": True,
+        "deletedDateTime": None,
+    }
+
+
+def _load(t: Tenant, store: str, objs: Iterable[dict[str, Any]]) -> list[str]:
+    """Load the objects (made one by one, in order: the seed decides them) and return their ids."""
+    ids: list[str] = []
+    for obj in objs:
+        t.load_object(store, obj)
+        ids.append(obj["id"])
+    return ids
+
+
 def generate_tenant(
     *,
     seed: int = 1,
@@ -337,50 +373,20 @@ def generate_tenant(
         },
     )
     ensure_app(t, client_id or _uuid(rng), client_secret or f"sim~{rng.getrandbits(160):040x}")
-    user_ids: list[str] = []
-    for i in range(users):
-        u = _user(rng, i, domain, rng.random() < guest_ratio, rng.random() < disabled_ratio)
-        t.load_object("users", u)
-        user_ids.append(u["id"])
-    device_ids: list[str] = []
-    for i in range(devices):
-        d = _device(rng, i)
-        t.load_object("devices", d)
-        device_ids.append(d["id"])
+    user_ids = _load(
+        t,
+        "users",
+        (
+            _user(rng, i, domain, rng.random() < guest_ratio, rng.random() < disabled_ratio)
+            for i in range(users)
+        ),
+    )
+    device_ids = _load(t, "devices", (_device(rng, i) for i in range(devices)))
     n_contacts = contacts if contacts is not None else max(1, users // 200)
-    contact_ids: list[str] = []
-    for i in range(n_contacts):
-        c: dict[str, Any] = {
-            "id": _uuid(rng),
-            "displayName": f"Contact {i}",
-            "mail": f"contact{i}@{rng.choice(_GUEST_DOMAINS)}",
-            "givenName": None,
-            "surname": None,
-            "companyName": None,
-            "mailNickname": f"contact{i}",
-            "proxyAddresses": [],
-            "deletedDateTime": None,
-        }
-        t.load_object("contacts", c)
-        contact_ids.append(c["id"])
+    contact_ids = _load(t, "contacts", (_contact(rng, i) for i in range(n_contacts)))
     n_sps = service_principals if service_principals is not None else max(1, users // 500)
-    sp_ids: list[str] = []
-    for i in range(n_sps):
-        sp: dict[str, Any] = {
-            "id": _uuid(rng),
-            "appId": _uuid(rng),
-            "displayName": f"Sim App {i}",
-            "servicePrincipalType": "Application",
-            "accountEnabled": True,
-            "deletedDateTime": None,
-        }
-        t.load_object("servicePrincipals", sp)
-        sp_ids.append(sp["id"])
-    group_ids: list[str] = []
-    for i in range(groups):
-        g = _group(rng, i, domain)
-        t.load_object("groups", g)
-        group_ids.append(g["id"])
+    sp_ids = _load(t, "servicePrincipals", (_service_principal(rng, i) for i in range(n_sps)))
+    group_ids = _load(t, "groups", (_group(rng, i, domain) for i in range(groups)))
     _memberships(
         rng,
         t,
@@ -397,7 +403,7 @@ def generate_tenant(
             if managed_devices is not None
             else sum(1 for d in t.list("devices") if d.get("isManaged"))
         )
-        _maybe_intune(rng, t, managed)
+        t.intune = generate_intune(rng, t, managed)
     return t
 
 
@@ -433,12 +439,3 @@ def _memberships(
             members[rng.choice(contact_ids)] = None
         if sp_ids and (gi % 50 == 4 or rng.random() < 0.02):
             members[rng.choice(sp_ids)] = None
-
-
-def _maybe_intune(rng: random.Random, t: Tenant, managed: int) -> None:
-    """Call the Intune generator when that module exists."""
-    try:
-        from syncd.sim.intune import generate_intune  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return
-    t.intune = generate_intune(rng, t, managed)

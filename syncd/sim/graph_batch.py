@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
-from syncd.sim.intune_routes import graph_error, graph_json
+from syncd.sim.graph.odata import graph_error
+from syncd.sim.intune_http import graph_json
 
 JSON = dict[str, Any]
 MAX_BATCH_REQUESTS = 20

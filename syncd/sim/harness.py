@@ -5,15 +5,18 @@ from __future__ import annotations
 import secrets
 import socket
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from syncd.config import Settings, load_settings
 from syncd.j1.partitions import ENTITY_PART, MAX_BITS, Layout, PartKind, parse_scope
 from syncd.mirror.keyhash import key_hash
+from syncd.sim.graph.faults import Faults
+from syncd.sim.graph.notifications import DeliveryConfig
 from syncd.sim.j1.state import object_id
-from syncd.sim.runner import RunningSims, render_syncd_config, start_simulators
+from syncd.sim.runner import RunningSims, render_syncd_config, start_simulators, toml_value
 from syncd.sim.tenant import Tenant
 
 PRIVILEGED_GROUP_ID = "7f0e2f5e-0000-4000-8000-00000000ad01"
@@ -46,22 +49,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"no TOML form for {type(value).__name__}")
-
-
 def _emit_table(lines: list[str], name: str, values: dict[str, Any]) -> None:
     """One TOML table, its plain keys first, then its sub-tables (`[alerts.targets.x]`)."""
     lines.append(f"[{name}]")
-    lines.extend(f"{k} = {_toml_value(v)}" for k, v in values.items() if not isinstance(v, dict))
+    lines.extend(f"{k} = {toml_value(v)}" for k, v in values.items() if not isinstance(v, dict))
     lines.append("")
     for key, value in values.items():
         if isinstance(value, dict):
@@ -145,7 +136,7 @@ class SimHarness:
             scope = Layout(self.scope, bits, bits).partition_of(kind, khash).scope(self.scope)
             found = store.get(object_id(scope, key))
             if found is not None:
-                return cast(dict[str, Any], found)
+                return found
         return None
 
     def is_syncd_scope(self, scope: str) -> bool:
@@ -167,10 +158,36 @@ the e2e suites that must hold under every reading of the J1 docs set it for a ru
 
 
 async def start_harness(
-    tenant: Tenant, state_dir: Path, *, notifications: bool = True, **sim_options: Any
+    tenant: Tenant,
+    state_dir: Path,
+    *,
+    notifications: bool = True,
+    faults: Faults | None = None,
+    delivery: DeliveryConfig | None = None,
+    j1: bool = True,
+    j1_behaviour: Mapping[str, Any] | None = None,
+    j1_account_id: str = "sim-account",
+    j1_api_key: str | None = None,
+    graph_port: int = 0,
+    graph_http_port: int = 0,
+    j1_port: int = 0,
 ) -> SimHarness:
+    """Start the simulators (see `start_simulators`) with their files under `state_dir/sim`;
+    `notifications` gives the daemon a public webhook URL (Graph then delivers change notifications)."""
     state_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before any loop work
-    if DEFAULT_J1_BEHAVIOUR:
-        sim_options.setdefault("j1_behaviour", dict(DEFAULT_J1_BEHAVIOUR))
-    sims = await start_simulators(tenant=tenant, state_dir=state_dir / "sim", **sim_options)
+    if j1_behaviour is None and DEFAULT_J1_BEHAVIOUR:
+        j1_behaviour = dict(DEFAULT_J1_BEHAVIOUR)
+    sims = await start_simulators(
+        tenant=tenant,
+        state_dir=state_dir / "sim",
+        faults=faults,
+        delivery=delivery,
+        j1=j1,
+        j1_behaviour=j1_behaviour,
+        j1_account_id=j1_account_id,
+        j1_api_key=j1_api_key,
+        graph_port=graph_port,
+        graph_http_port=graph_http_port,
+        j1_port=j1_port,
+    )
     return SimHarness(sims=sims, state_dir=state_dir, notifications=notifications, webhook_port=free_port())

@@ -14,10 +14,14 @@ import gc
 import hashlib
 import json
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from syncd.sim.admin_api import AdminError
 
 JSON = dict[str, Any]
 JSONList = list[JSON]
@@ -169,24 +173,14 @@ COMPLIANCE_TO_STATUS: dict[str, str] = {
 
 
 class TenantLike(Protocol):
-    """What the Intune side needs from ``syncd.sim.tenant.Tenant``."""
+    """What the Intune side reads of ``syncd.sim.tenant.Tenant`` (which imports this module): its
+    directory objects."""
 
-    tenant_id: str
-
-    def list(self, resource: str) -> Any: ...
-
-    def get(self, resource: str, id: str) -> Any: ...
-
-    def update(self, resource: str, id: str, props: dict[str, Any]) -> Any: ...
+    def list(self, resource: str) -> Iterable[JSON]: ...
 
 
-class IntuneError(Exception):
+class IntuneError(AdminError):
     """A bad admin request (unknown collection, id or sub-resource); ``status`` is the HTTP code."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def _now() -> str:
@@ -419,7 +413,7 @@ class IntuneData:
 # ================================================================================================
 
 
-def intune_from_recordings(paths: Sequence[str | Any]) -> IntuneData:
+def intune_from_recordings(paths: Sequence[str | Path]) -> IntuneData:
     """Intune data served back verbatim from recorded exchange files (``shared/fixtures/graph-recorded``).
 
     Every 200 answer of ``/{ver}/{deviceManagement|deviceAppManagement}/{collection}`` adds its
@@ -427,9 +421,6 @@ def intune_from_recordings(paths: Sequence[str | Any]) -> IntuneData:
     Objects seen in several files are merged (later properties win). The Intune account id is the
     first segment of a recorded ``{account}_{policy}_{device}`` status id (zero GUID if none).
     """
-    from pathlib import Path
-    from urllib.parse import urlsplit
-
     objects: dict[str, dict[str, JSON]] = {name: {} for name in COLLECTIONS}
     subs: dict[tuple[str, str, str], JSONList] = {}
     for path in paths:
@@ -844,9 +835,9 @@ class _Gen:
         self.rng = rng
         self.tenant = tenant
         self.n = max(0, managed_devices)
-        self.users: list[JSON] = [u for u in _as_list(tenant.list("users")) if u.get("id")]
-        self.groups: list[str] = [str(g["id"]) for g in _as_list(tenant.list("groups")) if g.get("id")]
-        self.entra: list[JSON] = [d for d in _as_list(tenant.list("devices")) if d.get("deviceId")]
+        self.users: list[JSON] = [u for u in tenant.list("users") if u.get("id")]
+        self.groups: list[str] = [str(g["id"]) for g in tenant.list("groups") if g.get("id")]
+        self.entra: list[JSON] = [d for d in tenant.list("devices") if d.get("deviceId")]
         self.base = datetime(2024, 1, 15, 9, 0, 0, tzinfo=UTC)
         self.data = IntuneData(_guid(rng))
         self.devices_by_platform: dict[str, list[JSON]] = {p.key: [] for p in PLATFORMS}
@@ -1613,12 +1604,6 @@ class _Gen:
                 "deviceStates": states,
                 "settings": settings,
             }
-
-
-def _as_list(objs: Any) -> list[JSON]:
-    if isinstance(objs, dict):
-        return list(objs.values())
-    return list(objs or [])
 
 
 def _compliance_settings(platform: str, rng: random.Random) -> JSON:

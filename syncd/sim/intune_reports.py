@@ -42,14 +42,23 @@ import time
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 from aiohttp import web
 
+from syncd.sim.admin_api import refusing, settings_routes
+from syncd.sim.graph.odata import GraphError, segment_not_found
+from syncd.sim.graph.permissions_fault import PERMISSION_FAULTS
 from syncd.sim.intune import IntuneData
+from syncd.sim.intune_http import IntuneHost, graph_json, intune_of
+from syncd.sim.refusal import answering
+from syncd.sim.switches import apply_changes, coerce_like
+
+if TYPE_CHECKING:
+    from syncd.sim.graph.app import GraphSim
 
 JSON = dict[str, Any]
 NEVER = "0001-01-01T00:00:00Z"
@@ -99,6 +108,15 @@ INSTALL_STATE_LABELS = {
 _FILTER_TERM = re.compile(r"^\(?\s*([A-Za-z_]+)\s+eq\s+'((?:[^']|'')*)'\s*\)?$")
 
 
+ApplicationKeys = Literal["detectedApp", "ownKey"]
+"""What ``AppInvRawData``'s ``ApplicationKey`` holds: the detectedApp id, or a key of its own."""
+
+
+def _coerce(current: object, value: Any) -> Any:
+    """Report settings: lists of names as strings, the rest like any switch."""
+    return [str(v) for v in value] if isinstance(current, list) else coerce_like(current, value)
+
+
 class ReportError(Exception):
     """A request Graph answers with 400 (``message`` is the text)."""
 
@@ -120,29 +138,18 @@ class ReportConfig:
     """The next N downloads answer 503 ``ServerBusy`` (with Retry-After 0.1)."""
     read_permissions_ok: bool = False
     """Accept the Read permissions for creating a job (the docs list only ReadWrite)."""
-    application_keys: str = "detectedApp"
+    application_keys: ApplicationKeys = "detectedApp"
     """What ``AppInvRawData``'s ``ApplicationKey`` holds (the docs do not say): the detectedApp id
     (``detectedApp``), or a key of its own (``ownKey``: a hash of name, version and platform)."""
 
     def update(self, changes: JSON) -> None:
-        names = {f.name: f for f in fields(self)}
-        unknown = [k for k in changes if k not in names]
+        """Apply a partial update (``PUT /_sim/intune/reports``); unknown names are a ValueError."""
+        unknown = apply_changes(self, changes, _coerce)
         if unknown:
             raise ValueError(f"unknown report settings {unknown}")
-        for key, value in changes.items():
-            current = getattr(self, key)
-            if isinstance(current, bool):
-                value = bool(value)
-            elif isinstance(current, float):
-                value = float(value)
-            elif isinstance(current, int):
-                value = int(value)
-            elif isinstance(current, list):
-                value = [str(v) for v in value]
-            setattr(self, key, value)
 
     def to_json(self) -> JSON:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return asdict(self)
 
 
 # --- the reports -------------------------------------------------------------------------------
@@ -232,43 +239,31 @@ def _install_status(data: IntuneData, where: dict[str, str], config: ReportConfi
         }
 
 
+_APP_INVENTORY_COLUMNS = (
+    "ApplicationKey",
+    "ApplicationName",
+    "ApplicationPublisher",
+    "ApplicationShortVersion",
+    "ApplicationVersion",
+    "DeviceId",
+    "DeviceName",
+    "EmailAddress",
+    "OSDescription",
+    "OSVersion",
+    "Platform",
+    "UserId",
+    "UserName",
+)
+"""``AppInvRawData``'s columns; it filters on every one of them but ``ApplicationKey``."""
+
 REPORTS: dict[str, ReportSpec] = {
     spec.name: spec
     for spec in (
         ReportSpec(
             "AppInvRawData",
-            (
-                "ApplicationKey",
-                "ApplicationName",
-                "ApplicationPublisher",
-                "ApplicationShortVersion",
-                "ApplicationVersion",
-                "DeviceId",
-                "DeviceName",
-                "EmailAddress",
-                "OSDescription",
-                "OSVersion",
-                "Platform",
-                "UserId",
-                "UserName",
-            ),
+            _APP_INVENTORY_COLUMNS,
             _app_inventory,
-            filters=frozenset(
-                {
-                    "ApplicationName",
-                    "ApplicationPublisher",
-                    "ApplicationShortVersion",
-                    "ApplicationVersion",
-                    "DeviceId",
-                    "DeviceName",
-                    "OSDescription",
-                    "OSVersion",
-                    "Platform",
-                    "UserId",
-                    "EmailAddress",
-                    "UserName",
-                }
-            ),
+            filters=frozenset(_APP_INVENTORY_COLUMNS) - {"ApplicationKey"},
         ),
         ReportSpec(
             "DeviceInstallStatusByApp",
@@ -560,9 +555,7 @@ def create_storage_app(store: ReportStore) -> web.Application:
         if found == "BlobNotFound":
             return _azure_error(404, "BlobNotFound", "The specified blob does not exist.")
         if isinstance(found, str):
-            return _azure_error(
-                403, found, "Signature did not match or the signed expiry time has passed."
-            )
+            return _azure_error(403, found, "Signature did not match or the signed expiry time has passed.")
         return web.Response(
             body=found,
             content_type="application/octet-stream",
@@ -583,69 +576,46 @@ def create_storage_app(store: ReportStore) -> web.Application:
 _JOB_KEY = re.compile(r"^exportJobs\('((?:[^']|'')+)'\)$")
 
 
-def report_store(sim: Any) -> ReportStore:
-    """The simulator's export jobs (kept on the simulator object, created on first use)."""
-    store: ReportStore | None = getattr(sim, "intune_reports", None)
-    if store is None:
-        store = ReportStore()
-        sim.intune_reports = store
-    return store
+def report_store(sim: GraphSim) -> ReportStore:
+    """The simulator's export jobs and their switches (tests and benches drive them)."""
+    return sim.intune_switches.reports
 
 
-def register_report_routes(app: web.Application, sim: Any) -> None:
+def register_report_routes(app: web.Application, host: IntuneHost, store: ReportStore) -> None:
     """``/{v1.0|beta}/deviceManagement/reports/exportJobs`` (create, list, get)."""
-    from syncd.sim.graph.permissions_fault import PERMISSION_FAULTS
-    from syncd.sim.intune_routes import NOT_APPLICABLE, graph_error, graph_json
-
-    def intune() -> IntuneData | None:
-        tenant = getattr(sim, "tenant", None)
-        return getattr(tenant, "intune", None) if tenant is not None else None
 
     def context(request: web.Request, entity: bool) -> str:
         ver = request.match_info["ver"]
         base = f"{request.url.origin()}/{ver}/$metadata#deviceManagement/reports/exportJobs"
         return base + ("/$entity" if entity else "")
 
-    def not_found(request: web.Request, job_id: str) -> web.Response:
-        return graph_error(request, 404, "ResourceNotFound", f"Resource not found: exportJobs('{job_id}')")
-
-    def segment(request: web.Request, name: str) -> web.Response:
-        return graph_error(request, 400, "BadRequest", f"Resource not found for the segment '{name}'.")
-
     def may_create(request: web.Request) -> bool:
         faults = request.app.get(PERMISSION_FAULTS)
         denied = faults.denied if faults is not None else set()
         allowed = set(WRITE_PERMISSIONS)
-        if report_store(sim).config.read_permissions_ok:
+        if store.config.read_permissions_ok:
             allowed |= READ_PERMISSIONS
         return not allowed <= set(denied)
 
     async def create(request: web.Request) -> web.StreamResponse:
-        data = intune()
-        if data is None:
-            return graph_error(request, 400, "BadRequest", NOT_APPLICABLE)
+        intune_of(host)
         if not may_create(request):
-            return graph_error(
-                request, 403, "Forbidden", "Application is not authorized to perform this operation."
-            )
+            raise GraphError(403, "Forbidden", "Application is not authorized to perform this operation.")
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
-            return graph_error(request, 400, "BadRequest", "The request body is not valid JSON.")
+            raise GraphError(400, "BadRequest", "The request body is not valid JSON.") from None
         try:
-            job = report_store(sim).create(body)
+            job = store.create(body)
         except ReportError as exc:
-            return graph_error(request, 400, "BadRequest", str(exc))
+            raise GraphError(400, "BadRequest", str(exc)) from None
         return graph_json(request, {"@odata.context": context(request, True), **job.to_json()}, 201)
 
     async def one(request: web.Request, job_id: str) -> web.StreamResponse:
-        data = intune()
-        if data is None:
-            return graph_error(request, 400, "BadRequest", NOT_APPLICABLE)
-        store = report_store(sim)
+        data = intune_of(host)
         job = store.jobs.get(job_id)
         if job is None:
-            return not_found(request, job_id)
+            raise GraphError(404, "ResourceNotFound", f"Resource not found: exportJobs('{job_id}')")
         await store.refresh(job, data)
         return graph_json(request, {"@odata.context": context(request, True), **job.to_json()})
 
@@ -655,47 +625,34 @@ def register_report_routes(app: web.Application, sim: Any) -> None:
     async def get_or_list(request: web.Request) -> web.StreamResponse:
         seg = request.match_info["seg"]
         if seg == "exportJobs":
-            data = intune()
-            if data is None:
-                return graph_error(request, 400, "BadRequest", NOT_APPLICABLE)
-            store = report_store(sim)
+            data = intune_of(host)
             jobs = [(await store.refresh(j, data)).to_json() for j in list(store.jobs.values())]
             return graph_json(request, {"@odata.context": context(request, False), "value": jobs})
         m = _JOB_KEY.match(seg)
         if m is None:
-            return segment(request, seg)
+            raise segment_not_found(seg)
         return await one(request, m.group(1).replace("''", "'"))
 
     ver = r"{ver:v1\.0|beta}"
-    app.router.add_post(f"/{ver}/deviceManagement/reports/exportJobs", create)
-    app.router.add_get(f"/{ver}/deviceManagement/reports/exportJobs/{{id}}", get_by_segment)
-    app.router.add_get(f"/{ver}/deviceManagement/reports/{{seg}}", get_or_list)
+    app.router.add_post(f"/{ver}/deviceManagement/reports/exportJobs", answering(create))
+    app.router.add_get(f"/{ver}/deviceManagement/reports/exportJobs/{{id}}", answering(get_by_segment))
+    app.router.add_get(f"/{ver}/deviceManagement/reports/{{seg}}", answering(get_or_list))
 
 
-def register_report_admin_routes(app: web.Application, sim: Any) -> None:
+def register_report_admin_routes(app: web.Application, store: ReportStore) -> None:
     """``GET``/``PUT /_sim/intune/reports``: the export switches and a summary of the jobs."""
 
-    async def show(request: web.Request) -> web.Response:
-        store = report_store(sim)
-        return web.json_response(
-            {
-                "config": store.config.to_json(),
-                "jobs": {j.id: j.status for j in store.jobs.values()},
-                "created": store.created,
-                "downloads": store.downloads,
-                "storage": store.storage_base,
-            }
-        )
+    def show(request: web.Request) -> JSON:
+        return {
+            "config": store.config.to_json(),
+            "jobs": {j.id: j.status for j in store.jobs.values()},
+            "created": store.created,
+            "downloads": store.downloads,
+            "storage": store.storage_base,
+        }
 
-    async def change(request: web.Request) -> web.Response:
-        try:
-            body = await request.json()
-            if not isinstance(body, dict):
-                raise ValueError("body must be a JSON object")
-            report_store(sim).config.update(body)
-        except (ValueError, TypeError, json.JSONDecodeError) as exc:
-            return web.json_response({"error": str(exc)}, status=400)
-        return await show(request)
+    def change(request: web.Request, body: JSON) -> None:
+        with refusing(ValueError, TypeError, status=400):
+            store.config.update(body)
 
-    app.router.add_get("/_sim/intune/reports", show)
-    app.router.add_put("/_sim/intune/reports", change)
+    app.router.add_routes(settings_routes("/_sim/intune/reports", show, change))

@@ -1,4 +1,4 @@
-"""HTTP face of the simulated Intune: Graph GET routes, the admin API, and Graph errors.
+"""HTTP face of the simulated Intune: Graph GET routes, the admin API, the run-time switches.
 
 Everything Intune lives under ``/{v1.0|beta}/deviceManagement`` and ``/deviceAppManagement``;
 one catch-all route per root parses the rest itself, so availability per Graph version
@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
-import uuid
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
+from syncd.sim.admin_api import AdminError, read_json, read_object, settings_routes
+from syncd.sim.graph.odata import GraphError, QueryError, not_found, segment_not_found
 from syncd.sim.intune import (
     COLLECTIONS,
     NESTED_SUBS,
@@ -27,64 +28,55 @@ from syncd.sim.intune import (
     SERVED,
     CollectionSpec,
     IntuneData,
-    IntuneError,
 )
+from syncd.sim.intune_http import IntuneHost, graph_json, intune_of
+from syncd.sim.intune_reports import ReportStore, register_report_admin_routes, register_report_routes
+from syncd.sim.refusal import answering
 
 JSON = dict[str, Any]
-ODATA_CONTENT_TYPE = (
-    "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
-)
 DEFAULT_PAGE_SIZE = 1000
-NOT_APPLICABLE = "Request not applicable to target tenant."
-_VERSIONS = ("v1.0", "beta")
 _ORG_PATH = re.compile(r"/(v1\.0|beta)/organization/([^/]+)")
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+FAULT_KINDS = ("forbidden", "unavailable", "flaky")
+"""``forbidden``: Graph's 403 ``Authorization_RequestDenied`` (a permission not consented);
+``unavailable``: 503 ``serviceNotAvailable`` on every attempt (a 5xx that outlasts the retries);
+``flaky`` (object ids, not collections): the sub-resources of those objects answer 503 without
+Retry-After on every attempt, while the rest of the collection answers."""
 
 
-# --- Graph error bodies ------------------------------------------------------------------------
-def graph_error(request: web.Request, status: int, code: str, message: str) -> web.Response:
-    """A Graph-shaped error: ``{"error": {"code", "message", "innerError": {...}}}``."""
-    request_id = str(uuid.uuid4())
-    body = {
-        "error": {
-            "code": code,
-            "message": message,
-            "innerError": {
-                "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
-                "request-id": request_id,
-                "client-request-id": request.headers.get("client-request-id", request_id),
-            },
-        }
-    }
-    return web.Response(
-        status=status,
-        body=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "request-id": request_id},
+@dataclass
+class IntuneSwitches:
+    """The run-time switches of one simulator's Intune side (``GraphSim.intune_switches``)."""
+
+    page_size: int | None = None
+    """Overrides the routes' page size when set."""
+    faults: dict[str, set[str]] = field(default_factory=lambda: {kind: set() for kind in FAULT_KINDS})
+    """Per fault kind, the collections (or, for ``flaky``, the object ids) it hits."""
+    reports: ReportStore = field(default_factory=ReportStore)
+    """The report export jobs and their switches."""
+
+
+INTUNE_SWITCHES: web.AppKey[IntuneSwitches] = web.AppKey("syncd_sim_intune_switches", IntuneSwitches)
+
+
+def _switches(app: web.Application, given: IntuneSwitches | None) -> IntuneSwitches:
+    """The app's switches: the Graph and admin routes of one app share them (first registration wins)."""
+    if INTUNE_SWITCHES not in app:
+        app[INTUNE_SWITCHES] = given or IntuneSwitches()
+    return app[INTUNE_SWITCHES]
+
+
+def _not_found(what: str) -> GraphError:
+    return GraphError(404, "ResourceNotFound", f"Resource not found: {what}")
+
+
+def _unavailable() -> GraphError:
+    return GraphError(
+        503, "serviceNotAvailable", "The service is temporarily unavailable. Please retry later."
     )
 
 
-def graph_json(request: web.Request, body: JSON, status: int = 200) -> web.Response:
-    """A Graph success response with the OData content type the recordings show."""
-    headers = {"Content-Type": ODATA_CONTENT_TYPE, "request-id": str(uuid.uuid4())}
-    if "client-request-id" in request.headers:
-        headers["client-request-id"] = request.headers["client-request-id"]
-    return web.Response(status=status, body=json.dumps(body).encode(), headers=headers)
-
-
-def _segment_not_found(request: web.Request, segment: str) -> web.Response:
-    return graph_error(request, 400, "BadRequest", f"Resource not found for the segment '{segment}'.")
-
-
-def _not_found(request: web.Request, what: str) -> web.Response:
-    return graph_error(request, 404, "ResourceNotFound", f"Resource not found: {what}")
-
-
 # --- query options -----------------------------------------------------------------------------
-class _QueryError(Exception):
-    pass
-
-
 def _split_top_level(text: str) -> list[str]:
     """Split ``a,b($select=x,y),c`` on the commas outside parentheses."""
     parts: list[str] = []
@@ -117,7 +109,7 @@ def _parse_expand(text: str | None) -> dict[str, list[str] | None]:
     for item in _split_top_level(text or ""):
         m = re.fullmatch(r"([A-Za-z]+)\s*(?:\((.*)\))?", item)
         if not m:
-            raise _QueryError(f"Invalid $expand item '{item}'.")
+            raise QueryError("BadRequest", f"Invalid $expand item '{item}'.")
         nested_select: list[str] | None = None
         for opt in (m.group(2) or "").split(";"):
             opt = opt.strip()
@@ -148,9 +140,9 @@ def _decode_skiptoken(token: str | None) -> int:
     try:
         offset = int(base64.urlsafe_b64decode(token.encode() + b"==").decode().removeprefix("o:"))
     except (ValueError, binascii.Error) as exc:
-        raise _QueryError("The $skiptoken is not valid.") from exc
+        raise QueryError("BadRequest", "The $skiptoken is not valid.") from exc
     if offset < 0:
-        raise _QueryError("The $skiptoken is not valid.")
+        raise QueryError("BadRequest", "The $skiptoken is not valid.")
     return offset
 
 
@@ -160,36 +152,42 @@ def _encode_skiptoken(offset: int) -> str:
 
 # --- the Graph handler -------------------------------------------------------------------------
 class IntuneGraphRoutes:
-    """Serves every Intune GET path of the contract table from ``sim.tenant.intune``."""
+    """Serves every Intune GET path of the contract table from ``host.tenant.intune``."""
 
-    def __init__(self, sim: Any, page_size: int = DEFAULT_PAGE_SIZE) -> None:
-        self.sim = sim
+    def __init__(
+        self, host: IntuneHost, switches: IntuneSwitches, page_size: int = DEFAULT_PAGE_SIZE
+    ) -> None:
+        self.host = host
+        self.switches = switches
         self.page_size = page_size
 
-    @property
-    def intune(self) -> IntuneData | None:
-        tenant = getattr(self.sim, "tenant", None)
-        return getattr(tenant, "intune", None) if tenant is not None else None
-
     def _page_size(self) -> int:
-        return int(getattr(self.sim, "intune_page_size", None) or self.page_size)
+        return self.switches.page_size or self.page_size
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        intune = self.intune
-        if intune is None:
-            return graph_error(request, 400, "BadRequest", NOT_APPLICABLE)
+        intune = intune_of(self.host)
         parts = [p for p in request.path.split("/") if p]
         ver, root, segs = parts[0], parts[1], parts[2:]
         served = SERVED.get(segs[0]) if segs else None
-        fault = collection_fault(self.sim, served.data if served is not None else (segs[0] if segs else ""))
-        if fault is None and len(segs) >= 3:
-            fault = object_fault(self.sim, segs[1])
-        if fault is not None:
-            return fault(request)
-        try:
-            return self._dispatch(request, intune, ver, root, segs)
-        except _QueryError as exc:
-            return graph_error(request, 400, "BadRequest", str(exc))
+        self._check_faults(served.data if served is not None else (segs[0] if segs else ""))
+        if len(segs) >= 3:
+            self._check_flaky(segs[1])
+        return self._dispatch(request, intune, ver, root, segs)
+
+    def _check_faults(self, collection: str) -> None:
+        """The error every request under ``collection`` (list, object, sub-resources) gets, if any."""
+        faults = self.switches.faults
+        if collection and collection in faults["forbidden"]:
+            raise GraphError(
+                403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
+            )
+        if collection and collection in faults["unavailable"]:
+            raise _unavailable()
+
+    def _check_flaky(self, object_id: str) -> None:
+        """The 503 every sub-resource request of a ``flaky`` object gets."""
+        if object_id in self.switches.faults["flaky"]:
+            raise _unavailable()
 
     def _dispatch(
         self, request: web.Request, intune: IntuneData, ver: str, root: str, segs: list[str]
@@ -198,7 +196,7 @@ class IntuneGraphRoutes:
             return self._root_entity(request, intune, ver, root)
         if root == "deviceManagement" and segs == ["subscriptionState"]:
             if ver != "beta":
-                return _segment_not_found(request, segs[0])
+                raise segment_not_found(segs[0])
             return graph_json(
                 request,
                 {
@@ -209,23 +207,23 @@ class IntuneGraphRoutes:
             )
         spec = SERVED.get(segs[0])
         if spec is None or spec.root != root or ver not in spec.versions:
-            return _segment_not_found(request, segs[0])
+            raise segment_not_found(segs[0])
         if len(segs) == 1:
             return self._list(request, intune, ver, spec)
         oid = segs[1]
         if _get(intune, spec, oid) is None:
-            return _not_found(request, f"{spec.name}('{oid}')")
+            raise _not_found(f"{spec.name}('{oid}')")
         if len(segs) == 2:
             return self._entity(request, intune, ver, spec, oid)
         sub = segs[2]
         if sub not in spec.subs or ver not in spec.subs[sub]:
-            return _segment_not_found(request, sub)
+            raise segment_not_found(sub)
         if len(segs) == 3:
             return self._sub_list(request, intune, ver, spec, oid, sub)
         items = intune.sub(spec.data, oid, sub)
         item = next((x for x in items if str(x.get("id")) == segs[3]), None)
         if item is None:
-            return _not_found(request, f"{sub}('{segs[3]}')")
+            raise _not_found(f"{sub}('{segs[3]}')")
         nested = NESTED_SUBS.get((spec.name, sub))
         ctx = f"{self._base(request, ver)}/$metadata#{root}/{spec.name}('{oid}')/{sub}"
         if len(segs) == 4:
@@ -241,13 +239,12 @@ class IntuneGraphRoutes:
         if len(segs) == 5 and nested is not None and segs[4] == nested:
             values = list(item.get(nested) or [])
             return self._paged(request, values, f"{ctx}('{segs[3]}')/{nested}", None)
-        return _segment_not_found(request, segs[4] if len(segs) > 4 else segs[-1])
+        raise segment_not_found(segs[4] if len(segs) > 4 else segs[-1])
 
     async def unknown_post(self, request: web.Request) -> web.StreamResponse:
         """A POST to an Intune path Graph does not have (e.g. a removed reports action)."""
-        if self.intune is None:
-            return graph_error(request, 400, "BadRequest", NOT_APPLICABLE)
-        return _segment_not_found(request, request.path.rstrip("/").rsplit("/", 1)[-1])
+        intune_of(self.host)
+        raise segment_not_found(request.path.rstrip("/").rsplit("/", 1)[-1])
 
     # responses
     def _base(self, request: web.Request, ver: str) -> str:
@@ -283,7 +280,9 @@ class IntuneGraphRoutes:
         expand = _parse_expand(request.query.get("$expand"))
         for name in expand:
             if name not in spec.subs or ver not in spec.subs[name]:
-                raise _QueryError(f"Could not find a property named '{name}' on type '{spec.name}'.")
+                raise QueryError(
+                    "BadRequest", f"Could not find a property named '{name}' on type '{spec.name}'."
+                )
         return expand
 
     def _shape(
@@ -357,7 +356,7 @@ class IntuneGraphRoutes:
         allowed = {nested} if nested else ({"managedDevice"} if (spec.name, sub) in RUN_STATE_SUBS else set())
         for name in expand:
             if name not in allowed:
-                raise _QueryError(f"Could not find a property named '{name}' on type '{sub}'.")
+                raise QueryError("BadRequest", f"Could not find a property named '{name}' on type '{sub}'.")
         ctx = f"{self._base(request, ver)}/$metadata#{spec.root}/{spec.name}('{oid}')/{sub}"
         if select or expand:
             ctx += _ctx_suffix(select, expand)
@@ -380,9 +379,9 @@ class IntuneGraphRoutes:
             try:
                 size = int(top_raw)
             except ValueError as exc:
-                raise _QueryError(f"Invalid value '{top_raw}' for $top.") from exc
+                raise QueryError("BadRequest", f"Invalid value '{top_raw}' for $top.") from exc
             if size < 0:
-                raise _QueryError(f"Invalid value '{top_raw}' for $top.")
+                raise QueryError("BadRequest", f"Invalid value '{top_raw}' for $top.")
         page = items[offset : offset + size]
         body: JSON = {"@odata.context": ctx}
         if offset == 0:
@@ -405,20 +404,12 @@ class IntuneGraphRoutes:
         select = _parse_select(request.query.get("$select")) or []
         if request.method != "GET" or m is None or "mobileDeviceManagementAuthority" not in select:
             return await handler(request)
-        tenant = getattr(self.sim, "tenant", None)
+        tenant = self.host.tenant
         ver, org_id = m.group(1), m.group(2)
-        if tenant is None or org_id.lower() != str(getattr(tenant, "tenant_id", "")).lower():
-            return graph_error(
-                request,
-                404,
-                "Request_ResourceNotFound",
-                f"Resource '{org_id}' does not exist or one of its queried reference-property objects "
-                "are not present.",
-            )
-        intune = self.intune
-        if intune is None:
-            return graph_error(request, 400, "BadRequest", NOT_APPLICABLE)
-        org = dict(getattr(tenant, "organization", None) or {})
+        if org_id.lower() != tenant.tenant_id.lower():
+            raise not_found(org_id)
+        intune = intune_of(self.host)
+        org = dict(tenant.organization)
         org["mobileDeviceManagementAuthority"] = intune.mdm_authority
         body: JSON = {
             "@odata.context": f"{self._base(request, ver)}/$metadata#organization({','.join(select)})/$entity"
@@ -439,41 +430,47 @@ def _ctx_suffix(select: list[str] | None, expand: dict[str, list[str] | None]) -
 
 
 def register_intune_routes(
-    app: web.Application, sim: Any, *, page_size: int = DEFAULT_PAGE_SIZE, batch: bool = True
+    app: web.Application,
+    host: IntuneHost,
+    *,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    batch: bool = True,
+    switches: IntuneSwitches | None = None,
 ) -> IntuneGraphRoutes:
-    """Add the Intune GET routes (v1.0 + beta), the MDM-authority read and, by default, ``$batch``.
-
-    ``sim`` needs a ``tenant`` attribute (read on every request) whose ``intune`` is an
-    ``IntuneData`` or None; ``sim.intune_page_size`` overrides ``page_size`` when set.
+    """Add the Intune GET routes (v1.0 + beta), the report exports, the MDM-authority read and, by
+    default, ``$batch``; ``switches`` (shared with the admin routes of the same app) default to new ones.
     """
-    routes = IntuneGraphRoutes(sim, page_size)
+    routes = IntuneGraphRoutes(host, _switches(app, switches), page_size)
+    handle = answering(routes.handle)
     r = app.router
     ver = r"{ver:v1\.0|beta}"
     # One route per contract path (per-route request counters stay meaningful); the handler
     # re-reads the path and applies per-version availability itself.
     for root in ("deviceManagement", "deviceAppManagement"):
-        r.add_get(f"/{ver}/{root}", routes.handle)
-    r.add_get(f"/{ver}/deviceManagement/subscriptionState", routes.handle)
+        r.add_get(f"/{ver}/{root}", handle)
+    r.add_get(f"/{ver}/deviceManagement/subscriptionState", handle)
     for spec in SERVED.values():
         base = f"/{ver}/{spec.root}/{spec.name}"
-        r.add_get(base, routes.handle)
-        r.add_get(base + "/{id}", routes.handle)
+        r.add_get(base, handle)
+        r.add_get(base + "/{id}", handle)
         for sub in spec.subs:
-            r.add_get(f"{base}/{{id}}/{sub}", routes.handle)
-            r.add_get(f"{base}/{{id}}/{sub}/{{item}}", routes.handle)
+            r.add_get(f"{base}/{{id}}/{sub}", handle)
+            r.add_get(f"{base}/{{id}}/{sub}/{{item}}", handle)
             nested = NESTED_SUBS.get((spec.name, sub))
             if nested:
-                r.add_get(f"{base}/{{id}}/{sub}/{{item}}/{nested}", routes.handle)
-    from syncd.sim.intune_reports import register_report_routes
-
-    register_report_routes(app, sim)
+                r.add_get(f"{base}/{{id}}/{sub}/{{item}}/{nested}", handle)
+    register_report_routes(app, host, routes.switches.reports)
     # Anything else under the Intune roots: Graph's "Resource not found for the segment".
-    r.add_get(f"/{ver}/{{root:deviceManagement|deviceAppManagement}}/{{tail:.+}}", routes.handle)
-    r.add_post(f"/{ver}/{{root:deviceManagement|deviceAppManagement}}/{{tail:.+}}", routes.unknown_post)
+    rest = f"/{ver}/{{root:deviceManagement|deviceAppManagement}}/{{tail:.+}}"
+    r.add_get(rest, handle)
+    r.add_post(rest, answering(routes.unknown_post))
 
     @web.middleware
     async def mdm_authority(request: web.Request, handler: Handler) -> web.StreamResponse:
-        return await routes.organization_middleware(request, handler)
+        try:
+            return await routes.organization_middleware(request, handler)
+        except GraphError as err:
+            return err.response(request)
 
     app.middlewares.append(mdm_authority)
     if batch:
@@ -483,196 +480,118 @@ def register_intune_routes(
     return routes
 
 
-# --- per-collection faults ---------------------------------------------------------------------
-FAULT_KINDS = ("forbidden", "unavailable", "flaky")
-"""``forbidden``: Graph's 403 ``Authorization_RequestDenied`` (a permission not consented);
-``unavailable``: 503 ``serviceNotAvailable`` on every attempt (a 5xx that outlasts the retries);
-``flaky`` (object ids, not collections): the sub-resources of those objects answer 503 without
-Retry-After on every attempt, while the rest of the collection answers."""
-
-
-def intune_faults(sim: Any) -> dict[str, set[str]]:
-    """The per-collection faults of ``sim`` (kept on the simulator object, created on first use)."""
-    faults: dict[str, set[str]] | None = getattr(sim, "intune_faults", None)
-    if faults is None:
-        faults = {kind: set() for kind in FAULT_KINDS}
-        sim.intune_faults = faults
-    return faults
-
-
-def collection_fault(sim: Any, collection: str) -> Callable[[web.Request], web.Response] | None:
-    """The error every request under ``collection`` (list, object, sub-resources) gets, if any."""
-    faults: dict[str, set[str]] | None = getattr(sim, "intune_faults", None)
-    if not faults or not collection:
-        return None
-    if collection in faults.get("forbidden", ()):
-        return lambda request: graph_error(
-            request,
-            403,
-            "Authorization_RequestDenied",
-            "Insufficient privileges to complete the operation.",
-        )
-    if collection in faults.get("unavailable", ()):
-        return lambda request: graph_error(
-            request,
-            503,
-            "serviceNotAvailable",
-            "The service is temporarily unavailable. Please retry later.",
-        )
-    return None
-
-
-def object_fault(sim: Any, object_id: str) -> Callable[[web.Request], web.Response] | None:
-    """The 503 every sub-resource request of a ``flaky`` object gets, if any."""
-    faults: dict[str, set[str]] | None = getattr(sim, "intune_faults", None)
-    if not faults or object_id not in faults.get("flaky", ()):
-        return None
-    return lambda request: graph_error(
-        request, 503, "serviceNotAvailable", "The service is temporarily unavailable. Please retry later."
-    )
-
-
 # --- admin API ---------------------------------------------------------------------------------
-def _admin_json(body: Any, status: int = 200) -> web.Response:
-    return web.json_response(body, status=status)
+def register_intune_admin_routes(
+    app: web.Application, host: IntuneHost, *, switches: IntuneSwitches | None = None
+) -> None:
+    """``/_sim/intune/...``: inspect and mutate the simulated Intune data (no Graph auth).
 
-
-def _admin_error(exc: IntuneError) -> web.Response:
-    return web.json_response({"error": exc.message}, status=exc.status)
-
-
-async def _read_json(request: web.Request) -> Any:
-    try:
-        return await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise IntuneError(400, f"body is not JSON: {exc}") from exc
-
-
-def register_intune_admin_routes(app: web.Application, sim: Any) -> None:
-    """``/_sim/intune/...``: inspect and mutate the simulated Intune data (no Graph auth)."""
+    Fixed paths are declared before the ``{coll}`` patterns, which would otherwise take them."""
+    faults = _switches(app, switches).faults
+    register_report_admin_routes(app, _switches(app, switches).reports)
+    routes = web.RouteTableDef()
 
     def data() -> IntuneData:
-        intune = getattr(sim.tenant, "intune", None)
+        intune = host.tenant.intune
         if intune is None:
-            raise IntuneError(409, "this tenant has no Intune (PUT /_sim/intune to add it)")
-        return intune  # type: ignore[no-any-return]
+            raise AdminError(409, "this tenant has no Intune (PUT /_sim/intune to add it)")
+        return intune
 
-    def guarded(fn: Callable[[web.Request], Awaitable[web.Response]]) -> Handler:
-        async def wrapper(request: web.Request) -> web.StreamResponse:
-            try:
-                return await fn(request)
-            except IntuneError as exc:
-                return _admin_error(exc)
+    def current_faults(request: web.Request) -> dict[str, list[str]]:
+        return {k: sorted(v) for k, v in faults.items()}
 
-        return wrapper
+    def set_faults(request: web.Request, body: dict[str, Any]) -> None:
+        """Replace the listed fault kinds: ``{"forbidden": ["deviceConfigurations"]}``; ``[]`` clears."""
+        for kind, names in body.items():
+            if kind not in FAULT_KINDS:
+                raise AdminError(400, f"unknown fault {kind!r} (known: {', '.join(FAULT_KINDS)})")
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise AdminError(400, f"{kind} must be a list of collection names")
+            unknown = [n for n in names if n not in COLLECTIONS] if kind != "flaky" else []
+            if unknown:
+                raise AdminError(400, f"unknown Intune collections {unknown}")
+        for kind, names in body.items():
+            faults[kind] = set(names)
 
-    async def summary(request: web.Request) -> web.Response:
-        intune = getattr(sim.tenant, "intune", None)
+    def summary(request: web.Request) -> dict[str, Any]:
+        intune = host.tenant.intune
         if intune is None:
-            return _admin_json({"enabled": False})
-        return _admin_json(
-            {"enabled": True, "intuneAccountId": intune.intune_account_id, "counts": intune.counts()}
-        )
+            return {"enabled": False}
+        return {"enabled": True, "intuneAccountId": intune.intune_account_id, "counts": intune.counts()}
 
-    async def replace(request: web.Request) -> web.Response:
-        body = await _read_json(request)
+    def replace(request: web.Request, body: Any) -> None:
         try:
-            sim.tenant.intune = IntuneData.from_json(body)
+            host.tenant.intune = IntuneData.from_json(body)
         except (KeyError, TypeError, ValueError) as exc:
-            raise IntuneError(400, f"not an Intune section: {exc}") from exc
-        return await summary(request)
+            raise AdminError(400, f"not an Intune section: {exc}") from exc
 
+    app.router.add_routes(settings_routes("/_sim/intune/faults", current_faults, set_faults))
+    app.router.add_routes(settings_routes("/_sim/intune", summary, replace, body=read_json))
+
+    @routes.delete("/_sim/intune")
     async def remove(request: web.Request) -> web.Response:
-        sim.tenant.intune = None
+        host.tenant.intune = None
         return web.Response(status=204)
 
+    @routes.post("/_sim/intune/managedDevices/{id}/compliance")
+    @answering
+    async def compliance(request: web.Request) -> web.Response:
+        body = await read_json(request)
+        if not isinstance(body, dict) or not isinstance(body.get("complianceState"), str):
+            raise AdminError(400, 'body must be {"complianceState": "..."}')
+        intune = data()
+        device_id = request.match_info["id"]
+        device = intune.set_compliance(device_id, body["complianceState"], body.get("policyIds"))
+        entra_id = intune.entra_object_id(host.tenant, device_id)
+        is_compliant = body["complianceState"] == "compliant"
+        if entra_id is not None:
+            host.tenant.update("devices", entra_id, {"isCompliant": is_compliant})
+        return web.json_response(
+            {"managedDevice": device, "entraDeviceObjectId": entra_id, "isCompliant": is_compliant}
+        )
+
+    @routes.get("/_sim/intune/{coll}")
+    @answering
     async def list_ids(request: web.Request) -> web.Response:
         coll = request.match_info["coll"]
         ids = [o["id"] for o in data().list(coll)]
-        return _admin_json({"collection": coll, "count": len(ids), "ids": ids})
+        return web.json_response({"collection": coll, "count": len(ids), "ids": ids})
 
+    @routes.post("/_sim/intune/{coll}")
+    @answering
     async def create(request: web.Request) -> web.Response:
-        body = await _read_json(request)
-        if not isinstance(body, dict):
-            raise IntuneError(400, "body must be a JSON object")
-        return _admin_json(data().create(request.match_info["coll"], body), 201)
+        body = await read_object(request)
+        return web.json_response(data().create(request.match_info["coll"], body), status=201)
 
+    @routes.get("/_sim/intune/{coll}/{id}")
+    @answering
     async def get_one(request: web.Request) -> web.Response:
-        return _admin_json(data().embedded(request.match_info["coll"], request.match_info["id"]))
+        return web.json_response(data().embedded(request.match_info["coll"], request.match_info["id"]))
 
+    @routes.patch("/_sim/intune/{coll}/{id}")
+    @answering
     async def patch(request: web.Request) -> web.Response:
-        body = await _read_json(request)
-        if not isinstance(body, dict):
-            raise IntuneError(400, "body must be a JSON object")
-        return _admin_json(data().update(request.match_info["coll"], request.match_info["id"], body))
+        body = await read_object(request)
+        return web.json_response(data().update(request.match_info["coll"], request.match_info["id"], body))
 
+    @routes.delete("/_sim/intune/{coll}/{id}")
+    @answering
     async def delete(request: web.Request) -> web.Response:
         data().delete(request.match_info["coll"], request.match_info["id"])
         return web.Response(status=204)
 
+    @routes.post("/_sim/intune/{coll}/{id}/{sub}")
+    @answering
     async def add_sub(request: web.Request) -> web.Response:
-        body = await _read_json(request)
-        if not isinstance(body, dict):
-            raise IntuneError(400, "body must be a JSON object")
+        body = await read_object(request)
         m = request.match_info
-        return _admin_json(data().add_sub(m["coll"], m["id"], m["sub"], body), 201)
+        return web.json_response(data().add_sub(m["coll"], m["id"], m["sub"], body), status=201)
 
+    @routes.delete("/_sim/intune/{coll}/{id}/{sub}/{item}")
+    @answering
     async def delete_sub(request: web.Request) -> web.Response:
         m = request.match_info
         data().delete_sub(m["coll"], m["id"], m["sub"], m["item"])
         return web.Response(status=204)
 
-    async def compliance(request: web.Request) -> web.Response:
-        body = await _read_json(request)
-        if not isinstance(body, dict) or not isinstance(body.get("complianceState"), str):
-            raise IntuneError(400, 'body must be {"complianceState": "..."}')
-        intune = data()
-        device_id = request.match_info["id"]
-        policy_ids = body.get("policyIds")
-        device = intune.set_compliance(device_id, body["complianceState"], policy_ids)
-        entra_id = intune.entra_object_id(sim.tenant, device_id)
-        is_compliant = body["complianceState"] == "compliant"
-        if entra_id is not None:
-            sim.tenant.update("devices", entra_id, {"isCompliant": is_compliant})
-        return _admin_json(
-            {"managedDevice": device, "entraDeviceObjectId": entra_id, "isCompliant": is_compliant}
-        )
-
-    async def get_faults(request: web.Request) -> web.Response:
-        return _admin_json({k: sorted(v) for k, v in intune_faults(sim).items()})
-
-    async def put_faults(request: web.Request) -> web.Response:
-        """Replace the listed fault kinds: ``{"forbidden": ["deviceConfigurations"]}``; ``[]`` clears."""
-        body = await _read_json(request)
-        if not isinstance(body, dict):
-            raise IntuneError(400, "body must be a JSON object")
-        for kind, names in body.items():
-            if kind not in FAULT_KINDS:
-                raise IntuneError(400, f"unknown fault {kind!r} (known: {', '.join(FAULT_KINDS)})")
-            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-                raise IntuneError(400, f"{kind} must be a list of collection names")
-            unknown = [n for n in names if n not in COLLECTIONS] if kind != "flaky" else []
-            if unknown:
-                raise IntuneError(400, f"unknown Intune collections {unknown}")
-        faults = intune_faults(sim)
-        for kind, names in body.items():
-            faults[kind] = set(names)
-        return await get_faults(request)
-
-    r = app.router
-    from syncd.sim.intune_reports import register_report_admin_routes
-
-    register_report_admin_routes(app, sim)
-    r.add_get("/_sim/intune/faults", guarded(get_faults))
-    r.add_put("/_sim/intune/faults", guarded(put_faults))
-    r.add_get("/_sim/intune", guarded(summary))
-    r.add_put("/_sim/intune", guarded(replace))
-    r.add_delete("/_sim/intune", guarded(remove))
-    r.add_post("/_sim/intune/managedDevices/{id}/compliance", guarded(compliance))
-    r.add_get("/_sim/intune/{coll}", guarded(list_ids))
-    r.add_post("/_sim/intune/{coll}", guarded(create))
-    r.add_get("/_sim/intune/{coll}/{id}", guarded(get_one))
-    r.add_patch("/_sim/intune/{coll}/{id}", guarded(patch))
-    r.add_delete("/_sim/intune/{coll}/{id}", guarded(delete))
-    r.add_post("/_sim/intune/{coll}/{id}/{sub}", guarded(add_sub))
-    r.add_delete("/_sim/intune/{coll}/{id}/{sub}/{item}", guarded(delete_sub))
+    app.router.add_routes(routes)

@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import secrets
 import signal
+import socket
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +24,11 @@ from syncd.sim.generator import generate_tenant
 from syncd.sim.graph.app import GraphSim
 from syncd.sim.graph.faults import Faults
 from syncd.sim.graph.notifications import DeliveryConfig
+from syncd.sim.intune_reports import create_storage_app, report_store
 from syncd.sim.j1 import J1Behaviour, J1SimConfig, J1SimState, create_j1_app
 from syncd.sim.j1.behaviour import add_behaviour_arguments, behaviour_from_args
 from syncd.sim.j1.validation import ApiError
-from syncd.sim.tenant import Tenant, ensure_app, load_tenant, tenant_from_recording
+from syncd.sim.tenant import Tenant, ensure_app, load_tenant, save_tenant, tenant_from_recording
 from syncd.sim.tls import TlsFiles, ensure_tls
 
 HOST = "127.0.0.1"
@@ -46,11 +49,18 @@ class RunningSims:
     j1_url: str | None = None
     j1_account_id: str = ""
     j1_api_key: str = ""
-    j1_state: Any = None
-    """The `J1SimState` (typed loosely: callers read it without a None check when `j1=True`)."""
     storage_url: str | None = None
     """The report-export file host (another origin than Graph; no Graph token accepted)."""
     runners: list[web.AppRunner] = field(default_factory=list)
+    j1: J1SimState | None = None
+    """The J1 simulator's state; None when started with `j1=False`."""
+
+    @property
+    def j1_state(self) -> J1SimState:
+        """The J1 simulator's state (it runs unless started with `j1=False`)."""
+        if self.j1 is None:
+            raise RuntimeError("the J1 simulator is not running (start_simulators(j1=False))")
+        return self.j1
 
     @property
     def ca_file(self) -> Path:
@@ -64,11 +74,19 @@ class RunningSims:
         self.runners.clear()
 
 
-def _site_port(site: web.TCPSite) -> int:
-    """The bound port of a (possibly port-0) site."""
-    server = site._server
-    sockets = getattr(server, "sockets", None) or []
-    return int(sockets[0].getsockname()[1])
+async def _listen(runner: web.AppRunner, port: int, ssl_context: ssl.SSLContext | None = None) -> int:
+    """Serve `runner` on HOST:`port` (0: a free one) and return the bound port.
+
+    The socket is bound here, so its port is known without reading the site's internals."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((HOST, port))
+        await web.SockSite(runner, sock, ssl_context=ssl_context).start()
+    except BaseException:
+        sock.close()
+        raise
+    return int(sock.getsockname()[1])
 
 
 async def start_simulators(
@@ -98,11 +116,8 @@ async def start_simulators(
     await runner.setup()
     runners = [runner]
     try:
-        https_site = web.TCPSite(runner, HOST, graph_port, ssl_context=tls.server_context())
-        await https_site.start()
-        http_site = web.TCPSite(runner, HOST, graph_http_port)
-        await http_site.start()
-        https_port, http_port = _site_port(https_site), _site_port(http_site)
+        https_port = await _listen(runner, graph_port, tls.server_context())
+        http_port = await _listen(runner, graph_http_port)
         graph_url = f"https://{HOST}:{https_port}"
         running = RunningSims(
             graph_url=graph_url,
@@ -130,14 +145,10 @@ async def start_simulators(
 
 async def _start_storage(running: RunningSims, tls: TlsFiles) -> str:
     """The report-export file host: its own HTTPS listener (another origin than Graph)."""
-    from syncd.sim.intune_reports import create_storage_app, report_store
-
     runner = web.AppRunner(create_storage_app(report_store(running.graph)), access_log=None)
     await runner.setup()
     running.runners.append(runner)
-    site = web.TCPSite(runner, HOST, 0, ssl_context=tls.server_context())
-    await site.start()
-    url = f"https://{HOST}:{_site_port(site)}"
+    url = f"https://{HOST}:{await _listen(runner, 0, tls.server_context())}"
     report_store(running.graph).storage_base = url
     return url
 
@@ -158,40 +169,47 @@ async def _start_j1(
     runner = web.AppRunner(create_j1_app(state), access_log=None)
     await runner.setup()
     running.runners.append(runner)
-    site = web.TCPSite(runner, HOST, port, ssl_context=running.tls.server_context())
-    await site.start()
-    running.j1_url = f"https://{HOST}:{_site_port(site)}"
+    running.j1_url = f"https://{HOST}:{await _listen(runner, port, running.tls.server_context())}"
     running.j1_account_id = account_id
     running.j1_api_key = api_key
-    running.j1_state = state
+    running.j1 = state
 
 
-def _toml_str(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def toml_value(value: object) -> str:
+    """A TOML value (string, number, boolean or list of them) for the configurations written here."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML form for {type(value).__name__}")
 
 
 def render_syncd_config(running: RunningSims) -> str:
     """The syncd TOML keys that point the daemon at these simulators."""
     lines = [
         "[graph]",
-        f"tenant_id = {_toml_str(running.tenant_id)}",
-        f"client_id = {_toml_str(running.client_id)}",
-        f"client_secret = {_toml_str(running.client_secret)}",
-        f"authority_host = {_toml_str(running.authority_host)}",
-        f"base_url = {_toml_str(running.graph_url)}",
+        f"tenant_id = {toml_value(running.tenant_id)}",
+        f"client_id = {toml_value(running.client_id)}",
+        f"client_secret = {toml_value(running.client_secret)}",
+        f"authority_host = {toml_value(running.authority_host)}",
+        f"base_url = {toml_value(running.graph_url)}",
         "",
         "[j1]",
-        f"account_id = {_toml_str(running.j1_account_id)}",
-        f"api_key = {_toml_str(running.j1_api_key)}",
-        f"base_url = {_toml_str(running.j1_url or '')}",
-        f"scope = {_toml_str('syncd-microsoft-365-' + running.tenant_id)}",
+        f"account_id = {toml_value(running.j1_account_id)}",
+        f"api_key = {toml_value(running.j1_api_key)}",
+        f"base_url = {toml_value(running.j1_url or '')}",
+        f"scope = {toml_value('syncd-microsoft-365-' + running.tenant_id)}",
         "",
         "[tls]",
-        f"ca_file = {_toml_str(str(running.tls.ca_cert))}",
+        f"ca_file = {toml_value(str(running.tls.ca_cert))}",
         "",
         "[webhook]",
-        f"tls_cert = {_toml_str(str(running.tls.webhook_cert))}",
-        f"tls_key = {_toml_str(str(running.tls.webhook_key))}",
+        f"tls_cert = {toml_value(str(running.tls.webhook_cert))}",
+        f"tls_key = {toml_value(str(running.tls.webhook_key))}",
         "",
     ]
     return "\n".join(lines)
@@ -231,8 +249,6 @@ def tenant_from_args(args: argparse.Namespace) -> Tenant:
 async def _serve(args: argparse.Namespace) -> None:
     tenant = tenant_from_args(args)
     if args.save_tenant:
-        from syncd.sim.tenant import save_tenant
-
         save_tenant(tenant, args.save_tenant)
     faults = Faults(allow_http_notification_url=bool(args.allow_http_notification_url))
     running = await start_simulators(

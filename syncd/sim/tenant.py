@@ -17,8 +17,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
+
+from syncd.sim.intune import IntuneData
 
 RESOURCES: tuple[str, ...] = ("users", "groups", "devices")
 """Delta-capable directory resources."""
@@ -35,9 +37,14 @@ ODATA_TYPES: dict[str, str] = {
 }
 _TYPE_TO_STORE = {v: k for k, v in ODATA_TYPES.items()}
 
-Listener = Callable[[str, str, str], None]
-"""cb(resource, change_kind, obj_id); kinds: created, updated, soft_deleted, hard_deleted,
-restored, members_changed."""
+ChangeKind = Literal[
+    "created", "updated", "soft_deleted", "hard_deleted", "restored", "member_added", "member_removed"
+]
+"""What a change-log record says happened (delta rounds are computed from these)."""
+NoticeKind = Literal["created", "updated", "soft_deleted", "hard_deleted", "restored", "members_changed"]
+"""What a listener is told happened (change notifications are sent from these)."""
+Listener = Callable[[str, NoticeKind, str], None]
+"""cb(resource, kind, obj_id), called after each mutation."""
 
 
 UNTRACKED_PROPS: dict[str, frozenset[str]] = {"users": frozenset({"signInActivity"})}
@@ -51,7 +58,7 @@ class ChangeRecord:
 
     seq: int
     obj_id: str
-    kind: str  # created|updated|soft_deleted|hard_deleted|restored|member_added|member_removed
+    kind: ChangeKind
     props: frozenset[str] = frozenset()
     member_id: str | None = None
     at: float = 0.0
@@ -93,7 +100,7 @@ class Tenant:
         self.stores: dict[str, dict[str, dict[str, Any]]] = {r: {} for r in MEMBER_RESOURCES}
         self.deleted: dict[str, dict[str, dict[str, Any]]] = {r: {} for r in MEMBER_RESOURCES}
         self.members: dict[str, dict[str, None]] = {}
-        self.intune: Any | None = None
+        self.intune: IntuneData | None = None
         self.seq: int = 0
         self.log: dict[str, list[ChangeRecord]] = {r: [] for r in RESOURCES}
         self._log_seqs: dict[str, list[int]] = {r: [] for r in RESOURCES}
@@ -172,7 +179,7 @@ class Tenant:
         if cb in self._listeners:
             self._listeners.remove(cb)
 
-    def _emit(self, resource: str, kind: str, obj_id: str) -> None:
+    def _emit(self, resource: str, kind: NoticeKind, obj_id: str) -> None:
         for cb in list(self._listeners):
             cb(resource, kind, obj_id)
 
@@ -180,7 +187,7 @@ class Tenant:
         self,
         resource: str,
         obj_id: str,
-        kind: str,
+        kind: ChangeKind,
         props: frozenset[str] = frozenset(),
         member_id: str | None = None,
     ) -> None:
@@ -252,9 +259,7 @@ class Tenant:
         self.deleted[resource][obj_id] = obj
         self._record(resource, obj_id, "soft_deleted")
         for gid in sorted(self.groups_of(obj_id)):
-            if gid in self.stores["groups"]:
-                self._record("groups", gid, "member_removed", member_id=obj_id)
-                self._emit("groups", "members_changed", gid)
+            self._membership_changed(gid, obj_id, "member_removed")
         self._emit(resource, "soft_deleted", obj_id)
 
     def restore(self, resource: str, obj_id: str) -> dict[str, Any]:
@@ -266,9 +271,7 @@ class Tenant:
         self.stores[resource][obj_id] = obj
         self._record(resource, obj_id, "restored")
         for gid in sorted(self.groups_of(obj_id)):
-            if gid in self.stores["groups"]:
-                self._record("groups", gid, "member_added", member_id=obj_id)
-                self._emit("groups", "members_changed", gid)
+            self._membership_changed(gid, obj_id, "member_added")
         self._emit(resource, "restored", obj_id)
         return obj
 
@@ -284,9 +287,7 @@ class Tenant:
         reverse = self._reverse()
         for gid in sorted(reverse.pop(obj_id, set())):
             self.members.get(gid, {}).pop(obj_id, None)
-            if gid in self.stores["groups"]:
-                self._record("groups", gid, "member_removed", member_id=obj_id)
-                self._emit("groups", "members_changed", gid)
+            self._membership_changed(gid, obj_id, "member_removed")
         for mid in self.members.pop(obj_id, {}):
             reverse.get(mid, set()).discard(obj_id)
         self._record(resource, obj_id, "hard_deleted")
@@ -305,8 +306,7 @@ class Tenant:
             return False
         current[member_id] = None
         self._reverse().setdefault(member_id, set()).add(group_id)
-        self._record("groups", group_id, "member_added", member_id=member_id)
-        self._emit("groups", "members_changed", group_id)
+        self._membership_changed(group_id, member_id, "member_added")
         return True
 
     def remove_member(self, group_id: str, member_id: str) -> bool:
@@ -318,9 +318,16 @@ class Tenant:
             return False
         del current[member_id]
         self._reverse().get(member_id, set()).discard(group_id)
-        self._record("groups", group_id, "member_removed", member_id=member_id)
-        self._emit("groups", "members_changed", group_id)
+        self._membership_changed(group_id, member_id, "member_removed")
         return True
+
+    def _membership_changed(
+        self, group_id: str, member_id: str, kind: Literal["member_added", "member_removed"]
+    ) -> None:
+        """Log and announce that `member_id` joined or left (`kind`) a group, if that group is live."""
+        if group_id in self.stores["groups"]:
+            self._record("groups", group_id, kind, member_id=member_id)
+            self._emit("groups", "members_changed", group_id)
 
     def _reverse(self) -> dict[str, set[str]]:
         """member -> groups index, built lazily (bulk generation does not need it)."""
@@ -335,10 +342,6 @@ class Tenant:
     # ------------------------------------------------------------------ serialisation
     def to_json(self) -> dict[str, Any]:
         """The tenant file document (see docs/simulators.md)."""
-        intune: Any = None
-        if self.intune is not None:
-            to_json = getattr(self.intune, "to_json", None)
-            intune = to_json() if callable(to_json) else self.intune
         return {
             "tenantId": self.tenant_id,
             "organization": self.organization,
@@ -354,7 +357,7 @@ class Tenant:
             "contacts": list(self.stores["contacts"].values()),
             "servicePrincipals": list(self.stores["servicePrincipals"].values()),
             "deletedItems": {r: list(d.values()) for r, d in self.deleted.items() if d},
-            "intune": intune,
+            "intune": self.intune.to_json() if self.intune is not None else None,
         }
 
     @classmethod
@@ -377,17 +380,8 @@ class Tenant:
                 t.load_member(gid, mid)
         intune = doc.get("intune")
         if intune is not None:
-            t.intune = _intune_from_json(intune)
+            t.intune = IntuneData.from_json(intune)
         return t
-
-
-def _intune_from_json(doc: Any) -> Any:
-    """Use the Intune simulator's model when available; keep the raw dict otherwise."""
-    try:
-        from syncd.sim.intune import IntuneData  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return doc
-    return IntuneData.from_json(doc)
 
 
 def ensure_app(

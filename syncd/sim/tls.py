@@ -32,6 +32,17 @@ class TlsFiles:
     webhook_cert: Path
     webhook_key: Path
 
+    def paths(self) -> tuple[Path, ...]:
+        """Every file."""
+        return (
+            self.ca_cert,
+            self.ca_key,
+            self.server_cert,
+            self.server_key,
+            self.webhook_cert,
+            self.webhook_key,
+        )
+
     def server_context(self) -> ssl.SSLContext:
         """TLS context for the simulator listeners."""
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -60,39 +71,50 @@ def _name(cn: str) -> x509.Name:
     )
 
 
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+def _pem_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
 
 
-def _make_ca() -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
+def _builder(
+    subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey, days: int
+) -> x509.CertificateBuilder:
+    """A certificate valid from an hour ago for `days` days (clock skew between processes)."""
     now = datetime.now(UTC)
-    name = _name("syncd simulator CA")
-    cert = (
+    return (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(days=3650))
+        .not_valid_after(now + timedelta(days=days))
+    )
+
+
+def _key_usage(*, ca: bool) -> x509.KeyUsage:
+    """A CA signs certificates and CRLs; a leaf signs and agrees keys (ECDHE)."""
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=not ca,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _make_ca() -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = _name("syncd simulator CA")
+    cert = (
+        _builder(name, name, key.public_key(), 3650)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_key_usage(ca=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -105,7 +127,6 @@ def _make_leaf(
     cn: str,
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.now(UTC)
     san = x509.SubjectAlternativeName(
         [
             x509.DNSName("localhost"),
@@ -114,28 +135,9 @@ def _make_leaf(
         ]
     )
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(days=825))
+        _builder(_name(cn), ca_cert.subject, key.public_key(), 825)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=True,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_key_usage(ca=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(san, critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
@@ -164,17 +166,7 @@ def ensure_tls(state_dir: Path) -> TlsFiles:
         webhook_cert=state_dir / "webhook-cert.pem",
         webhook_key=state_dir / "webhook-key.pem",
     )
-    if all(
-        p.exists()
-        for p in (
-            files.ca_cert,
-            files.ca_key,
-            files.server_cert,
-            files.server_key,
-            files.webhook_cert,
-            files.webhook_key,
-        )
-    ):
+    if all(p.exists() for p in files.paths()):
         return files
     ca_cert, ca_key = _make_ca()
     _write(files.ca_cert, ca_cert.public_bytes(serialization.Encoding.PEM))
@@ -197,18 +189,5 @@ def make_app_certificate(cn: str = "syncd app credential") -> tuple[str, str]:
     PEMs to syncd as `[graph] client_certificate` / `client_certificate_key`.
     """
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(_name(cn))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(days=365))
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()
+    cert = _builder(_name(cn), _name(cn), key.public_key(), 365).sign(key, hashes.SHA256())
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), _pem_key(key).decode()

@@ -18,11 +18,12 @@ class AccountSource:
     """``GET /organization`` (+ the Intune account id when the tenant has Intune)."""
 
     origin = "account"
+    depends_on: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self.intune_available: bool | None = None
 
-    async def run(self, ctx: SourceContext, *, force_full: bool = True, **options: Any) -> RoundReport:
+    async def run(self, ctx: SourceContext, *, force_full: bool = True) -> RoundReport:
         started = time.monotonic()
         report = RoundReport(origin=self.origin, kind="poll")
         page = await ctx.graph.get("/organization")

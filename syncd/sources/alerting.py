@@ -7,20 +7,20 @@ are committed together with the state change, and a crash loses neither or both.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from syncd.alerts.delivery import AlertTarget
     from syncd.alerts.rules import RuleSet
+    from syncd.alerts.targets import AlertTarget
+    from syncd.alerts.types import Lookup
     from syncd.config import Settings
+    from syncd.mirror import ChangeHook, Mirror
     from syncd.mirror.types import AlertRow, Change
     from syncd.sources.base import SourceContext
 
-Lookup = Callable[[str], Mapping[str, Any] | None]
-ChangeHook = Callable[[list["Change"], Lookup], list["AlertRow"]]
 
 
 @dataclass
@@ -49,11 +49,11 @@ def change_hook_for(ctx: SourceContext) -> ChangeHook | None:
 class MirrorAlertStore:
     """The alert outbox of the mirror, in the shape the alert dispatcher reads (plain dicts)."""
 
-    def __init__(self, mirror: Any) -> None:
+    def __init__(self, mirror: Mirror) -> None:
         self.mirror = mirror
 
     async def enqueue_alerts(self, rows: list[AlertRow]) -> int:
-        return int(await self.mirror.enqueue_alerts(rows))
+        return await self.mirror.enqueue_alerts(rows)
 
     async def due_alerts(self, now: float, limit: int) -> list[dict[str, Any]]:
         return [dataclasses.asdict(row) for row in await self.mirror.due_alerts(now, limit)]
@@ -69,8 +69,8 @@ def build_alert_pipeline(settings: Settings) -> AlertPipeline | None:
     """Rules (the configured file or the built-in defaults) and targets, or None when alerts are off."""
     if not settings.alerts.enabled:
         return None
-    from syncd.alerts.delivery import targets_from_config
     from syncd.alerts.rules import RuleSet
+    from syncd.alerts.targets import targets_from_config
 
     params: dict[str, Any] = {}
     privileged: dict[str, Any] = {}

@@ -1,12 +1,16 @@
-"""What every source round shares: its context and its report."""
+"""What every source round shares: its context, its report, and what a source is to the engine."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from syncd.mirror.types import CHANGE_COUNTS
 
 if TYPE_CHECKING:
+    from syncd.engine import Engine
     from syncd.graph.client import GraphClient
     from syncd.mirror import Mirror
     from syncd.model.convert.common import ConvertContext
@@ -50,11 +54,7 @@ class RoundReport:
 
     def count_changes(self, counts: dict[str, int]) -> None:
         """Changes from a commit's counts (commits do not keep Change objects: memory)."""
-        self.changes = sum(
-            counts.get(f"{kind}_{op}", 0)
-            for kind in ("entities", "relationships")
-            for op in ("created", "updated", "deleted")
-        )
+        self.changes = sum(counts.get(key, 0) for key in CHANGE_COUNTS)
 
     def as_log(self) -> dict[str, Any]:
         return {
@@ -69,3 +69,38 @@ class RoundReport:
             "baseline": self.baseline,
             "duration_s": round(self.duration, 3),
         }
+
+
+RoundWork = Callable[[SourceContext], Awaitable[RoundReport]]
+"""A round's work: what `Engine.run_as_round` runs under an origin's lock (a poll, a re-fetch)."""
+
+
+class Source(Protocol):
+    """A round unit: the engine runs its rounds one at a time and records their outcome."""
+
+    @property
+    def origin(self) -> str:
+        """The mirror origin its rounds write (and the lock they hold)."""
+        ...
+
+    @property
+    def depends_on(self) -> tuple[str, ...]:
+        """Origins whose committed rounds it reads (lookups, device stamps): a concurrent resync
+        runs it after them."""
+        ...
+
+    async def run(self, ctx: SourceContext, *, force_full: bool = False) -> RoundReport:
+        """One round: delta, poll, or (``force_full``) a full round that sweeps what is gone."""
+        ...
+
+
+@runtime_checkable
+class FollowsEntraDevices(Protocol):
+    """A source that re-fetches its objects of changed Entra devices at once (Intune managed
+    devices): the daemon calls it after a devices delta round that changed a few devices."""
+
+    async def refetch_for_entra_devices(
+        self, engine: Engine, entra_device_ids: Sequence[str]
+    ) -> RoundReport | None:
+        """The re-fetch round (its alerts wake the dispatcher), None when nothing was read."""
+        ...

@@ -6,11 +6,14 @@ from typing import TYPE_CHECKING
 
 from syncd.model import schema as m
 from syncd.sources.directory import DeltaSource, directory_sources
+from syncd.sources.intune import INTUNE_ORIGIN_TYPES, INTUNE_SOURCE_ORIGINS, build_intune_sources
 
 if TYPE_CHECKING:
     from syncd.config import Settings
-    from syncd.engine import Engine, Source
+    from syncd.engine import Engine
     from syncd.sources.account import AccountSource
+    from syncd.sources.base import Source
+    from syncd.sources.signins import SignInPoll
 
 PERSON_MAPPING_TYPE = m.generate_relationship_type(m.USER_IS_PERSON_CLASS, m.USER.type, "person")
 
@@ -43,13 +46,8 @@ SOURCE_ORIGINS: dict[str, list[str]] = {
 
 
 def origin_types() -> dict[str, list[str]]:
-    types = dict(DIRECTORY_ORIGINS)
-    try:
-        from syncd.sources.intune import INTUNE_ORIGIN_TYPES
-    except ImportError:
-        return types
-    types.update(INTUNE_ORIGIN_TYPES)
-    return types
+    """origin → the `_type`s its rounds produce, for every origin (directory and Intune)."""
+    return {**DIRECTORY_ORIGINS, **INTUNE_ORIGIN_TYPES}
 
 
 def enabled_origins(settings: Settings) -> list[str]:
@@ -60,12 +58,8 @@ def enabled_origins(settings: Settings) -> list[str]:
 
 
 def source_origins(source: str) -> list[str]:
-    origins = list(SOURCE_ORIGINS.get(source, []))
-    try:
-        from syncd.sources.intune import INTUNE_SOURCE_ORIGINS
-    except ImportError:
-        return origins
-    return origins + list(INTUNE_SOURCE_ORIGINS.get(source, []))
+    """The origins one `[sync] sources` switch turns on."""
+    return [*SOURCE_ORIGINS.get(source, []), *INTUNE_SOURCE_ORIGINS.get(source, [])]
 
 
 def disabled_origins(settings: Settings) -> list[str]:
@@ -74,18 +68,15 @@ def disabled_origins(settings: Settings) -> list[str]:
     return sorted(every - enabled)
 
 
-def build_sources(settings: Settings, account: AccountSource) -> dict[str, Source]:
+def build_sources(settings: Settings, account: AccountSource, sign_ins: SignInPoll) -> dict[str, Source]:
     """The enabled round units, keyed by origin (the account is added by the caller)."""
     sources: dict[str, Source] = {}
-    directory: dict[str, DeltaSource] = directory_sources()
-    for origin in enabled_origins(settings):
+    directory: dict[str, DeltaSource] = directory_sources(sign_ins)
+    enabled = enabled_origins(settings)
+    for origin in enabled:
         if origin in directory:
             sources[origin] = directory[origin]
-    try:
-        from syncd.sources.intune import build_intune_sources
-    except ImportError:
-        return sources
-    sources.update(build_intune_sources(settings, account, set(enabled_origins(settings))))
+    sources.update(build_intune_sources(settings, account, set(enabled)))
     return sources
 
 

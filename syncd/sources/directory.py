@@ -27,6 +27,7 @@ from syncd.graph.delta import (
     select_refused,
 )
 from syncd.graph.errors import DeltaResetRequired, GraphError
+from syncd.mirror import RoundWriter
 from syncd.model import schema
 from syncd.model.convert.common import Derived
 from syncd.model.convert.directory import (
@@ -58,23 +59,22 @@ ESSENTIAL_SELECT: dict[str, tuple[str, ...]] = {
 class DeltaSource:
     """One delta-tracked Graph collection: ``users``, ``groups`` or ``devices``."""
 
-    def __init__(self, resource: str, select: Sequence[str]) -> None:
+    depends_on: tuple[str, ...] = ()
+
+    def __init__(self, resource: str, select: Sequence[str], *, sign_ins: SignInPoll | None = None) -> None:
         self.resource = resource
         self.origin = resource
         self.select = list(select)
         self.cursor_name = f"delta:{resource}"
         self.member_details = MemberDetails()
-        self.sign_ins: SignInPoll | None = SignInPoll() if resource == "users" else None
-        """Users only: the last sign-in poll (``run(..., sign_ins=True)``) and its mode."""
+        self.sign_ins = sign_ins
+        """Users only: the last sign-in poll, whose stored values delta rounds keep (delta does not
+        track ``signInActivity``); the engine runs the poll itself (`Engine.poll_sign_ins`)."""
 
     def initial_url(self) -> str:
         return initial_delta_url(self.resource, self.select)
 
-    async def run(self, ctx: SourceContext, *, force_full: bool = False, **options: Any) -> RoundReport:
-        if options.get("sign_ins"):
-            if self.sign_ins is None:
-                raise ValueError(f"{self.origin}: no sign-in poll for this source")
-            return await self.sign_ins.run(ctx)
+    async def run(self, ctx: SourceContext, *, force_full: bool = False) -> RoundReport:
         link = None if force_full else await ctx.mirror.get_cursor(self.cursor_name)
         if link is None:
             return await self._full_round(ctx)
@@ -148,7 +148,7 @@ class DeltaSource:
     async def _stage_page(
         self,
         ctx: SourceContext,
-        round_: Any,
+        round_: RoundWriter,
         objects: list[dict[str, Any]],
         full: bool,
         report: RoundReport,
@@ -203,7 +203,7 @@ class DeltaSource:
     async def _stage_members(
         self,
         ctx: SourceContext,
-        round_: Any,
+        round_: RoundWriter,
         group_id: str,
         members: list[dict[str, Any]],
         full: bool,
@@ -228,14 +228,14 @@ class DeltaSource:
             await round_.delete_relationships(removed)
 
 
-async def _stage(round_: Any, owner: str, derived: Derived, full: bool) -> None:
+async def _stage(round_: RoundWriter, owner: str, derived: Derived, full: bool) -> None:
     await round_.stage(owner, derived.entities, derived.relationships, replace=full)
 
 
-def directory_sources() -> dict[str, DeltaSource]:
-    """The three delta-tracked collections, keyed by origin."""
+def directory_sources(sign_ins: SignInPoll) -> dict[str, DeltaSource]:
+    """The three delta-tracked collections, keyed by origin; users keep the sign-in poll's values."""
     return {
-        "users": DeltaSource("users", USER_SELECT),
+        "users": DeltaSource("users", USER_SELECT, sign_ins=sign_ins),
         "groups": DeltaSource("groups", GROUP_SELECT),
         "devices": DeltaSource("devices", DEVICE_SELECT),
     }

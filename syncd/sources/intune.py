@@ -33,22 +33,25 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 
 from syncd import metrics
+from syncd.aio import gather_or_cancel
 from syncd.graph.client import GraphClient
-from syncd.graph.errors import GraphError, NotApplicableTenant, NotFound, make_error
+from syncd.graph.errors import GraphError, NotApplicableTenant, NotFound, batch_item_error
+from syncd.mirror import RoundWriter
 from syncd.model import schema as m
 from syncd.model.convert import intune as conv
 from syncd.model.convert.common import SCRIPT_CONTENT_FIELDS
-from syncd.sources.base import RoundReport, SourceContext
+from syncd.sources.alerting import change_hook_for
+from syncd.sources.base import RoundReport, Source, SourceContext
 from syncd.sources.intune_bulk import INSTALL_REPORT, BulkReports
 
 if TYPE_CHECKING:
     from syncd.config import Settings
-    from syncd.engine import Engine, Source
+    from syncd.engine import Engine
     from syncd.sources.account import AccountSource
 
 log = structlog.get_logger(__name__)
@@ -100,7 +103,8 @@ class Collection:
     subs: tuple[SubResource, ...] = ()
     stamp: str | None = "lastModifiedDateTime"
     types: tuple[str, ...] = ()
-    cadence: str = "policies"
+    cadence: Literal["devices", "policies"] = "policies"
+    """Which `[sync] intune_*_interval` schedules its polls."""
     depends_on: tuple[str, ...] = ()
     """Collections whose committed rounds this one reads (lookups, device stamps): a concurrent
     resync runs it after them."""
@@ -128,9 +132,9 @@ APP_PROTECTION_COLLECTIONS: Mapping[str, str] = {
 (`managedAppPolicy` itself has no relationships; Windows Information Protection has no `apps`)."""
 RUN_STATE_EXPAND = "$expand=managedDevice($select=id)"
 BATCH_SIZE = 20
+"""Graph's `$batch` limit."""
 NULL_GUID = "00000000-0000-0000-0000-000000000000"
 """`azureADDeviceId` of a device that is not Entra-registered."""
-"""Graph's `$batch` limit."""
 
 COLLECTIONS: tuple[Collection, ...] = (
     Collection(
@@ -354,14 +358,6 @@ class IntuneShared:
 TRANSIENT_STATUSES = frozenset({0, 429, 500, 502, 503, 504})
 
 
-def _inner_error(resp: Mapping[str, Any], url: str) -> GraphError:
-    status = int(resp.get("status") or 0)
-    body = resp.get("body")
-    raw = body if isinstance(body, (str, bytes)) else json.dumps(body or {})
-    headers = {str(k).lower(): str(v) for k, v in (resp.get("headers") or {}).items()}
-    return make_error(status, raw, headers, path=url)
-
-
 def _device_stamp(device: Mapping[str, Any]) -> str:
     return f"{device.get('lastSyncDateTime')}|{device.get('complianceState')}"
 
@@ -414,21 +410,26 @@ class IntuneCollectionSource:
             if s.needs_source is None or s.needs_source in self.shared.enabled_sources
         ]
 
-    async def run(self, ctx: SourceContext, *, force_full: bool = False, **options: Any) -> RoundReport:
-        only_ids: Sequence[str] | None = options.get("only_ids")
-        started = time.monotonic()
-        report = RoundReport(origin=self.origin, kind="poll")
+    def _intune_unavailable(self) -> bool:
+        """Whether Graph said definitively that the tenant has no Intune (the account round or one
+        of these sources saw "not applicable to target tenant"; the account round clears it)."""
         account = self.shared.account
         if account is not None and account.intune_available is True:
             self.shared.unavailable = None  # the account round saw Intune (again)
-        if (account is not None and account.intune_available is False) or self.shared.unavailable:
-            # both are only ever set by Graph's definitive "not applicable to target tenant"
-            report.kind = "skipped"
-            report.absent = True
-            report.skip_reason = self.shared.unavailable or NO_INTUNE_REASON
-            return report
-        if only_ids is not None:
-            return await self._refetch(ctx, list(only_ids), report, started)
+        return (account is not None and account.intune_available is False) or bool(self.shared.unavailable)
+
+    def _skipped(self, report: RoundReport) -> RoundReport:
+        """The report of a round skipped because the tenant has no Intune."""
+        report.kind = "skipped"
+        report.absent = True
+        report.skip_reason = self.shared.unavailable or NO_INTUNE_REASON
+        return report
+
+    async def run(self, ctx: SourceContext, *, force_full: bool = False) -> RoundReport:
+        started = time.monotonic()
+        report = RoundReport(origin=self.origin, kind="poll")
+        if self._intune_unavailable():
+            return self._skipped(report)
         polls = self.shared.polls.get(self.origin, 0)
         full_pass = (
             force_full
@@ -439,10 +440,7 @@ class IntuneCollectionSource:
         try:
             objects = await self._list(ctx.graph)
         except NotApplicableTenant:
-            report.kind = "skipped"
-            report.absent = True
-            report.skip_reason = self.shared.unavailable or NO_INTUNE_REASON
-            return report
+            return self._skipped(report)
         report.pages = 1
         hashes = {str(o["id"]): self._hash(o) for o in objects}
         if full_pass:
@@ -472,8 +470,6 @@ class IntuneCollectionSource:
         except BaseException:
             await round_.discard()
             raise
-        from syncd.sources.alerting import change_hook_for
-
         result = await round_.commit(
             cursors={f"poll:{self.origin}": str(time.time())},
             change_hook=None if baseline else change_hook_for(ctx),
@@ -522,7 +518,7 @@ class IntuneCollectionSource:
 
     async def _stage(
         self,
-        round_: Any,
+        round_: RoundWriter,
         obj: dict[str, Any],
         ctx: SourceContext,
         lookups: conv.IntuneLookups,
@@ -576,14 +572,17 @@ class IntuneCollectionSource:
                 if not objs:
                     del self._device_objects[device]
 
-    async def _refetch(
-        self, ctx: SourceContext, ids: list[str], report: RoundReport, started: float
-    ) -> RoundReport:
+    async def refetch(self, ctx: SourceContext, ids: Sequence[str]) -> RoundReport:
         """Early re-fetch of a few objects (an Entra device changed): a partial, non-sweeping round.
 
         Only the named objects are read (one GET each, plus their own sub-resources): never a
-        bulk export, never the whole collection.
+        bulk export, never the whole collection. Run as a round of this origin
+        (`refetch_for_entra_devices`).
         """
+        started = time.monotonic()
+        report = RoundReport(origin=self.origin, kind="poll")
+        if self._intune_unavailable():
+            return self._skipped(report)
         objects: list[dict[str, Any]] = []
         for obj_id in ids:
             try:
@@ -592,10 +591,7 @@ class IntuneCollectionSource:
                 continue
             except NotApplicableTenant:
                 self._no_intune()
-                report.kind = "skipped"
-                report.absent = True
-                report.skip_reason = self.shared.unavailable or NO_INTUNE_REASON
-                return report
+                return self._skipped(report)
             if isinstance(obj, dict) and obj.get("id"):
                 obj = {k: v for k, v in obj.items() if not k.startswith("@odata.context")}
                 objects.append(obj)
@@ -610,8 +606,6 @@ class IntuneCollectionSource:
         except BaseException:
             await round_.discard()
             raise
-        from syncd.sources.alerting import change_hook_for
-
         result = await round_.commit(change_hook=change_hook_for(ctx), collect_changes=False)
         for obj in objects:
             self._remember(obj, self._hash(obj))
@@ -766,14 +760,7 @@ class IntuneCollectionSource:
                 for (obj, sub, url), resp in zip(chunk, responses, strict=True):
                     await self._absorb(graph, obj, sub, url, resp, version, out)
 
-        tasks = [asyncio.ensure_future(one(version, chunk)) for version, chunk in chunks]
-        try:
-            await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+        await gather_or_cancel(one(version, chunk) for version, chunk in chunks)
 
     def _sub_url(self, obj: Mapping[str, Any], sub: SubResource) -> str | None:
         base = self.collection.path
@@ -800,7 +787,7 @@ class IntuneCollectionSource:
         retries only keeps this object at its last state."""
         status = int(resp.get("status") or 0)
         if not 200 <= status < 300:
-            err = _inner_error(resp, url)
+            err = batch_item_error(resp, url)
             if isinstance(err, NotApplicableTenant):
                 self._no_intune()
                 raise err
@@ -875,7 +862,7 @@ class IntuneCollectionSource:
         if not ids:
             return None
         try:
-            return await engine.run_round(self.origin, only_ids=ids)
+            return await engine.run_as_round(self.origin, lambda ctx: self.refetch(ctx, ids))
         except Exception as exc:
             log.warning("early managed device re-fetch failed", error=str(exc)[:300], devices=len(ids))
             return None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -25,11 +25,13 @@ from syncd.model.selects import USER_SIGN_IN_SELECT, select_param
 from syncd.sources.alerting import change_hook_for
 from syncd.sources.base import RoundReport, SourceContext
 
+if TYPE_CHECKING:
+    from syncd.config import SignInMode
+
 log = structlog.get_logger(__name__)
 
 SIGN_IN_FIELD = "signInActivity"
 PAGE_SIZE = 500
-MODES = ("auto", "on", "off")
 OFF_MESSAGE = "last sign-in not collected: needs AuditLog.Read.All and Entra ID P1"
 
 
@@ -46,7 +48,10 @@ def parse_stored(value: Any) -> Any:
 class SignInPoll:
     """The sign-in feature of the ``users`` origin: its mode and whether a 403 switched it off."""
 
-    def __init__(self, mode: str = "auto") -> None:
+    origin = "users"
+    """Its polls are rounds of the users origin (`Engine.poll_sign_ins`)."""
+
+    def __init__(self, mode: SignInMode = "auto") -> None:
         self.mode = mode
         self.denied = False
         """``auto`` got a 403: off until the process restarts."""
@@ -63,7 +68,7 @@ class SignInPoll:
         return {k: parse_stored(v) for k, v in values.items() if v is not None}
 
     async def run(self, ctx: SourceContext) -> RoundReport:
-        report = RoundReport(origin="users", kind="poll")
+        report = RoundReport(origin=self.origin, kind="poll")
         started = time.monotonic()
         if not self.enabled:
             return report
@@ -83,7 +88,7 @@ class SignInPoll:
             if user_id in stored and parse_stored(stored[user_id]) != value
         ]
         if changed:
-            round_ = await ctx.mirror.begin_round("users", full=False)
+            round_ = await ctx.mirror.begin_round(self.origin, full=False)
             try:
                 for user_id, value in changed:
                     raw = await ctx.mirror.get_raw("users", user_id)

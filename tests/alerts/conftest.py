@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from syncd.alerts.delivery import AlertRow
+from syncd.mirror import AlertRow
 from tests.conftest import Serve
 
 

@@ -21,7 +21,10 @@ from syncd.alerts import (
     Alert,
     AlertDispatcher,
     AlertTarget,
+    CommandTarget,
+    SlackTarget,
     TargetError,
+    WebhookTarget,
     alerts_to_rows,
     slack_payload,
     teams_payload,
@@ -73,9 +76,9 @@ def dispatcher(
 
 def test_alerts_to_rows_one_per_target_and_logged() -> None:
     targets = [
-        AlertTarget("a", "webhook", url="http://127.0.0.1:9/x"),
-        AlertTarget("b", "slack", url="http://127.0.0.1:9/y", min_severity="high"),
-        AlertTarget("c", "command", argv=("true",), min_severity="critical"),
+        WebhookTarget("a", url="http://127.0.0.1:9/x"),
+        SlackTarget("b", url="http://127.0.0.1:9/y", min_severity="high"),
+        CommandTarget("c", argv=("true",), min_severity="critical"),
     ]
     with capture_logs() as logs:
         rows = alerts_to_rows([make_alert(1, "high"), make_alert(2, "low")], targets)
@@ -214,7 +217,7 @@ async def test_receiver_down_does_not_block_other_targets(
 
 async def test_unknown_target_rows_are_dropped(store: MemoryStore, clock: Clock, session: Any) -> None:
     await store.enqueue_alerts(
-        alerts_to_rows([make_alert()], [AlertTarget("gone", "webhook", url="http://x/")])
+        alerts_to_rows([make_alert()], [WebhookTarget("gone", url="http://x/")])
     )
     with capture_logs() as logs:
         assert await dispatcher(store, [], session, clock).run_once() == 0

@@ -18,7 +18,7 @@ from bench.kit.sim_admin import SimAdmin, sim_admin
 from bench.kit.tenants import small_tenant
 from bench.kit.truth import until_in_j1
 from bench.kit.waiting import wait_for
-from syncd.alerts.delivery import ALERT_ID_HEADER
+from syncd.alerts.targets import ALERT_ID_HEADER
 from syncd.cli import main as syncd_main
 from syncd.runtime import Runtime
 from syncd.sim.alert_receiver import AlertReceiver

@@ -21,6 +21,7 @@ from tests.e2e.directory_changes import mutate_directory
 from tests.helpers.harness import HarnessFactory
 from tests.helpers.j1 import (
     MIXED,
+    ONE_SWITCH_EACH,
     PERMISSIVE,
     READINGS,
     STRICT,
@@ -41,14 +42,14 @@ async def _cycle(rt: Any) -> Any:
     return await rt.engine.drain()
 
 
-@pytest.mark.parametrize("reading", sorted(READINGS))
+@pytest.mark.parametrize("reading", sorted(READINGS) + sorted(ONE_SWITCH_EACH))
 async def test_directory_changes_reach_j1_under_every_reading(
     make_harness: HarnessFactory, reading: str
 ) -> None:
     tenant = _tenant()
     pre_deleted = list(tenant.list("users"))[4]["id"]
     tenant.soft_delete("users", pre_deleted)
-    h = await make_harness(tenant, j1_behaviour=READINGS[reading])
+    h = await make_harness(tenant, j1_behaviour={**READINGS, **ONE_SWITCH_EACH}[reading])
     async with open_runtime(h.settings(SOURCES)) as rt:
         caps = await probe_like_the_daemon(rt)
         assert caps.findings[DOCUMENTED_BASELINE].ok is True

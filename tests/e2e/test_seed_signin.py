@@ -46,7 +46,7 @@ async def test_sign_in_reaches_j1_and_survives_delta(tmp_path: Path) -> None:
         assert all("lastSignInOn" not in u for u in _users(h).values())
 
         async with open_runtime(h.settings()) as rt:
-            report = await rt.engine.run_round("users", sign_ins=True)
+            report = await rt.engine.poll_sign_ins()
             assert report.kind == "poll" and report.changes > 0
             await rt.engine.drain()
         users = _users(h)
@@ -67,9 +67,9 @@ async def test_sign_in_reaches_j1_and_survives_delta(tmp_path: Path) -> None:
         async with open_runtime(h.settings()) as rt:
             delta = await rt.engine.run_round("users")
             assert delta.objects == 0  # signInActivity is not tracked by delta
-            poll = await rt.engine.run_round("users", sign_ins=True)
+            poll = await rt.engine.poll_sign_ins()
             assert poll.changed_ids == [user_id]
-            again = await rt.engine.run_round("users", sign_ins=True)
+            again = await rt.engine.poll_sign_ins()
             assert again.changes == 0 and not again.changed_ids
             await rt.engine.drain()
         assert _users(h)[user_id]["lastSignInOn"] == _ms(when)
@@ -101,8 +101,8 @@ async def test_denied_in_auto_mode_switches_off_quietly(tmp_path: Path) -> None:
         assert await resync_command(h.settings()) == 0
         async with open_runtime(h.settings()) as rt:
             with capture_logs() as logs:
-                first = await rt.engine.run_round("users", sign_ins=True)
-                second = await rt.engine.run_round("users", sign_ins=True)
+                first = await rt.engine.poll_sign_ins()
+                second = await rt.engine.poll_sign_ins()
             assert first.kind == second.kind == "poll"
             assert "users" not in rt.engine.partial and "users" not in rt.engine.last_error
             assert faults.sign_in_requests == 1  # switched off: no further request, no error loop
@@ -121,14 +121,14 @@ async def test_denied_in_auto_mode_switches_off_quietly(tmp_path: Path) -> None:
             assert poll is not None
             poll.mode = "on"
             with pytest.raises(PermissionDenied):
-                await rt.engine.run_round("users", sign_ins=True)
+                await rt.engine.poll_sign_ins()
             assert "users" in rt.engine.partial
 
         # a tenant without the premium licence answers 403 too
         async with sim_admin(h) as admin:
             await admin.call("PUT", "/_sim/permissions", {"denied_permissions": ["EntraID.P1"]})
         async with open_runtime(h.settings()) as rt:
-            report = await rt.engine.run_round("users", sign_ins=True)
+            report = await rt.engine.poll_sign_ins()
             assert report.kind == "poll"
             poll = source_of(rt, "users", DeltaSource).sign_ins
             assert poll is not None and poll.denied
@@ -145,7 +145,7 @@ async def test_off_makes_no_sign_in_request(tmp_path: Path) -> None:
             daemon = Daemon(settings, install_signals=False)
             daemon.rt = rt
             await rt.engine.resync()
-            report = await rt.engine.run_round("users", sign_ins=True)
+            report = await rt.engine.poll_sign_ins()
             assert report.kind == "poll" and report.pages == 0
             daemon._start_scheduler()
             assert daemon.scheduler is not None

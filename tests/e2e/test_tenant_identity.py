@@ -42,6 +42,12 @@ class Tokens:
         self.calls += 1
         return self.value
 
+    def invalidate(self) -> None:
+        """Nothing to forget: the token is fixed."""
+
+    async def ensure_lifetime(self, seconds: float) -> None:
+        """The token never expires."""
+
 
 class Organization:
     """A GraphClient stand-in answering `GET /organization` only."""

@@ -35,6 +35,9 @@ class FakeTokens:
         self.invalidations += 1
         self.current = f"tok-{self.invalidations + 1}-SECRETBEARER"
 
+    async def ensure_lifetime(self, seconds: float) -> None:
+        """Its tokens never expire."""
+
 
 @pytest.fixture
 def tokens() -> FakeTokens:

@@ -19,9 +19,9 @@ import aiohttp
 import pytest
 
 from bench.kit.tenants import intune_of, intune_tenant
+from syncd.commands.permissions import PERMISSION_PROBES
 from syncd.graph import endpoints
 from syncd.graph.errors import SegmentNotFound
-from syncd.graph.permissions import PERMISSION_PROBES
 from syncd.graph.reports import EXPORT_JOBS, EXPORT_VERSION
 from syncd.sources.intune import COLLECTIONS, INSTALLS, INVENTORY
 from tests.helpers.harness import running_harness

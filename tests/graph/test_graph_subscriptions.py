@@ -1,4 +1,4 @@
-"""SubscriptionsApi and permission probes against a small in-memory /subscriptions server."""
+"""SubscriptionsApi against a small in-memory /subscriptions server."""
 
 from __future__ import annotations
 
@@ -11,13 +11,6 @@ from aiohttp import web
 
 from syncd.graph.client import GraphClient
 from syncd.graph.errors import NotFound
-from syncd.graph.permissions import (
-    PERMISSION_PROBES,
-    SOURCE_PERMISSIONS,
-    admin_consent_url,
-    probe_permissions,
-    required_permissions,
-)
 from syncd.graph.subscriptions import SubscriptionsApi, format_expiration, max_expiration
 
 MakeClient = Callable[..., GraphClient]
@@ -115,45 +108,3 @@ def test_max_expiration_and_format() -> None:
     assert max_expiration("users") == timedelta(days=29)
     assert max_expiration("me/messages") == timedelta(minutes=4_230)
     assert format_expiration(datetime(2030, 1, 1)) == "2030-01-01T00:00:00.0000000Z"
-
-
-def test_permissions_tables() -> None:
-    for perms in SOURCE_PERMISSIONS.values():
-        for perm in perms:
-            version, path = PERMISSION_PROBES[perm]
-            assert version in ("v1.0", "beta") and path.startswith("/")
-    assert required_permissions(["users", "groups", "users"]) == ["User.Read.All", "GroupMember.Read.All"]
-    assert admin_consent_url("https://login.microsoftonline.us/", "contoso.onmicrosoft.com", "abc") == (
-        "https://login.microsoftonline.us/contoso.onmicrosoft.com/adminconsent?client_id=abc"
-    )
-    assert admin_consent_url("login.microsoftonline.com", "t", "c", "https://x.example/cb?a=1").endswith(
-        "&redirect_uri=https%3A%2F%2Fx.example%2Fcb%3Fa%3D1"
-    )
-
-
-async def test_probe_permissions(serve: Any, make_client: MakeClient) -> None:
-    async def handler(request: web.Request) -> web.Response:
-        if request.path.startswith("/v1.0/devices"):
-            return web.json_response(
-                {"error": {"code": "Authorization_RequestDenied", "message": "Insufficient privileges"}},
-                status=403,
-            )
-        if request.path.startswith("/v1.0/deviceManagement"):
-            return web.json_response(
-                {"error": {"code": "BadRequest", "message": "Request not applicable to target tenant."}},
-                status=400,
-            )
-        return web.json_response({"value": [{"id": "1"}]})
-
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", handler)
-    client = make_client(await serve(app))
-    result = await probe_permissions(
-        client, ["User.Read.All", "Device.Read.All", "DeviceManagementManagedDevices.Read.All", "Nope.All"]
-    )
-    assert result == {
-        "User.Read.All": "ok",
-        "Device.Read.All": "denied",
-        "DeviceManagementManagedDevices.Read.All": "not_applicable",
-        "Nope.All": "error: no probe for this permission",
-    }

@@ -46,6 +46,11 @@ MIXED: dict[str, Any] = {
 }
 """Additive CROSS_SCOPE without explicit deletes or same-scope endpoints, and no cascade."""
 READINGS = {"strict": STRICT, "permissive": PERMISSIVE, "mixed": MIXED}
+ONE_SWITCH_EACH: dict[str, dict[str, Any]] = {
+    **{f"{name}={value}": {name: value} for name, value in PERMISSIVE.items() if name != "cascade_deletes"},
+    "cascade_deletes=False": {"cascade_deletes": False},
+}
+"""The strict reading with one switch flipped to its permissive value, for each switch."""
 
 
 def _props(obj: dict[str, Any]) -> dict[str, Any]:
@@ -126,4 +131,5 @@ class JobRecorder:
             }
             finalize(job)
 
-        state.finalize_entities = record
+        # wrap the simulator's own step: the jobs are watched, not changed
+        state.finalize_entities = record  # type: ignore[method-assign]

@@ -6,9 +6,7 @@ import asyncio
 import json
 import logging
 import socket
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from email.utils import formatdate
 from typing import Any
 
 import aiohttp
@@ -17,7 +15,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from syncd import __version__
-from syncd.j1 import (
+from syncd.j1.client import SyncApiClient, batch_by_size, serialize
+from syncd.j1.errors import (
     J1AuthError,
     J1Error,
     J1JobEndedError,
@@ -25,9 +24,7 @@ from syncd.j1 import (
     J1ObjectTooLargeError,
     J1RetryExhaustedError,
     J1TimeoutError,
-    SyncApiClient,
 )
-from syncd.j1.client import batch_by_size, parse_retry_after, serialize
 from syncd.sim.j1 import J1SimConfig, J1SimState, create_j1_app
 from tests.helpers.j1_objects import entity, relationship
 
@@ -119,18 +116,6 @@ def users(n: int, **props: Any) -> list[dict[str, Any]]:
 
 
 # -- pure helpers --------------------------------------------------------------------------------
-def test_parse_retry_after() -> None:
-    assert parse_retry_after("2") == 2.0
-    assert parse_retry_after(" 0.25 ") == 0.25
-    assert parse_retry_after("-3") == 0.0
-    assert parse_retry_after(None) is None
-    assert parse_retry_after("soon") is None
-    assert parse_retry_after("nan") is None
-    now = time.time()
-    assert parse_retry_after(formatdate(now + 30, usegmt=True), now=now) == pytest.approx(30, abs=1)
-    assert parse_retry_after(formatdate(now - 30, usegmt=True), now=now) == 0.0
-
-
 def test_batch_by_size_follows_sdk_rule() -> None:
     items = [b"x" * 40, b"y" * 40, b"z" * 20, b"w" * 10]
     assert batch_by_size(items, 100) == [

@@ -17,7 +17,8 @@ import pytest
 
 from bench.kit.tenants import intune_of, intune_tenant
 from syncd.sim.harness import SimHarness
-from syncd.sim.intune_reports import REPORTS, report_store
+from syncd.sim.intune_reports import REPORTS, ReportConfig, report_store
+from syncd.sources.intune_bulk import INSTALL_COLUMNS, INSTALL_REPORT, INVENTORY_COLUMNS, INVENTORY_REPORT
 from tests.helpers.harness import running_harness
 
 JOBS = "/beta/deviceManagement/reports/exportJobs"
@@ -183,21 +184,18 @@ async def test_jobs_can_fail_and_creating_needs_a_write_permission(client: Clien
 
 
 def test_the_documented_columns_are_modelled() -> None:
-    assert REPORTS["AppInvRawData"].columns == (
-        "ApplicationKey",
-        "ApplicationName",
-        "ApplicationPublisher",
-        "ApplicationShortVersion",
-        "ApplicationVersion",
-        "DeviceId",
-        "DeviceName",
-        "EmailAddress",
-        "OSDescription",
-        "OSVersion",
-        "Platform",
-        "UserId",
-        "UserName",
-    )
+    """Each report's declared columns are exactly what its rows carry, and cover what syncd reads."""
+    intune = intune_tenant(managed_devices=10).intune
+    assert intune is not None
+    app = next(a for a in intune.list("mobileApps") if intune.sub("mobileApps", a["id"], "deviceStatuses"))
+    filters = {"AppInvRawData": {}, "DeviceInstallStatusByApp": {"ApplicationId": app["id"]}}
+    for name, spec in REPORTS.items():
+        rows = list(spec.rows(intune, filters[name], ReportConfig()))
+        assert rows, name
+        for row in rows:
+            assert set(row) == set(spec.columns) | {f"{c}_loc" for c in spec.localizable}, name
+    assert set(INVENTORY_COLUMNS) <= set(REPORTS[INVENTORY_REPORT].columns)
+    assert set(INSTALL_COLUMNS) <= set(REPORTS[INSTALL_REPORT].columns)
     assert {"ApplicationId", "DeviceId", "InstallState", "ErrorCode", "HexErrorCode"} <= set(
         REPORTS["DeviceInstallStatusByApp"].columns
     )

@@ -6,7 +6,6 @@ import base64
 import json
 import random
 import re
-import time
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
@@ -192,12 +191,10 @@ def test_more_devices_than_entra_devices_get_the_zero_guid() -> None:
     assert sum(a != ZERO_GUID for a in aad) == 5 and aad.count(ZERO_GUID) == 3
 
 
-def test_twenty_thousand_devices_in_a_few_seconds() -> None:
+def test_twenty_thousand_devices_have_the_shape_of_a_large_tenant() -> None:
+    # how fast it is built is bench/sim_bench.py's question, not a unit test's
     tenant = make_tenant(users=12000, devices=21000, groups=300)
-    start = time.perf_counter()
     data = generate_intune(random.Random(5), tenant, 20000)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 15, elapsed
     counts = data.counts()
     assert counts["managedDevices"] == 20000
     assert 10 <= counts["deviceCompliancePolicies"] <= 60

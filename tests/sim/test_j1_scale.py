@@ -11,12 +11,13 @@ import pytest
 
 from syncd.sim.j1 import J1Behaviour, J1SimConfig, J1SimState, SimJob, object_id
 from syncd.sim.j1.graph import AccountGraph, index_keys
+from syncd.sim.j1.state import SyncMode
 from tests.helpers.j1_objects import entity, mapped_to_person, relationship
 
 ACCOUNT = "acct-scale"
 
 
-def run_job(state: J1SimState, scope: str, mode: str = "DIFF", **staged: list[dict[str, Any]]) -> SimJob:
+def run_job(state: J1SimState, scope: str, mode: SyncMode = "DIFF", **staged: list[dict[str, Any]]) -> SimJob:
     """Finalize a job directly (the HTTP layer adds nothing to the work measured here)."""
     job = SimJob(id=str(uuid.uuid4()), account_id=ACCOUNT, source="api", scope=scope, sync_mode=mode)
     job.entities = {e["_key"]: e for e in staged.get("entities", [])}

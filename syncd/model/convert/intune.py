@@ -224,6 +224,12 @@ def _group_targets(raw: Mapping[str, Any]) -> Iterator[str]:
             yield group_id
 
 
+def _add_group_assignments(out: Derived, raw: Mapping[str, Any], edge: RelationshipType) -> None:
+    """#15/#16/#17: the object's group assignments (see `_group_targets`)."""
+    for group_id in _group_targets(raw):
+        out.add_relationship(make_relationship(edge, group_id, str(raw["id"])))
+
+
 def _finding(
     status: Mapping[str, Any],
     ctx: ConvertContext,
@@ -253,18 +259,94 @@ def _finding(
     return make_entity(NONCOMPLIANCE_FINDING, status_id, props, ctx)
 
 
-def _add_finding(
+@dataclass(frozen=True)
+class DeviceStates:
+    """How an object's per-device state records become relationships and findings (the module
+    docstring's rules): an edge between the device and the object from every record naming a
+    device, with the state on it; for a problem state a finding, #9 from the device, and the
+    object's IDENTIFIED edge when the seed has one."""
+
+    producer: EntityType
+    records: str
+    """The embedded sub-resource (``deviceStatuses``, ``deviceRunStates``, ``deviceStates``)."""
+    state: str
+    """The record's state property; the edge carries it under the same name."""
+    edge: RelationshipType | None
+    """Device ↔ object (either direction, as the seed has it); None: no such edge."""
+    problems: frozenset[str] = PROBLEM_STATES
+    identified: RelationshipType | None = None
+
+
+def _add_device_states(
     out: Derived,
-    finding: Entity,
-    device_id: str | None,
-    identified_by: RelationshipType | None,
-    producer_key: str,
+    raw: Mapping[str, Any],
+    ctx: ConvertContext,
+    producer: Entity,
+    rule: DeviceStates,
+    *,
+    mitigated_by: Sequence[str] = (),
 ) -> None:
-    out.add_entity(finding)
-    if device_id:
-        out.add_relationship(make_relationship(DEVICE_HAS_FINDING, device_id, finding["_key"]))
-    if identified_by is not None:
-        out.add_relationship(make_relationship(identified_by, producer_key, finding["_key"]))
+    """Apply ``rule`` to the records of ``raw``; each finding also gets #20 from every action
+    item key in ``mitigated_by`` (a compliance policy's)."""
+    producer_id = str(raw["id"])
+    for record in embedded(raw, rule.records):
+        device_id = status_device_id(record)
+        state = str_or_none(record.get(rule.state)) or "unknown"
+        if device_id and rule.edge is not None:
+            from_device = rule.edge.from_type == MANAGED_DEVICE
+            ends = (device_id, producer_id) if from_device else (producer_id, device_id)
+            out.add_relationship(make_relationship(rule.edge, *ends, {rule.state: state}))
+        if state not in rule.problems or not str_or_none(record.get("id")):
+            continue
+        finding = _finding(
+            record, ctx, state=state, producer=producer, producer_type=rule.producer, device_id=device_id
+        )
+        out.add_entity(finding)
+        if device_id:
+            out.add_relationship(make_relationship(DEVICE_HAS_FINDING, device_id, finding["_key"]))
+        if rule.identified is not None:
+            out.add_relationship(make_relationship(rule.identified, producer_id, finding["_key"]))
+        for action_key in mitigated_by:
+            mitigates = make_relationship(ACTION_ITEM_MITIGATES_FINDING, action_key, finding["_key"])
+            out.add_relationship(mitigates)
+
+
+# Which per-device records make which edges and findings, per collection.
+COMPLIANCE_POLICY_STATES = DeviceStates(
+    COMPLIANCE_POLICY,
+    "deviceStatuses",
+    "status",
+    DEVICE_ASSIGNED_COMPLIANCE_POLICY,
+    identified=POLICY_IDENTIFIED_FINDING,
+)
+CONFIGURATION_STATES = DeviceStates(
+    DEVICE_CONFIGURATION, "deviceStatuses", "status", DEVICE_USES_CONFIGURATION
+)
+COMPLIANCE_SCRIPT_STATES = DeviceStates(
+    COMPLIANCE_SCRIPT,
+    "deviceRunStates",
+    "detectionState",
+    COMPLIANCE_SCRIPT_MONITORS_DEVICE,
+    problems=SCRIPT_PROBLEM_STATES,
+    identified=COMPLIANCE_SCRIPT_IDENTIFIED_FINDING,
+)
+MANAGEMENT_SCRIPT_STATES = DeviceStates(
+    MANAGEMENT_SCRIPT, "deviceRunStates", "runState", MANAGEMENT_SCRIPT_MANAGES_DEVICE, problems=frozenset()
+)
+INTENT_STATES = DeviceStates(
+    ENDPOINT_SECURITY_SETTING,
+    "deviceStates",
+    "state",
+    DEVICE_ASSIGNED_ENDPOINT_SETTING,
+    identified=ENDPOINT_SETTING_IDENTIFIED_FINDING,
+)
+APP_CONFIGURATION_STATES = DeviceStates(
+    APPLICATION_CONFIGURATION,
+    "deviceStatuses",
+    "status",
+    None,
+    identified=APP_CONFIGURATION_IDENTIFIED_FINDING,
+)
 
 
 def _simple(
@@ -422,29 +504,8 @@ def convert_compliance_policy(
             out.add_entity(make_entity(COMPLIANCE_ACTION_ITEM, config_id, props, ctx))
             out.add_relationship(make_relationship(POLICY_HAS_ACTION_ITEM, policy_id, config_id))
             action_keys.append(config_id)
-    for group_id in _group_targets(raw):
-        out.add_relationship(make_relationship(GROUP_ASSIGNED_COMPLIANCE_POLICY, group_id, policy_id))
-    for status in embedded(raw, "deviceStatuses"):
-        device_id = status_device_id(status)
-        state = str_or_none(status.get("status")) or "unknown"
-        if device_id:
-            out.add_relationship(
-                make_relationship(DEVICE_ASSIGNED_COMPLIANCE_POLICY, device_id, policy_id, {"status": state})
-            )
-        if state in PROBLEM_STATES and str_or_none(status.get("id")):
-            finding = _finding(
-                status,
-                ctx,
-                state=state,
-                producer=policy,
-                producer_type=COMPLIANCE_POLICY,
-                device_id=device_id,
-            )
-            _add_finding(out, finding, device_id, POLICY_IDENTIFIED_FINDING, policy_id)
-            for action_key in action_keys:
-                out.add_relationship(
-                    make_relationship(ACTION_ITEM_MITIGATES_FINDING, action_key, finding["_key"])
-                )
+    _add_group_assignments(out, raw, GROUP_ASSIGNED_COMPLIANCE_POLICY)
+    _add_device_states(out, raw, ctx, policy, COMPLIANCE_POLICY_STATES, mitigated_by=action_keys)
     for status in embedded(raw, "userStatuses"):
         user_id = _lookup_user(status, user_ids_by_upn)
         if user_id:
@@ -460,7 +521,6 @@ def convert_device_configuration(raw: Mapping[str, Any], ctx: ConvertContext) ->
     """A device configuration with #16 from group assignments and #10 from device statuses;
     problem statuses become findings linked from the device (#9); the seed has no
     configuration IDENTIFIED finding edge."""
-    config_id = str(raw["id"])
     config = _simple(
         DEVICE_CONFIGURATION,
         raw,
@@ -476,25 +536,8 @@ def convert_device_configuration(raw: Mapping[str, Any], ctx: ConvertContext) ->
         ),
     )
     out = Derived(entities=[config])
-    for group_id in _group_targets(raw):
-        out.add_relationship(make_relationship(GROUP_ASSIGNED_CONFIGURATION, group_id, config_id))
-    for status in embedded(raw, "deviceStatuses"):
-        device_id = status_device_id(status)
-        state = str_or_none(status.get("status")) or "unknown"
-        if device_id:
-            out.add_relationship(
-                make_relationship(DEVICE_USES_CONFIGURATION, device_id, config_id, {"status": state})
-            )
-        if state in PROBLEM_STATES and str_or_none(status.get("id")):
-            finding = _finding(
-                status,
-                ctx,
-                state=state,
-                producer=config,
-                producer_type=DEVICE_CONFIGURATION,
-                device_id=device_id,
-            )
-            _add_finding(out, finding, device_id, None, config_id)
+    _add_group_assignments(out, raw, GROUP_ASSIGNED_CONFIGURATION)
+    _add_device_states(out, raw, ctx, config, CONFIGURATION_STATES)
     return out
 
 
@@ -514,39 +557,18 @@ def _script_entity(etype: EntityType, raw: Mapping[str, Any], ctx: ConvertContex
 def convert_compliance_script(raw: Mapping[str, Any], ctx: ConvertContext) -> Derived:
     """A compliance script (content hashed) with #21 per run state and, for failed detections,
     a finding with #22 and #9."""
-    script_id = str(raw["id"])
     script = _script_entity(COMPLIANCE_SCRIPT, raw, ctx, "detectionScriptContent")
     out = Derived(entities=[script])
-    for run in embedded(raw, "deviceRunStates"):
-        device_id = status_device_id(run)
-        state = str_or_none(run.get("detectionState")) or "unknown"
-        if device_id:
-            out.add_relationship(
-                make_relationship(
-                    COMPLIANCE_SCRIPT_MONITORS_DEVICE, script_id, device_id, {"detectionState": state}
-                )
-            )
-        if state in SCRIPT_PROBLEM_STATES and str_or_none(run.get("id")):
-            finding = _finding(
-                run, ctx, state=state, producer=script, producer_type=COMPLIANCE_SCRIPT, device_id=device_id
-            )
-            _add_finding(out, finding, device_id, COMPLIANCE_SCRIPT_IDENTIFIED_FINDING, script_id)
+    _add_device_states(out, raw, ctx, script, COMPLIANCE_SCRIPT_STATES)
     return out
 
 
 def convert_management_script(raw: Mapping[str, Any], ctx: ConvertContext) -> Derived:
     """A management script (content hashed) with #17 from group assignments and #23 per run state."""
-    script_id = str(raw["id"])
-    out = Derived(entities=[_script_entity(MANAGEMENT_SCRIPT, raw, ctx, "scriptContent")])
-    for group_id in _group_targets(raw):
-        out.add_relationship(make_relationship(GROUP_ASSIGNED_MANAGEMENT_SCRIPT, group_id, script_id))
-    for run in embedded(raw, "deviceRunStates"):
-        device_id = status_device_id(run)
-        if device_id:
-            state = str_or_none(run.get("runState")) or "unknown"
-            out.add_relationship(
-                make_relationship(MANAGEMENT_SCRIPT_MANAGES_DEVICE, script_id, device_id, {"runState": state})
-            )
+    script = _script_entity(MANAGEMENT_SCRIPT, raw, ctx, "scriptContent")
+    out = Derived(entities=[script])
+    _add_group_assignments(out, raw, GROUP_ASSIGNED_MANAGEMENT_SCRIPT)
+    _add_device_states(out, raw, ctx, script, MANAGEMENT_SCRIPT_STATES)
     return out
 
 
@@ -589,23 +611,7 @@ def convert_intent(
     props["settingsCount"] = len(settings)
     intent = make_entity(ENDPOINT_SECURITY_SETTING, intent_id, props, ctx)
     out = Derived(entities=[intent])
-    for state_record in embedded(raw, "deviceStates"):
-        device_id = status_device_id(state_record)
-        state = str_or_none(state_record.get("state")) or "unknown"
-        if device_id:
-            out.add_relationship(
-                make_relationship(DEVICE_ASSIGNED_ENDPOINT_SETTING, device_id, intent_id, {"state": state})
-            )
-        if state in PROBLEM_STATES and str_or_none(state_record.get("id")):
-            finding = _finding(
-                state_record,
-                ctx,
-                state=state,
-                producer=intent,
-                producer_type=ENDPOINT_SECURITY_SETTING,
-                device_id=device_id,
-            )
-            _add_finding(out, finding, device_id, ENDPOINT_SETTING_IDENTIFIED_FINDING, intent_id)
+    _add_device_states(out, raw, ctx, intent, INTENT_STATES)
     for app_id in referenced_app_ids(settings, known_app_ids):
         out.add_relationship(make_relationship(APPLICATION_HAS_ENDPOINT_SETTING, app_id, intent_id))
     return out
@@ -722,19 +728,7 @@ def convert_app_configuration(raw: Mapping[str, Any], ctx: ConvertContext) -> De
     for app_id in raw.get("targetedMobileApps") or []:
         if isinstance(app_id, str) and app_id:
             out.add_relationship(make_relationship(APPLICATION_USES_CONFIGURATION, app_id, config_id))
-    for status in embedded(raw, "deviceStatuses"):
-        state = str_or_none(status.get("status")) or "unknown"
-        if state in PROBLEM_STATES and str_or_none(status.get("id")):
-            device_id = status_device_id(status)
-            finding = _finding(
-                status,
-                ctx,
-                state=state,
-                producer=config,
-                producer_type=APPLICATION_CONFIGURATION,
-                device_id=device_id,
-            )
-            _add_finding(out, finding, device_id, APP_CONFIGURATION_IDENTIFIED_FINDING, config_id)
+    _add_device_states(out, raw, ctx, config, APP_CONFIGURATION_STATES)
     return out
 
 

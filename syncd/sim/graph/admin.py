@@ -7,131 +7,113 @@ from typing import Any
 
 from aiohttp import web
 
+from syncd.sim.admin_api import AdminError, found, read_object, refusing, settings_routes
 from syncd.sim.graph.faults import Faults
 from syncd.sim.graph.keys import GRAPH_SIM
+from syncd.sim.refusal import answering
 from syncd.sim.tenant import MEMBER_RESOURCES
 
 _STORES = "{res:" + "|".join(MEMBER_RESOURCES) + "}"
+_routes = web.RouteTableDef()
 
 
-def _err(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
-async def _body(request: web.Request) -> dict[str, Any] | web.Response:
-    try:
-        body = await request.json()
-    except ValueError:
-        return _err(400, "body must be JSON")
-    if not isinstance(body, dict):
-        return _err(400, "body must be a JSON object")
-    return body
-
-
+@_routes.post(f"/_sim/{_STORES}")
+@answering
 async def create_object(request: web.Request) -> web.Response:
     """POST /_sim/{res}: create (or replace) an object; visible in delta, fires notifications."""
-    sim = request.app[GRAPH_SIM]
-    body = await _body(request)
-    if isinstance(body, web.Response):
-        return body
-    try:
-        obj = sim.tenant.upsert(request.match_info["res"], body)
-    except ValueError as e:
-        return _err(409, str(e))
+    body = await read_object(request)
+    with refusing(ValueError, status=409):
+        obj = request.app[GRAPH_SIM].tenant.upsert(request.match_info["res"], body)
     return web.json_response(obj, status=201)
 
 
+@_routes.get(f"/_sim/{_STORES}/{{id}}")
+@answering
 async def get_object(request: web.Request) -> web.Response:
     """GET /_sim/{res}/{id}: the stored object (live or soft-deleted)."""
-    sim = request.app[GRAPH_SIM]
+    tenant = request.app[GRAPH_SIM].tenant
     res, oid = request.match_info["res"], request.match_info["id"]
-    obj = sim.tenant.get(res, oid)
+    obj = tenant.get(res, oid)
     state = "live"
     if obj is None:
-        obj, state = sim.tenant.get_deleted(res, oid), "softDeleted"
+        obj, state = tenant.get_deleted(res, oid), "softDeleted"
     if obj is None:
-        return _err(404, f"{res}/{oid} not found")
+        raise AdminError(404, f"{res}/{oid} not found")
     return web.json_response({"state": state, "object": obj})
 
 
+@_routes.patch(f"/_sim/{_STORES}/{{id}}")
+@answering
 async def update_object(request: web.Request) -> web.Response:
     """PATCH /_sim/{res}/{id}: set properties; returns the names that changed."""
-    sim = request.app[GRAPH_SIM]
-    body = await _body(request)
-    if isinstance(body, web.Response):
-        return body
-    try:
-        changed = sim.tenant.update(request.match_info["res"], request.match_info["id"], body)
-    except KeyError as e:
-        return _err(404, f"{e.args[0]} not found")
+    body = await read_object(request)
+    with found():
+        changed = request.app[GRAPH_SIM].tenant.update(
+            request.match_info["res"], request.match_info["id"], body
+        )
     return web.json_response({"changed": sorted(changed)})
 
 
+@_routes.post(f"/_sim/{_STORES}/{{id}}/{{op:soft-delete|hard-delete|restore}}")
+@answering
 async def lifecycle_op(request: web.Request) -> web.Response:
     """POST /_sim/{res}/{id}/{op}: soft-delete, hard-delete, restore."""
-    sim = request.app[GRAPH_SIM]
+    t = request.app[GRAPH_SIM].tenant
     res, oid, op = request.match_info["res"], request.match_info["id"], request.match_info["op"]
-    t = sim.tenant
-    try:
+    with found():
         if op == "soft-delete":
             t.soft_delete(res, oid)
         elif op == "hard-delete":
             t.hard_delete(res, oid)
         else:
             t.restore(res, oid)
-    except KeyError as e:
-        return _err(404, f"{e.args[0]} not found")
     return web.json_response({"ok": True, "op": op, "id": oid})
 
 
+@_routes.post("/_sim/groups/{id}/members")
+@answering
 async def add_member(request: web.Request) -> web.Response:
     """POST /_sim/groups/{id}/members {"id": memberId}."""
-    sim = request.app[GRAPH_SIM]
-    body = await _body(request)
-    if isinstance(body, web.Response):
-        return body
-    try:
-        added = sim.tenant.add_member(request.match_info["id"], str(body.get("id")))
-    except KeyError as e:
-        return _err(404, f"{e.args[0]} not found")
-    except ValueError as e:
-        return _err(400, str(e))
+    body = await read_object(request)
+    with found(), refusing(ValueError, status=400):
+        added = request.app[GRAPH_SIM].tenant.add_member(request.match_info["id"], str(body.get("id")))
     return web.json_response({"added": added})
 
 
+@_routes.delete("/_sim/groups/{id}/members/{mid}")
+@answering
 async def remove_member(request: web.Request) -> web.Response:
     """DELETE /_sim/groups/{id}/members/{mid}."""
-    sim = request.app[GRAPH_SIM]
-    try:
-        removed = sim.tenant.remove_member(request.match_info["id"], request.match_info["mid"])
-    except KeyError as e:
-        return _err(404, f"{e.args[0]} not found")
+    with found():
+        removed = request.app[GRAPH_SIM].tenant.remove_member(
+            request.match_info["id"], request.match_info["mid"]
+        )
     return web.json_response({"removed": removed})
 
 
+@_routes.post("/_sim/apps")
+@answering
 async def add_app(request: web.Request) -> web.Response:
     """POST /_sim/apps {"clientId", "clientSecret"?, "certificates"?: [PEM]}: register client
     credentials (a secret, certificates for client assertions, or both)."""
-    sim = request.app[GRAPH_SIM]
-    body = await _body(request)
-    if isinstance(body, web.Response):
-        return body
+    tenant = request.app[GRAPH_SIM].tenant
+    body = await read_object(request)
     certs = body.get("certificates") or []
     if not body.get("clientId") or not (body.get("clientSecret") or certs):
-        return _err(400, "clientId and a clientSecret or certificates are required")
+        raise AdminError(400, "clientId and a clientSecret or certificates are required")
     if not isinstance(certs, list) or not all(isinstance(c, str) and "BEGIN CERTIFICATE" in c for c in certs):
-        return _err(400, "certificates must be a list of PEM certificates")
+        raise AdminError(400, "certificates must be a list of PEM certificates")
     client_id = str(body["clientId"])
-    sim.tenant.apps[client_id] = str(body.get("clientSecret") or "")
+    tenant.apps[client_id] = str(body.get("clientSecret") or "")
     if certs:
-        sim.tenant.app_certificates[client_id] = [str(c) for c in certs]
+        tenant.app_certificates[client_id] = [str(c) for c in certs]
     return web.json_response({"clientId": client_id}, status=201)
 
 
+@_routes.get("/_sim/tenant")
 async def tenant_info(request: web.Request) -> web.Response:
     """GET /_sim/tenant: ids, apps and store sizes."""
-    sim = request.app[GRAPH_SIM]
-    t = sim.tenant
+    t = request.app[GRAPH_SIM].tenant
     return web.json_response(
         {
             "tenantId": t.tenant_id,
@@ -142,6 +124,7 @@ async def tenant_info(request: web.Request) -> web.Response:
     )
 
 
+@_routes.get("/_sim/stats")
 async def stats(request: web.Request) -> web.Response:
     """GET /_sim/stats: per-route request counts (incl. 429s), notification stats."""
     sim = request.app[GRAPH_SIM]
@@ -156,36 +139,32 @@ async def stats(request: web.Request) -> web.Response:
     )
 
 
-async def get_faults(request: web.Request) -> web.Response:
+def _faults(request: web.Request) -> dict[str, Any]:
     """GET /_sim/faults."""
-    return web.json_response(request.app[GRAPH_SIM].faults.to_json())
+    return request.app[GRAPH_SIM].faults.to_json()
 
 
-async def put_faults(request: web.Request) -> web.Response:
+def _set_faults(request: web.Request, changes: dict[str, Any]) -> None:
     """PUT /_sim/faults {partial settings}: unknown keys are rejected."""
-    sim = request.app[GRAPH_SIM]
-    body = await _body(request)
-    if isinstance(body, web.Response):
-        return body
-    try:
-        sim.set_faults(body)
-    except (KeyError, TypeError, ValueError) as e:
-        return _err(400, str(e))
-    return web.json_response(sim.faults.to_json())
+    with refusing(KeyError, TypeError, ValueError, status=400):
+        request.app[GRAPH_SIM].set_faults(changes)
 
 
+@_routes.post("/_sim/delta/expire")
 async def expire_delta_tokens(request: web.Request) -> web.Response:
     """POST /_sim/delta/expire: every delta/skip token issued so far → 400 syncStateNotFound."""
     request.app[GRAPH_SIM].delta.expire_all()
     return web.json_response({"ok": True})
 
 
+@_routes.post("/_sim/tokens/expire")
 async def expire_access_tokens(request: web.Request) -> web.Response:
     """POST /_sim/tokens/expire: every access token issued so far → 401 on use."""
     request.app[GRAPH_SIM].tokens.expire_all()
     return web.json_response({"ok": True})
 
 
+@_routes.get("/_sim/subscriptions")
 async def list_subs(request: web.Request) -> web.Response:
     """GET /_sim/subscriptions: all subscriptions of all apps, plus reauthorize calls seen."""
     sim = request.app[GRAPH_SIM]
@@ -194,30 +173,29 @@ async def list_subs(request: web.Request) -> web.Response:
     )
 
 
+@_routes.post("/_sim/subscriptions/{id}/lifecycle")
+@answering
 async def trigger_lifecycle(request: web.Request) -> web.Response:
     """POST /_sim/subscriptions/{id}/lifecycle {"event": "reauthorizationRequired"}."""
     sim = request.app[GRAPH_SIM]
     sub = sim.subscriptions.get(request.match_info["id"])
     if sub is None:
-        return _err(404, "subscription not found")
+        raise AdminError(404, "subscription not found")
     if not sub.lifecycle_url:
-        return _err(400, "subscription has no lifecycleNotificationUrl")
-    body: dict[str, Any] = {}
-    if request.can_read_body:
-        parsed = await _body(request)
-        if isinstance(parsed, web.Response):
-            return parsed
-        body = parsed
+        raise AdminError(400, "subscription has no lifecycleNotificationUrl")
+    body = await read_object(request) if request.can_read_body else {}
     delivered = await sim.notifier.send_lifecycle(sub, str(body.get("event", "reauthorizationRequired")))
     return web.json_response({"delivered": delivered})
 
 
+@_routes.get("/_sim/notifications")
 async def notification_log(request: web.Request) -> web.Response:
     """GET /_sim/notifications: recent delivery attempts and stats."""
     sim = request.app[GRAPH_SIM]
     return web.json_response({"stats": sim.notifier.stats, "log": list(sim.notifier.log)})
 
 
+@_routes.post("/_sim/reset")
 async def reset(request: web.Request) -> web.Response:
     """POST /_sim/reset: counters and faults back to defaults (tenant and subscriptions kept)."""
     sim = request.app[GRAPH_SIM]
@@ -231,22 +209,6 @@ async def reset(request: web.Request) -> web.Response:
 
 
 def register_admin_routes(app: web.Application) -> None:
-    """Fixed paths first so `{res}` does not shadow them."""
-    r = app.router
-    r.add_get("/_sim/tenant", tenant_info)
-    r.add_get("/_sim/stats", stats)
-    r.add_get("/_sim/faults", get_faults)
-    r.add_put("/_sim/faults", put_faults)
-    r.add_post("/_sim/reset", reset)
-    r.add_post("/_sim/delta/expire", expire_delta_tokens)
-    r.add_post("/_sim/tokens/expire", expire_access_tokens)
-    r.add_post("/_sim/apps", add_app)
-    r.add_get("/_sim/subscriptions", list_subs)
-    r.add_post("/_sim/subscriptions/{id}/lifecycle", trigger_lifecycle)
-    r.add_get("/_sim/notifications", notification_log)
-    r.add_post("/_sim/groups/{id}/members", add_member)
-    r.add_delete("/_sim/groups/{id}/members/{mid}", remove_member)
-    r.add_post(f"/_sim/{_STORES}", create_object)
-    r.add_get(f"/_sim/{_STORES}/{{id}}", get_object)
-    r.add_patch(f"/_sim/{_STORES}/{{id}}", update_object)
-    r.add_post(f"/_sim/{_STORES}/{{id}}/{{op:soft-delete|hard-delete|restore}}", lifecycle_op)
+    """Add the admin routes (the `{res}` patterns only match the tenant's store names)."""
+    app.router.add_routes(_routes)
+    app.router.add_routes(settings_routes("/_sim/faults", _faults, _set_faults))

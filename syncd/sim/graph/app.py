@@ -14,10 +14,11 @@ import secrets
 import ssl
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from syncd.sim.graph.admin import register_admin_routes
 from syncd.sim.graph.auth import TokenStore, check_bearer, register_auth_routes
@@ -26,16 +27,16 @@ from syncd.sim.graph.directory import register_directory_routes
 from syncd.sim.graph.faults import Counters, FaultInjector, Faults
 from syncd.sim.graph.keys import APP_ID, CLIENT_REQUEST_ID, GRAPH_SIM, REQUEST_ID, TOKEN_EXPIRY
 from syncd.sim.graph.notifications import DeliveryConfig, Notifier
-from syncd.sim.graph.odata import base_url, graph_error
+from syncd.sim.graph.odata import GraphError, base_url, graph_error, segment_not_found
 from syncd.sim.graph.permissions_fault import register_permission_faults
 from syncd.sim.graph.subscriptions import SubscriptionStore, register_subscription_routes
+from syncd.sim.intune_routes import IntuneSwitches, register_intune_admin_routes, register_intune_routes
+from syncd.sim.refusal import answering
 from syncd.sim.tenant import Tenant
 
 __all__ = ["GRAPH_SIM", "GraphSim"]
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _DIAG = json.dumps(
     {
@@ -84,6 +85,8 @@ class GraphSim:
         self.page_key = secrets.token_bytes(32)
         self.extra_resources: set[str] = set(graph_resources or ())
         self._listing_cache: dict[str, tuple[int, list[dict[str, Any]]]] = {}
+        self.intune_switches = IntuneSwitches()
+        """Page size, per-collection faults and report exports of the Intune routes."""
         tenant.add_listener(self.notifier.on_change)
         if self.faults.resync_410:
             self.delta.set_resync(True)
@@ -108,12 +111,20 @@ class GraphSim:
         self._listing_cache[resource] = (self.tenant.version, objs)
         return objs
 
+    @property
+    def intune_page_size(self) -> int | None:
+        """The Intune routes' page size (None: their default)."""
+        return self.intune_switches.page_size
+
+    @intune_page_size.setter
+    def intune_page_size(self, size: int | None) -> None:
+        self.intune_switches.page_size = size
+
     def set_faults(self, changes: dict[str, Any], *, replace: bool = False) -> None:
         """Apply fault settings (admin API); reseeds when `seed` is given; toggles the 410 mode."""
-        if replace:
-            fresh = Faults()
-            for k, v in fresh.to_json().items():
-                setattr(self.faults, k, v)
+        if replace:  # in place: the injector and the engines hold this object
+            for name, default in Faults().to_json().items():
+                setattr(self.faults, name, default)
         unknown = self.faults.update(changes)
         if unknown:
             raise KeyError(f"unknown fault settings: {', '.join(sorted(unknown))}")
@@ -169,6 +180,20 @@ class GraphSim:
             "The server, while acting as a gateway, did not receive a timely response.",
         )
 
+    async def _serve_graph(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """A Graph call: bearer check, then faults around the handler; refusals (`GraphError`)
+        raised by any of them are answered here as Graph errors."""
+        try:
+            auth = check_bearer(request, self)
+            request[APP_ID] = auth.client_id
+            request[TOKEN_EXPIRY] = auth.expires_at
+            if request.path.endswith("/$batch"):
+                # Graph throttles each inner request; they come back through here one by one.
+                return await handler(request)
+            return await self._apply_faults(request, answering(handler))
+        except GraphError as err:
+            return err.response(request)
+
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Request ids, auth, faults, counting (all routes)."""
@@ -178,29 +203,13 @@ class GraphSim:
         graph = _is_graph_path(request.path)
         resp: web.StreamResponse
         try:
-            if graph:
-                auth = check_bearer(request, self)
-                if isinstance(auth, web.Response):
-                    resp = auth
-                else:
-                    request[APP_ID] = auth.client_id
-                    request[TOKEN_EXPIRY] = auth.expires_at
-                    if request.path.endswith("/$batch"):
-                        # Graph throttles each inner request; they come back through here one by one.
-                        resp = await handler(request)
-                    else:
-                        resp = await self._apply_faults(request, handler)
-            else:
-                resp = await handler(request)
+            resp = await (self._serve_graph(request, handler) if graph else handler(request))
         except web.HTTPException as exc:
             if not graph:
                 self._count(request, exc.status)
                 raise
             if exc.status == 404:
-                segment = request.path.rstrip("/").rsplit("/", 1)[-1]
-                resp = graph_error(
-                    request, 400, "BadRequest", f"Resource not found for the segment '{segment}'."
-                )
+                resp = segment_not_found(request.path.rstrip("/").rsplit("/", 1)[-1]).response(request)
             elif exc.status == 405:
                 resp = graph_error(
                     request,
@@ -233,7 +242,8 @@ class GraphSim:
         register_subscription_routes(app)
         register_directory_routes(app)
         if intune_routes:
-            _register_intune(app, self)
+            register_intune_routes(app, self, switches=self.intune_switches)
+            register_intune_admin_routes(app, self, switches=self.intune_switches)
         register_auth_routes(app)
         register_permission_faults(app)
         app.cleanup_ctx.append(_notifier_ctx)
@@ -245,20 +255,3 @@ async def _notifier_ctx(app: web.Application) -> AsyncIterator[None]:
     await sim.notifier.start()
     yield
     await sim.notifier.stop()
-
-
-def _register_intune(app: web.Application, sim: GraphSim) -> None:
-    """Add the Intune simulator's routes when that module exists (written separately)."""
-    import importlib
-
-    done: set[str] = set()
-    for mod_name in ("syncd.sim.intune", "syncd.sim.intune_routes"):
-        try:
-            mod = importlib.import_module(mod_name)
-        except ImportError:
-            continue
-        for name in ("register_intune_routes", "register_intune_admin_routes"):
-            fn = getattr(mod, name, None)
-            if callable(fn) and name not in done:
-                fn(app, sim)
-                done.add(name)

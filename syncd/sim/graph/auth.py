@@ -24,7 +24,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from syncd.sim.graph.keys import GRAPH_SIM
-from syncd.sim.graph.odata import base_url, graph_error
+from syncd.sim.graph.odata import GraphError, base_url
+from syncd.sim.refusal import Refusal, answering
 
 if TYPE_CHECKING:
     from syncd.sim.graph.app import GraphSim
@@ -85,105 +86,97 @@ class TokenStore:
         self._tokens = {t: IssuedToken(i.client_id, i.tenant_id, 0.0) for t, i in self._tokens.items()}
 
 
-def _aad_error(request: web.Request, status: int, error: str, code: int, description: str) -> web.Response:
-    """An AADSTS error body exactly in the recorded shape."""
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-    trace_id = str(uuid.uuid4())
-    corr = request.headers.get("client-request-id") or str(uuid.uuid4())
-    body = {
-        "error": error,
-        "error_description": f"AADSTS{code}: {description}\r\nTrace ID: {trace_id}\r\n"
-        f"Correlation ID: {corr}\r\nTimestamp: {now}",
-        "error_codes": [code],
-        "timestamp": now,
-        "trace_id": trace_id,
-        "correlation_id": corr,
-        "error_uri": f"{base_url(request)}/error?code={code}",
-    }
-    resp = web.json_response(body, status=status, headers=TOKEN_CACHE_HEADERS)
-    resp.content_type = "application/json"
-    resp.charset = "utf-8"
-    resp.headers["x-ms-request-id"] = trace_id
-    return resp
+class AadError(Refusal):
+    """A login Entra ID refuses: the OAuth `error`, the AADSTS number and its description."""
+
+    def __init__(self, status: int, error: str, code: int, description: str) -> None:
+        super().__init__(description)
+        self.status = status
+        self.error = error
+        self.code = code
+        self.description = description
+
+    def response(self, request: web.Request) -> web.Response:
+        """The AADSTS error body exactly in the recorded shape."""
+        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        trace_id = str(uuid.uuid4())
+        corr = request.headers.get("client-request-id") or str(uuid.uuid4())
+        body = {
+            "error": self.error,
+            "error_description": f"AADSTS{self.code}: {self.description}\r\nTrace ID: {trace_id}\r\n"
+            f"Correlation ID: {corr}\r\nTimestamp: {now}",
+            "error_codes": [self.code],
+            "timestamp": now,
+            "trace_id": trace_id,
+            "correlation_id": corr,
+            "error_uri": f"{base_url(request)}/error?code={self.code}",
+        }
+        resp = web.json_response(body, status=self.status, headers=TOKEN_CACHE_HEADERS)
+        resp.content_type = "application/json"
+        resp.charset = "utf-8"
+        resp.headers["x-ms-request-id"] = trace_id
+        return resp
 
 
-def _tenant_matches(sim: GraphSim, tenant: str) -> bool:
-    t = sim.tenant
-    return tenant.lower() in (t.tenant_id.lower(), t.domain.lower())
-
-
-def _unknown_tenant(request: web.Request, tenant: str) -> web.Response:
-    return _aad_error(
-        request,
-        400,
-        "invalid_request",
-        90002,
-        f"Tenant '{tenant}' not found. This may happen if there are no active subscriptions for the tenant. "
-        "Check to make sure you have the correct tenant ID. Check with your subscription administrator.",
+def _missing(param: str) -> AadError:
+    return AadError(
+        400, "invalid_request", 900144, f"The request body must contain the following parameter: '{param}'."
     )
+
+
+def _check_tenant(sim: GraphSim, tenant: str) -> None:
+    """The `{tenant}` of a login path: the tenant id or its default domain."""
+    t = sim.tenant
+    if tenant.lower() not in (t.tenant_id.lower(), t.domain.lower()):
+        raise AadError(
+            400,
+            "invalid_request",
+            90002,
+            f"Tenant '{tenant}' not found. This may happen if there are no active subscriptions for the "
+            "tenant. Check to make sure you have the correct tenant ID. Check with your subscription "
+            "administrator.",
+        )
 
 
 async def token_endpoint(request: web.Request) -> web.Response:
     """POST /{tenant}/oauth2/v2.0/token (client_credentials only)."""
     sim: GraphSim = request.app[GRAPH_SIM]
-    tenant = request.match_info["tenant"]
-    if not _tenant_matches(sim, tenant):
-        return _unknown_tenant(request, tenant)
+    _check_tenant(sim, request.match_info["tenant"])
     if not request.content_type.startswith("application/x-www-form-urlencoded"):
-        return _aad_error(
-            request,
-            400,
-            "invalid_request",
-            900144,
-            "The request body must contain the following parameter: 'grant_type'.",
-        )
+        raise _missing("grant_type")
     form = await request.post()
     for param in ("grant_type", "client_id"):
         if not form.get(param):
-            return _aad_error(
-                request,
-                400,
-                "invalid_request",
-                900144,
-                f"The request body must contain the following parameter: '{param}'.",
-            )
+            raise _missing(param)
     grant = str(form["grant_type"])
     if grant != "client_credentials":
-        return _aad_error(
-            request,
-            400,
-            "unsupported_grant_type",
-            70003,
-            f"The app requested an unsupported grant type '{grant}'.",
+        raise AadError(
+            400, "unsupported_grant_type", 70003, f"The app requested an unsupported grant type '{grant}'."
         )
     client_id = str(form["client_id"])
     secret = sim.tenant.apps.get(client_id)
+    org = sim.tenant.organization.get("displayName") or sim.tenant.tenant_id
     if secret is None:
-        return _aad_error(
-            request,
+        raise AadError(
             400,
             "unauthorized_client",
             700016,
             f"Application with identifier '{client_id}' was not found in the directory "
-            f"'{sim.tenant.organization.get('displayName') or sim.tenant.tenant_id}'. This can happen if the "
+            f"'{org}'. This can happen if the "
             "application has not been installed by the administrator of the tenant or consented to by any "
             "user in the tenant. You may have sent your authentication request to the wrong tenant.",
         )
     if not form.get("client_secret") and not form.get("client_assertion"):
-        return _aad_error(
-            request,
+        raise AadError(
             401,
             "invalid_client",
             7000218,
             "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
         )
     if form.get("client_assertion"):
-        problem = check_client_assertion(request, sim, client_id, form)
-        if problem is not None:
-            return problem
+        check_client_assertion(request, sim, client_id, form)
     elif not secret or not hmac.compare_digest(str(form.get("client_secret", "")), secret):
-        return _aad_error(
-            request,
+        raise AadError(
             401,
             "invalid_client",
             7000215,
@@ -191,17 +184,10 @@ async def token_endpoint(request: web.Request) -> web.Response:
             f"secret value, not the client secret ID, for a secret added to app '{client_id}'.",
         )
     if not form.get("scope"):
-        return _aad_error(
-            request,
-            400,
-            "invalid_request",
-            900144,
-            "The request body must contain the following parameter: 'scope'.",
-        )
+        raise _missing("scope")
     scope = str(form["scope"]).strip()
     if " " in scope or not scope.endswith("/.default"):
-        return _aad_error(
-            request,
+        raise AadError(
             400,
             "invalid_scope",
             1002012,
@@ -210,13 +196,12 @@ async def token_endpoint(request: web.Request) -> web.Response:
         )
     resource = scope[: -len("/.default")].rstrip("/")
     if resource not in sim.graph_resources(request):
-        return _aad_error(
-            request,
+        raise AadError(
             400,
             "invalid_resource",
             500011,
             f"The resource principal named {resource} was not found in the tenant named "
-            f"{sim.tenant.organization.get('displayName') or sim.tenant.tenant_id}. This can happen if the "
+            f"{org}. This can happen if the "
             "application has not been installed by the administrator of the tenant or consented to by any "
             "user in the tenant. You might have sent your authentication request to the wrong tenant.",
         )
@@ -237,9 +222,13 @@ def _thumbprints(cert_pem: str) -> tuple[str, str]:
     return _b64(cert.fingerprint(hashes.SHA1())), _b64(cert.fingerprint(hashes.SHA256()))  # noqa: S303
 
 
+def _bad_assertion(code: int, description: str) -> AadError:
+    return AadError(401, "invalid_client", code, description)
+
+
 def check_client_assertion(
     request: web.Request, sim: GraphSim, client_id: str, form: Mapping[str, Any]
-) -> web.Response | None:
+) -> None:
     """Validate a certificate credential (RFC 7523 JWT bearer client assertion) like Entra ID.
 
     The JWT header names the certificate by `x5t` (SHA-1, RS256) or `x5t#S256` (SHA-256, PS256,
@@ -247,14 +236,12 @@ def check_client_assertion(
     say `aud` = this token endpoint, `iss` = `sub` = the client id, within `nbf`..`exp`.
     """
     if form.get("client_assertion_type") != ASSERTION_TYPE:
-        return _aad_error(
-            request, 400, "invalid_request", 50027, "Invalid client_assertion_type: expected jwt-bearer."
-        )
+        raise AadError(400, "invalid_request", 50027, "Invalid client_assertion_type: expected jwt-bearer.")
     assertion = str(form["client_assertion"])
     try:
         header = jwt.get_unverified_header(assertion)
     except jwt.PyJWTError:
-        return _aad_error(request, 401, "invalid_client", 50027, "JWT token is invalid or malformed.")
+        raise _bad_assertion(50027, "JWT token is invalid or malformed.") from None
     # base64url; msal pads it with "=" (RFC 7515 says unpadded): both are taken, like Entra does
     raw = header.get("x5t#S256") or header.get("x5t")
     wanted = raw.rstrip("=") if isinstance(raw, str) else None
@@ -264,10 +251,7 @@ def check_client_assertion(
         if wanted == (sha256 if "x5t#S256" in header else sha1):
             key_pem = pem
     if key_pem is None:
-        return _aad_error(
-            request,
-            401,
-            "invalid_client",
+        raise _bad_assertion(
             700027,
             "The certificate with identifier used to sign the client assertion is not registered on "
             f"application. [Reason - The key was not found., Thumbprint of key used by client: '{wanted}']",
@@ -285,40 +269,25 @@ def check_client_assertion(
             options={"require": ["exp", "aud", "iss", "sub"]},
         )
     except (jwt.ExpiredSignatureError, jwt.ImmatureSignatureError):
-        return _aad_error(
-            request, 401, "invalid_client", 700024, "Client assertion is not within its valid time range."
-        )
+        raise _bad_assertion(700024, "Client assertion is not within its valid time range.") from None
     except jwt.InvalidAudienceError:
-        return _aad_error(
-            request,
-            401,
-            "invalid_client",
-            700027,
-            "Client assertion failed signature validation: its audience is not this token endpoint.",
-        )
+        raise _bad_assertion(
+            700027, "Client assertion failed signature validation: its audience is not this token endpoint."
+        ) from None
     except jwt.PyJWTError:
-        return _aad_error(
-            request, 401, "invalid_client", 700027, "Client assertion failed signature validation."
-        )
+        raise _bad_assertion(700027, "Client assertion failed signature validation.") from None
     if claims.get("iss") != client_id or claims.get("sub") != client_id:
-        return _aad_error(
-            request,
-            401,
-            "invalid_client",
-            700021,
-            "Client assertion application identifier doesn't match 'client_id' parameter.",
+        raise _bad_assertion(
+            700021, "Client assertion application identifier doesn't match 'client_id' parameter."
         )
     seen = {k: v for k, v in header.items() if k == "alg" or k.startswith("x5t")}
     sim.client_assertions.append(seen)
-    return None
 
 
 async def openid_configuration(request: web.Request) -> web.Response:
     """GET /{tenant}/v2.0/.well-known/openid-configuration (what MSAL reads at construction)."""
     sim: GraphSim = request.app[GRAPH_SIM]
-    tenant = request.match_info["tenant"]
-    if not _tenant_matches(sim, tenant):
-        return _unknown_tenant(request, tenant)
+    _check_tenant(sim, request.match_info["tenant"])
     base = base_url(request)
     tid = sim.tenant.tenant_id
     doc = {
@@ -356,37 +325,30 @@ async def jwks(request: web.Request) -> web.Response:
     return web.json_response({"keys": []})
 
 
-def check_bearer(request: web.Request, sim: GraphSim) -> web.Response | IssuedToken:
-    """Validate `Authorization: Bearer`; a 401 Graph error response when missing/invalid/expired."""
+def check_bearer(request: web.Request, sim: GraphSim) -> IssuedToken:
+    """The token behind `Authorization: Bearer`; a 401 `GraphError` when missing/invalid/expired."""
     header = request.headers.get("Authorization", "")
     www = {
         "WWW-Authenticate": 'Bearer realm="", '
         f'authorization_uri="{base_url(request)}/common/oauth2/authorize", '
         'client_id="00000003-0000-0000-c000-000000000000"'
     }
-    if not header:
-        return graph_error(request, 401, "InvalidAuthenticationToken", "Access token is empty.", www)
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return graph_error(request, 401, "InvalidAuthenticationToken", "Access token is empty.", www)
+    if not header or scheme.lower() != "bearer" or not token.strip():
+        raise GraphError(401, "InvalidAuthenticationToken", "Access token is empty.", www)
     info = sim.tokens.lookup(token.strip())
     if info is None:
         if token.count(".") != 2:
             msg = "IDX14100: JWT is not well formed, there are no dots (.)."
         else:
             msg = "Access token validation failure. Invalid audience."
-        return graph_error(request, 401, "InvalidAuthenticationToken", msg, www)
+        raise GraphError(401, "InvalidAuthenticationToken", msg, www)
     if info.expires_at <= sim.clock():
-        return graph_error(
-            request,
-            401,
-            "InvalidAuthenticationToken",
-            "Lifetime validation failed, the token is expired.",
-            www,
+        raise GraphError(
+            401, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.", www
         )
     if info.tenant_id != sim.tenant.tenant_id or info.client_id not in sim.tenant.apps:
-        return graph_error(
-            request,
+        raise GraphError(
             401,
             "Authorization_IdentityNotFound",
             "The identity of the calling application could not be established.",
@@ -396,6 +358,6 @@ def check_bearer(request: web.Request, sim: GraphSim) -> web.Response | IssuedTo
 
 def register_auth_routes(app: web.Application) -> None:
     """Add the login endpoints (same listener as Graph)."""
-    app.router.add_post("/{tenant}/oauth2/v2.0/token", token_endpoint)
-    app.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", openid_configuration)
+    app.router.add_post("/{tenant}/oauth2/v2.0/token", answering(token_endpoint))
+    app.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", answering(openid_configuration))
     app.router.add_get("/{tenant}/discovery/v2.0/keys", jwks)

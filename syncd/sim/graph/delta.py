@@ -24,17 +24,9 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from syncd.sim.graph import odata
+from syncd.sim.graph.faults import DeltaSelectError
 from syncd.sim.graph.keys import GRAPH_SIM
-from syncd.sim.graph.odata import (
-    QueryError,
-    base_url,
-    context_url,
-    default_props,
-    graph_error,
-    json_response,
-    parse_select,
-    project,
-)
 
 if TYPE_CHECKING:
     from syncd.sim.graph.app import GraphSim
@@ -129,13 +121,13 @@ def parse_filter(raw: str | None, resource: str) -> tuple[str, ...] | None:
     for term in re.split(r"\s+or\s+", raw.strip(), flags=re.IGNORECASE):
         m = _FILTER_TERM.match(term)
         if m is None:
-            raise QueryError(
+            raise odata.QueryError(
                 "Request_UnsupportedQuery",
                 "Unsupported query: delta $filter supports only 'id eq' terms combined with 'or'.",
             )
         ids.append(m.group(1))
     if resource in ("users", "groups") and len(ids) > 50:
-        raise QueryError("Request_UnsupportedQuery", "Too many ids in $filter: the maximum is 50.")
+        raise odata.QueryError("Request_UnsupportedQuery", "Too many ids in $filter: the maximum is 50.")
     return tuple(ids)
 
 
@@ -169,18 +161,18 @@ class DeltaEngine:
             return "400"
         return None
 
-    def _dead_response(
+    def _dead_error(
         self,
         request: web.Request,
         why: str,
         resource: str,
         select: tuple[str, ...] | None,
         ids: tuple[str, ...] | None,
-    ) -> web.Response:
+    ) -> odata.GraphError:
         if why == "410":
             location = self._initial_url(request, resource, select, ids) + "$deltatoken="
-            return graph_error(request, 410, "resyncRequired", RESYNC_MSG, {"Location": location})
-        return graph_error(request, 400, "syncStateNotFound", SYNC_STATE_MSG)
+            return odata.GraphError(410, "resyncRequired", RESYNC_MSG, {"Location": location})
+        return _sync_state_not_found()
 
     def _initial_url(
         self, request: web.Request, resource: str, select: tuple[str, ...] | None, ids: tuple[str, ...] | None
@@ -190,37 +182,33 @@ class DeltaEngine:
             q.append("$select=" + quote(",".join(select), safe=","))
         if ids is not None:
             q.append("$filter=" + quote(" or ".join(f"id eq '{i}'" for i in ids), safe=""))
-        return f"{base_url(request)}{request.path}?" + "".join(p + "&" for p in q)
+        return f"{odata.base_url(request)}{request.path}?" + "".join(p + "&" for p in q)
 
     # ---------------------------------------------------------------- handler
     async def handle(self, request: web.Request) -> web.Response:
         """GET /{ver}/{users|groups|devices}/delta (and /microsoft.graph.delta)."""
         resource = request.path.split("/")[2]
         q = request.query
-        try:
-            for key in q:
-                if key.startswith("$") and key.lower() not in _ALLOWED:
-                    raise QueryError(
-                        "Request_UnsupportedQuery",
-                        f"The query option '{key}' is not supported with delta queries.",
-                    )
-            select = parse_select(q.get("$select"), resource)
-            _check_delta_select(select, resource, self.sim.faults.delta_select_error)
-            ids = parse_filter(q.get("$filter"), resource)
-            if "$top" in q and resource in _TOP_NOT_SUPPORTED and self.sim.faults.delta_top != "ignore":
-                raise QueryError(
+        for key in q:
+            if key.startswith("$") and key.lower() not in _ALLOWED:
+                raise odata.QueryError(
                     "Request_UnsupportedQuery",
-                    f"The query option '$top' is not supported with delta queries on {resource}.",
+                    f"The query option '{key}' is not supported with delta queries.",
                 )
-        except QueryError as e:
-            return graph_error(request, e.status, e.code, e.message)
+        select = odata.parse_select(q.get("$select"), resource)
+        _check_delta_select(select, resource, self.sim.faults.delta_select_error)
+        ids = parse_filter(q.get("$filter"), resource)
+        if "$top" in q and resource in _TOP_NOT_SUPPORTED and self.sim.faults.delta_top != "ignore":
+            raise odata.QueryError(
+                "Request_UnsupportedQuery",
+                f"The query option '$top' is not supported with delta queries on {resource}.",
+            )
         skip = q.get("$skiptoken")
         token = q.get("$deltatoken")
         if (skip is not None or token not in (None, "", "latest")) and (
             select is not None or ids is not None
         ):
-            return graph_error(
-                request,
+            raise odata.GraphError(
                 400,
                 "BadRequest",
                 "Query options cannot be combined with $skiptoken or $deltatoken: the token "
@@ -234,10 +222,10 @@ class DeltaEngine:
         if token:
             state = self.tokens.get(token)
             if state is None or state.resource != resource:
-                return graph_error(request, 400, "syncStateNotFound", SYNC_STATE_MSG)
+                raise _sync_state_not_found()
             why = self._dead(state.issued_at)
             if why:
-                return self._dead_response(request, why, resource, state.select, state.ids)
+                raise self._dead_error(request, why, resource, state.select, state.ids)
             rnd = self._build(resource, state.select, state.ids, state)
         else:
             rnd = self._build(resource, select, ids, None)
@@ -251,10 +239,10 @@ class DeltaEngine:
         rid, page_s = skip[:32], skip[32:]
         rnd = self.rounds.get(rid)
         if rnd is None or rnd.resource != resource or not page_s.isdigit() or int(page_s) >= len(rnd.pages):
-            return graph_error(request, 400, "syncStateNotFound", SYNC_STATE_MSG)
+            raise _sync_state_not_found()
         why = self._dead(rnd.created_at)
         if why:
-            return self._dead_response(request, why, resource, rnd.select, rnd.ids)
+            raise self._dead_error(request, why, resource, rnd.select, rnd.ids)
         return self._serve_page(request, rid, rnd, int(page_s))
 
     def _serve_page(self, request: web.Request, rid: str, rnd: Round, idx: int) -> web.Response:
@@ -262,11 +250,11 @@ class DeltaEngine:
         values = [self._render(rnd, item, minimal) for item in rnd.pages[idx]]
         if idx + 1 < len(rnd.pages):
             body = {
-                "@odata.context": context_url(request, rnd.resource, rnd.select),
-                "@odata.nextLink": f"{base_url(request)}{request.path}?$skiptoken={rid}{idx + 1}",
+                "@odata.context": odata.context_url(request, rnd.resource, rnd.select),
+                "@odata.nextLink": f"{odata.base_url(request)}{request.path}?$skiptoken={rid}{idx + 1}",
                 "value": values,
             }
-            resp = json_response(body)
+            resp = odata.json_response(body)
         else:
             resp = self._final(request, rnd.resource, rnd.select, rnd.ids, rnd.upto, values, rnd.seen)
         if minimal:
@@ -286,17 +274,17 @@ class DeltaEngine:
         tok = secrets.token_urlsafe(32)
         self.tokens[tok] = DeltaToken(resource, select, ids, seq, self.sim.clock(), seen)
         body = {
-            "@odata.context": context_url(request, resource, select),
-            "@odata.deltaLink": f"{base_url(request)}{request.path}?$deltatoken={tok}",
+            "@odata.context": odata.context_url(request, resource, select),
+            "@odata.deltaLink": f"{odata.base_url(request)}{request.path}?$deltatoken={tok}",
             "value": values,
         }
-        return json_response(body)
+        return odata.json_response(body)
 
     # ---------------------------------------------------------------- round construction
     def _tracked(self, resource: str, select: tuple[str, ...] | None) -> set[str] | None:
         if select is not None:
             return {s for s in select if s not in ("members", "owners", "manager")}
-        default = default_props(resource)
+        default = odata.default_props(resource)
         return set(default) if default is not None else None
 
     # ---------------------------------------------------------------- replication delay
@@ -337,9 +325,7 @@ class DeltaEngine:
         seen = frozenset(r.seq for r in tail if r.seq > watermark and self.visible(r, now))
         return watermark, seen, invisible
 
-    def _pending(
-        self, resource: str, state: DeltaToken
-    ) -> tuple[list[ChangeRecord], int, frozenset[int]]:
+    def _pending(self, resource: str, state: DeltaToken) -> tuple[list[ChangeRecord], int, frozenset[int]]:
         """The changes a round from `state` reports, with the next token's watermark and seen set."""
         now = self.sim.clock()
         upto = self.sim.tenant.seq
@@ -495,7 +481,7 @@ class DeltaEngine:
             for k in sorted(props or ()):
                 out[k] = obj.get(k)
         else:
-            out = project(obj, rnd.select, default_props(rnd.resource))
+            out = odata.project(obj, rnd.select, odata.default_props(rnd.resource))
         if members is not None:
             md = []
             for mid, removed in members:
@@ -507,17 +493,24 @@ class DeltaEngine:
         return out
 
 
-def _check_delta_select(select: tuple[str, ...] | None, resource: str, form: str = "400") -> None:
+def _sync_state_not_found() -> odata.GraphError:
+    """A token (or page) the service no longer knows."""
+    return odata.GraphError(400, "syncStateNotFound", SYNC_STATE_MSG)
+
+
+def _check_delta_select(
+    select: tuple[str, ...] | None, resource: str, form: DeltaSelectError = "400"
+) -> None:
     """400 for `$select` properties delta does not support (the real message lists them); the
     `delta_select_error` switch gives the other readings (a bare 400, the older 501)."""
     refused = [p for p in select or () if p in DELTA_UNSUPPORTED_SELECT.get(resource, frozenset())]
     if not refused:
         return
     if form == "501":
-        raise QueryError("NotImplemented", "This operation target is not yet supported.", status=501)
+        raise odata.QueryError("NotImplemented", "This operation target is not yet supported.", status=501)
     if form == "400-bare":
-        raise QueryError("BadRequest", "Invalid request for delta query.")
-    raise QueryError(
+        raise odata.QueryError("BadRequest", "Invalid request for delta query.")
+    raise odata.QueryError(
         "BadRequest",
         "Invalid request for delta query: $select is not supported for the following "
         f"properties: {', '.join(refused)}.",

@@ -20,15 +20,17 @@ from aiohttp import web
 
 from syncd.sim.graph.keys import GRAPH_SIM
 from syncd.sim.graph.odata import (
+    GraphError,
     QueryError,
     base_url,
     context_url,
     default_props,
-    graph_error,
     json_response,
+    not_found,
     parse_select,
     parse_top,
     project,
+    read_json,
     version_of,
 )
 from syncd.sim.tenant import ODATA_TYPES
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from syncd.sim.graph.app import GraphSim
 
 _SUPPORTED_LIST_OPTIONS = {"$select", "$top", "$skiptoken"}
+_SELECT_ONLY = {"$select"}
 SIGN_IN_FIELD = "signInActivity"
 SIGN_IN_MAX_TOP = 500
 """Graph's page size limit for ``/users`` when ``signInActivity`` is selected."""
@@ -138,8 +141,7 @@ def _page(
     if skip is not None:
         data = _unsign(sim, skip)
         if data is None or data.get("r") != route:
-            return graph_error(
-                request,
+            raise GraphError(
                 400,
                 "Directory_ExpiredPageToken",
                 "The specified page token value has expired and can no longer be included in your request.",
@@ -169,17 +171,21 @@ def _project_typed(sim: GraphSim, obj_id: str, select: tuple[str, ...] | None) -
     return out
 
 
+def _select(
+    request: web.Request, resource: str | None, options: set[str] = _SELECT_ONLY
+) -> tuple[str, ...] | None:
+    """The route's query options checked, and its `$select` parsed."""
+    _check_options(request, options)
+    return parse_select(request.query.get("$select"), resource)
+
+
 async def list_collection(request: web.Request) -> web.Response:
     """GET /users, /groups, /devices."""
     sim = request.app[GRAPH_SIM]
     resource = request.path.rstrip("/").rsplit("/", 1)[-1]
-    try:
-        _check_options(request, _SUPPORTED_LIST_OPTIONS)
-        select = parse_select(request.query.get("$select"), resource)
-        sign_ins = resource == "users" and select is not None and SIGN_IN_FIELD in select
-        top = parse_top(request.query.get("$top"), maximum=SIGN_IN_MAX_TOP if sign_ins else 999)
-    except QueryError as e:
-        return graph_error(request, e.status, e.code, e.message)
+    select = _select(request, resource, _SUPPORTED_LIST_OPTIONS)
+    sign_ins = resource == "users" and select is not None and SIGN_IN_FIELD in select
+    top = parse_top(request.query.get("$top"), maximum=SIGN_IN_MAX_TOP if sign_ins else 999)
     objs = sim.listing(resource)
     default = default_props(resource)
     shape = _project_user if resource == "users" else project
@@ -204,46 +210,29 @@ async def get_object(request: web.Request) -> web.Response:
     sim = request.app[GRAPH_SIM]
     resource = request.path.split("/")[2]
     obj_id = request.match_info["id"]
-    try:
-        _check_options(request, {"$select"})
-        select = parse_select(request.query.get("$select"), resource)
-    except QueryError as e:
-        return graph_error(request, e.status, e.code, e.message)
+    select = _select(request, resource)
     obj = sim.tenant.get(resource, obj_id)
     if obj is None and resource == "users":
         obj = next((u for u in sim.tenant.list("users") if u.get("userPrincipalName") == obj_id), None)
     if obj is None:
-        return graph_error(
-            request,
-            404,
-            "Request_ResourceNotFound",
-            f"Resource '{obj_id}' does not exist or one of its queried reference-property objects "
-            "are not present.",
-        )
-    body = {"@odata.context": context_url(request, f"{resource}/$entity", select)}
+        raise not_found(obj_id)
     shape = _project_user if resource == "users" else project
-    body.update(shape(obj, select, default_props(resource)))
-    return json_response(body)
+    return json_response(
+        {
+            "@odata.context": context_url(request, f"{resource}/$entity", select),
+            **shape(obj, select, default_props(resource)),
+        }
+    )
 
 
 async def list_members(request: web.Request) -> web.Response:
     """GET /groups/{id}/members (directoryObjects with @odata.type)."""
     sim = request.app[GRAPH_SIM]
     gid = request.match_info["id"]
-    try:
-        _check_options(request, _SUPPORTED_LIST_OPTIONS)
-        select = parse_select(request.query.get("$select"), None)
-        top = parse_top(request.query.get("$top"))
-    except QueryError as e:
-        return graph_error(request, e.status, e.code, e.message)
+    select = _select(request, None, _SUPPORTED_LIST_OPTIONS)
+    top = parse_top(request.query.get("$top"))
     if sim.tenant.get("groups", gid) is None:
-        return graph_error(
-            request,
-            404,
-            "Request_ResourceNotFound",
-            f"Resource '{gid}' does not exist or one of its queried reference-property objects "
-            "are not present.",
-        )
+        raise not_found(gid)
     mids = sim.tenant.member_ids(gid)
 
     def fetch(lo: int, hi: int) -> list[dict[str, Any]]:
@@ -264,11 +253,7 @@ async def list_members(request: web.Request) -> web.Response:
 async def organization(request: web.Request) -> web.Response:
     """GET /organization."""
     sim = request.app[GRAPH_SIM]
-    try:
-        _check_options(request, {"$select"})
-        select = parse_select(request.query.get("$select"), None)
-    except QueryError as e:
-        return graph_error(request, e.status, e.code, e.message)
+    select = _select(request, None)
     org = project(sim.tenant.organization, select, None)
     return json_response({"@odata.context": context_url(request, "organization", select), "value": [org]})
 
@@ -277,39 +262,27 @@ async def organization_one(request: web.Request) -> web.Response:
     """GET /organization/{id}."""
     sim = request.app[GRAPH_SIM]
     if request.match_info["id"] != sim.tenant.tenant_id:
-        return graph_error(
-            request,
-            404,
-            "Request_ResourceNotFound",
-            f"Resource '{request.match_info['id']}' does not exist or one of its queried "
-            "reference-property objects are not present.",
-        )
-    try:
-        select = parse_select(request.query.get("$select"), None)
-    except QueryError as e:
-        return graph_error(request, e.status, e.code, e.message)
-    body = {"@odata.context": context_url(request, "organization/$entity", select)}
-    body.update(project(sim.tenant.organization, select, None))
-    return json_response(body)
+        raise not_found(request.match_info["id"])
+    select = parse_select(request.query.get("$select"), None)
+    return json_response(
+        {
+            "@odata.context": context_url(request, "organization/$entity", select),
+            **project(sim.tenant.organization, select, None),
+        }
+    )
 
 
 async def get_by_ids(request: web.Request) -> web.Response:
     """POST /directoryObjects/getByIds {"ids": [...], "types": [...]} (max 1000 ids)."""
     sim = request.app[GRAPH_SIM]
-    try:
-        body = await request.json()
-    except ValueError:
-        return graph_error(request, 400, "BadRequest", "Unable to read JSON request payload.")
+    body = await read_json(request)
     ids = body.get("ids") if isinstance(body, dict) else None
     if not isinstance(ids, list) or not ids:
-        return graph_error(
-            request,
-            400,
-            "Request_BadRequest",
-            "Invalid value specified for property 'ids' of resource 'GetByIds'.",
+        raise GraphError(
+            400, "Request_BadRequest", "Invalid value specified for property 'ids' of resource 'GetByIds'."
         )
     if len(ids) > 1000:
-        return graph_error(request, 400, "Request_BadRequest", "Too many ids specified: the maximum is 1000.")
+        raise GraphError(400, "Request_BadRequest", "Too many ids specified: the maximum is 1000.")
     types = body.get("types")
     wanted: set[str] | None = None
     if types is not None:

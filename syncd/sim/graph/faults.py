@@ -9,9 +9,21 @@ from __future__ import annotations
 import dataclasses
 import random
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+from syncd.sim.switches import apply_changes
 
 DAY = 86400.0
+
+DeltaTop = Literal["reject", "ignore"]
+"""`$top` on users/groups delta: refused (the overview: "not supported") or silently ignored."""
+DeltaSelectError = Literal["400", "400-bare", "501"]
+"""How delta refuses a `$select` it does not support: a 400 naming the properties, a bare 400, or
+the older overview's 501."""
+ForcedFault = Literal["reset_next", "throttle_next", "error_next", "drop_response_next"]
+"""The `*_next` counters: how many of the next requests get that fault for sure."""
+LifecycleVariant = Literal["documented", "observed"]
+"""Lifecycle notification shape: the documented one (`tenantId`) or the observed one."""
 
 
 @dataclass
@@ -51,11 +63,11 @@ class Faults:
     replication_delay_max: float = 0.0
     # `$top` on users/groups delta: the overview says "not supported" -> 400 ("reject", the
     # strict reading); an observed reading is that it is silently ignored ("ignore")
-    delta_top: str = "reject"
+    delta_top: DeltaTop = "reject"
     # how delta refuses an unsupported `$select` property: "400" (names them, microsoft-graph.md
     # addendum), "400-bare" (a 400 that does not name them) or "501" (the older overview's
     # NotImplemented "This operation target is not yet supported.")
-    delta_select_error: str = "400"
+    delta_select_error: DeltaSelectError = "400"
     # auth
     access_token_ttl: int = 3599
     # subscriptions / notifications
@@ -66,7 +78,7 @@ class Faults:
     validation_timeout: float = 10.0
     notify_drop_rate: float = 0.0
     notify_delay_seconds: float = 0.0
-    lifecycle_variant: str = "documented"  # or "observed" (organizationId instead of tenantId)
+    lifecycle_variant: LifecycleVariant = "documented"  # or "observed" (organizationId, not tenantId)
     lifecycle_lead_seconds: float = 600.0
     # reauthorizationRequired on the access-token cadence: while the access token that created
     # (or last reauthorized/renewed) a subscription expires within `reauth_lead_seconds`, a
@@ -83,20 +95,7 @@ class Faults:
 
     def update(self, changes: dict[str, Any]) -> list[str]:
         """Apply a partial update; returns unknown keys (rejected by the admin API)."""
-        names = {f.name: f for f in dataclasses.fields(self)}
-        unknown = [k for k in changes if k not in names]
-        if unknown:
-            return unknown
-        for k, v in changes.items():
-            current = getattr(self, k)
-            if isinstance(current, bool):
-                v = bool(v)
-            elif isinstance(current, float):
-                v = float(v)
-            elif isinstance(current, int):
-                v = int(v)
-            setattr(self, k, v)
-        return []
+        return apply_changes(self, changes)
 
     def to_json(self) -> dict[str, Any]:
         """Current settings as JSON."""
@@ -118,7 +117,7 @@ class FaultInjector:
         """True with probability `rate` (no RNG draw when the rate is 0, keeping sequences stable)."""
         return rate > 0 and self.rng.random() < rate
 
-    def take_next(self, name: str) -> bool:
+    def take_next(self, name: ForcedFault) -> bool:
         """Consume one forced fault from a `*_next` counter."""
         n = int(getattr(self.faults, name))
         if n > 0:

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from collections import deque
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -86,14 +88,16 @@ class EndpointStats:
 class Notifier:
     """Turns tenant changes into webhook POSTs for matching subscriptions."""
 
-    def __init__(self, sim: GraphSim, config: DeliveryConfig | None = None, ssl_context: Any = None) -> None:
+    def __init__(
+        self, sim: GraphSim, config: DeliveryConfig | None = None, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.sim = sim
         self.config = config or DeliveryConfig()
         self.ssl_context = ssl_context
         self.session: aiohttp.ClientSession | None = None
         self._pending: dict[str, list[dict[str, Any]]] = {}
         self._flush_handle: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[bool]] = set()
         self._ticker: asyncio.Task[None] | None = None
         self.endpoints: dict[str, EndpointStats] = {}
         self.stats: dict[str, int] = {
@@ -191,7 +195,7 @@ class Notifier:
                 continue
             self._spawn(self._deliver(sub.notification_url, notes))
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, bool]) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

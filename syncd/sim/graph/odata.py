@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
 from syncd.sim.graph.keys import CLIENT_REQUEST_ID, REQUEST_ID
+from syncd.sim.refusal import Refusal
 
 ODATA_CONTENT_TYPE = (
     "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
@@ -222,30 +224,69 @@ def graph_error(
     inner_extra: dict[str, Any] | None = None,
 ) -> web.Response:
     """The Graph error envelope (errors.md) with innerError date/request-id/client-request-id."""
+    request_id = request.get(REQUEST_ID) or str(uuid.uuid4())  # a bare app (tests) has no middleware
     inner: dict[str, Any] = {}
     if inner_extra:
         inner.update(inner_extra)
     inner.update(
         {
             "date": utc_stamp(),
-            "request-id": str(request.get(REQUEST_ID, "")),
-            "client-request-id": str(request.get(CLIENT_REQUEST_ID, "")),
+            "request-id": request_id,
+            "client-request-id": request.get(CLIENT_REQUEST_ID)
+            or request.headers.get("client-request-id", request_id),
         }
     )
     body = {"error": {"code": code, "message": message, "innerError": inner}}
     resp = web.Response(body=json.dumps(body).encode(), status=status, headers=headers)
     resp.headers["Content-Type"] = ERROR_CONTENT_TYPE
+    resp.headers["request-id"] = request_id
     return resp
 
 
-class QueryError(Exception):
-    """A bad query option; becomes a 400 Graph error."""
+class GraphError(Refusal):
+    """A request Graph refuses. Handlers and the checks they call raise it; the simulator's
+    middleware (or `syncd.sim.refusal.answering` on a bare app) answers it with `graph_error`."""
 
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
+        self.status = status
         self.code = code
         self.message = message
-        self.status = status
+        self.headers = headers
+
+    def response(self, request: web.Request) -> web.Response:
+        """The Graph error envelope of this refusal."""
+        return graph_error(request, self.status, self.code, self.message, self.headers)
+
+
+class QueryError(GraphError):
+    """A bad query option (a 400 unless `status` says otherwise)."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(status, code, message)
+
+
+def segment_not_found(segment: str) -> GraphError:
+    """Graph's answer to a path it does not have (a 400, not a 404)."""
+    return GraphError(400, "BadRequest", f"Resource not found for the segment '{segment}'.")
+
+
+def not_found(object_id: str) -> GraphError:
+    """The directory's 404 for an id (or UPN) it does not hold."""
+    return GraphError(
+        404,
+        "Request_ResourceNotFound",
+        f"Resource '{object_id}' does not exist or one of its queried reference-property objects "
+        "are not present.",
+    )
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request's JSON body; one that does not parse is Graph's 400."""
+    try:
+        return await request.json()
+    except ValueError:
+        raise GraphError(400, "BadRequest", "Unable to read JSON request payload.") from None
 
 
 def parse_select(raw: str | None, resource: str | None) -> tuple[str, ...] | None:

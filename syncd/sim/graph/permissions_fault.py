@@ -14,14 +14,14 @@ routes, so this middleware runs inside the simulator's auth/fault/counting middl
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
+from syncd.sim.admin_api import AdminError, read_json
 from syncd.sim.graph.odata import graph_error
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+from syncd.sim.refusal import answering
 
 PATH_PERMISSIONS: tuple[tuple[str, frozenset[str]], ...] = (
     ("/users", frozenset({"User.Read.All"})),
@@ -98,15 +98,13 @@ async def get_permissions(request: web.Request) -> web.Response:
     return web.json_response({"denied_permissions": sorted(request.app[PERMISSION_FAULTS].denied)})
 
 
+@answering
 async def put_permissions(request: web.Request) -> web.Response:
     """PUT /_sim/permissions {"denied_permissions": [...]}: replaces the denied set."""
-    try:
-        body = await request.json()
-    except ValueError:
-        return web.json_response({"error": "body must be JSON"}, status=400)
+    body = await read_json(request)
     denied = body.get("denied_permissions") if isinstance(body, dict) else None
     if not isinstance(denied, list) or not all(isinstance(p, str) for p in denied):
-        return web.json_response({"error": "denied_permissions: a list of strings"}, status=400)
+        raise AdminError(400, "denied_permissions: a list of strings")
     state = request.app[PERMISSION_FAULTS]
     state.denied = set(denied)
     return web.json_response({"denied_permissions": sorted(state.denied)})

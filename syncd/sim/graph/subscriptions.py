@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from syncd.sim.graph.keys import APP_ID, GRAPH_SIM, TOKEN_EXPIRY
-from syncd.sim.graph.odata import context_url, graph_error, json_response
+from syncd.sim.graph.odata import GraphError, context_url, json_response, read_json
 
 if TYPE_CHECKING:
     from syncd.sim.graph.app import GraphSim
@@ -127,56 +127,62 @@ def _parse_dt(raw: Any) -> float | None:
     return dt.timestamp()
 
 
-def _url_ok(sim: GraphSim, url: Any) -> bool:
-    if not isinstance(url, str):
-        return False
-    parts = urlsplit(url)
-    if not parts.hostname:
-        return False
-    return parts.scheme == "https" or (parts.scheme == "http" and sim.faults.allow_http_notification_url)
+def _check_url(sim: GraphSim, url: Any, name: str) -> str:
+    """A notification URL Graph accepts: https with a host (http only under the fault switch)."""
+    parts = urlsplit(url) if isinstance(url, str) else None
+    http_ok = sim.faults.allow_http_notification_url
+    if (
+        parts is None
+        or not parts.hostname
+        or not (parts.scheme == "https" or (parts.scheme == "http" and http_ok))
+    ):
+        raise GraphError(400, "InvalidRequest", f"The {name} must be an HTTPS URL.")
+    return str(url)
 
 
-def _not_found(request: web.Request, sub_id: str) -> web.Response:
-    return graph_error(request, 404, "ResourceNotFound", f"The object was not found: subscription {sub_id}.")
+async def _handshake(sim: GraphSim, url: str) -> None:
+    """The validation handshake with a notification URL; its failure refuses the request."""
+    problem = await sim.notifier.validate(url)
+    if problem is not None:
+        raise GraphError(400, "InvalidRequest", problem)
 
 
-def _check_expiry(request: web.Request, sim: GraphSim, raw: Any) -> float | web.Response:
+def _check_expiry(sim: GraphSim, raw: Any) -> float:
     exp = _parse_dt(raw)
     if exp is None:
-        return graph_error(
-            request,
+        raise GraphError(
             400,
             "InvalidRequest",
             "expirationDateTime is required and must be a valid ISO 8601 UTC date-time.",
         )
     now = sim.clock()
     if exp <= now:
-        return graph_error(request, 400, "InvalidRequest", "Subscription expiration must be in the future.")
+        raise GraphError(400, "InvalidRequest", "Subscription expiration must be in the future.")
     limit = sim.faults.max_subscription_minutes
     if exp > now + limit * 60:
-        return graph_error(
-            request,
-            400,
-            "InvalidRequest",
-            f"Subscription expiration can only be {limit} minutes in the future.",
+        raise GraphError(
+            400, "InvalidRequest", f"Subscription expiration can only be {limit} minutes in the future."
         )
     return exp
+
+
+def _entity(request: web.Request, sub: Subscription, status: int = 200) -> web.Response:
+    """The subscription resource as a response."""
+    return json_response(
+        {"@odata.context": context_url(request, "subscriptions/$entity"), **sub.to_json()}, status=status
+    )
 
 
 async def create_subscription(request: web.Request) -> web.Response:
     """POST /subscriptions."""
     sim = request.app[GRAPH_SIM]
-    try:
-        body = await request.json()
-    except ValueError:
-        return graph_error(request, 400, "BadRequest", "Unable to read JSON request payload.")
+    body = await read_json(request)
     if not isinstance(body, dict):
-        return graph_error(request, 400, "BadRequest", "Unable to read JSON request payload.")
+        raise GraphError(400, "BadRequest", "Unable to read JSON request payload.")
     resource = body.get("resource")
     m = _RESOURCE.match(resource) if isinstance(resource, str) else None
     if m is None:
-        return graph_error(
-            request,
+        raise GraphError(
             400,
             "InvalidRequest",
             f"Resource '{resource}' is not supported for change notifications by the simulator.",
@@ -184,55 +190,42 @@ async def create_subscription(request: web.Request) -> web.Response:
     raw_ct = body.get("changeType")
     cts = {c.strip() for c in raw_ct.split(",")} if isinstance(raw_ct, str) else set()
     if not cts or not cts <= _CHANGE_TYPES:
-        return graph_error(request, 400, "InvalidRequest", f"Invalid changeType '{raw_ct}'.")
+        raise GraphError(400, "InvalidRequest", f"Invalid changeType '{raw_ct}'.")
     if "created" in cts and not sim.faults.accept_created_change_type:
-        return graph_error(
-            request,
+        raise GraphError(
             400,
             "InvalidRequest",
             f"The changeType 'created' is not supported for resource '{resource}'. "
             "Supported change types: updated, deleted.",
         )
-    url = body.get("notificationUrl")
-    if not _url_ok(sim, url):
-        return graph_error(request, 400, "InvalidRequest", "The notificationUrl must be an HTTPS URL.")
+    url = _check_url(sim, body.get("notificationUrl"), "notificationUrl")
     lifecycle = body.get("lifecycleNotificationUrl")
-    if lifecycle is not None and not _url_ok(sim, lifecycle):
-        return graph_error(
-            request, 400, "InvalidRequest", "The lifecycleNotificationUrl must be an HTTPS URL."
-        )
+    if lifecycle is not None:
+        lifecycle = _check_url(sim, lifecycle, "lifecycleNotificationUrl")
     client_state = body.get("clientState")
     if client_state is not None and (not isinstance(client_state, str) or len(client_state) > 128):
-        return graph_error(
-            request, 400, "InvalidRequest", "clientState must be a string of at most 128 characters."
-        )
+        raise GraphError(400, "InvalidRequest", "clientState must be a string of at most 128 characters.")
     tls = body.get("latestSupportedTlsVersion", "v1_2")
     if tls not in ("v1_0", "v1_1", "v1_2", "v1_3"):
-        return graph_error(request, 400, "InvalidRequest", f"Invalid latestSupportedTlsVersion '{tls}'.")
+        raise GraphError(400, "InvalidRequest", f"Invalid latestSupportedTlsVersion '{tls}'.")
     if body.get("includeResourceData"):
-        return graph_error(
-            request,
+        raise GraphError(
             400,
             "InvalidRequest",
             "Rich notifications (includeResourceData) are not supported for this resource.",
         )
-    exp = _check_expiry(request, sim, body.get("expirationDateTime"))
-    if isinstance(exp, web.Response):
-        return exp
+    exp = _check_expiry(sim, body.get("expirationDateTime"))
     app_id = request[APP_ID]
     mine = [s for s in sim.subscriptions.live() if s.app_id == app_id]
     if len(mine) >= sim.faults.subscription_quota:
-        return graph_error(
-            request,
+        raise GraphError(
             403,
             "Forbidden",
             f"Subscription quota exceeded: at most {sim.faults.subscription_quota} subscriptions "
             "per application and tenant for directory resources.",
         )
     for target in [url] + ([lifecycle] if lifecycle else []):
-        problem = await sim.notifier.validate(str(target))
-        if problem is not None:
-            return graph_error(request, 400, "InvalidRequest", problem)
+        await _handshake(sim, target)
     sub = Subscription(
         id=str(uuid.uuid4()),
         resource=str(resource),
@@ -240,8 +233,8 @@ async def create_subscription(request: web.Request) -> web.Response:
         resource_id=m.group(2),
         change_types=cts,
         change_type_raw=str(raw_ct),
-        notification_url=str(url),
-        lifecycle_url=str(lifecycle) if lifecycle else None,
+        notification_url=url,
+        lifecycle_url=lifecycle or None,
         client_state=client_state,
         expires_at=exp,
         app_id=app_id,
@@ -250,16 +243,15 @@ async def create_subscription(request: web.Request) -> web.Response:
         last_challenge=sim.clock(),
     )
     sim.subscriptions.add(sub)
-    out = {"@odata.context": context_url(request, "subscriptions/$entity")}
-    out.update(sub.to_json())
-    return json_response(out, status=201)
+    return _entity(request, sub, status=201)
 
 
-def _own(request: web.Request, sim: GraphSim) -> Subscription | web.Response:
+def _own(request: web.Request) -> Subscription:
+    """The calling app's live subscription named by the path (404 for anyone else's)."""
     sub_id = request.match_info["id"]
-    sub = sim.subscriptions.get(sub_id)
+    sub = request.app[GRAPH_SIM].subscriptions.get(sub_id)
     if sub is None or sub.app_id != request[APP_ID]:
-        return _not_found(request, sub_id)
+        raise GraphError(404, "ResourceNotFound", f"The object was not found: subscription {sub_id}.")
     return sub
 
 
@@ -272,78 +264,49 @@ async def list_subscriptions(request: web.Request) -> web.Response:
 
 async def get_subscription(request: web.Request) -> web.Response:
     """GET /subscriptions/{id}."""
-    sim = request.app[GRAPH_SIM]
-    sub = _own(request, sim)
-    if isinstance(sub, web.Response):
-        return sub
-    out = {"@odata.context": context_url(request, "subscriptions/$entity")}
-    out.update(sub.to_json())
-    return json_response(out)
+    return _entity(request, _own(request))
 
 
 async def patch_subscription(request: web.Request) -> web.Response:
     """PATCH /subscriptions/{id}: renew (expirationDateTime), optionally notificationUrl."""
     sim = request.app[GRAPH_SIM]
-    sub = _own(request, sim)
-    if isinstance(sub, web.Response):
-        return sub
-    try:
-        body = await request.json()
-    except ValueError:
-        return graph_error(request, 400, "BadRequest", "Unable to read JSON request payload.")
+    sub = _own(request)
+    body = await read_json(request)
     if not isinstance(body, dict) or not body:
-        return graph_error(request, 400, "BadRequest", "Empty PATCH payload.")
+        raise GraphError(400, "BadRequest", "Empty PATCH payload.")
     if "lifecycleNotificationUrl" in body:
-        return graph_error(
-            request,
+        raise GraphError(
             400,
             "InvalidRequest",
             "lifecycleNotificationUrl can only be set when the subscription is created.",
         )
     unknown = set(body) - {"expirationDateTime", "notificationUrl"}
     if unknown:
-        return graph_error(
-            request,
-            400,
-            "InvalidRequest",
-            f"Property '{sorted(unknown)[0]}' cannot be updated on a subscription.",
+        raise GraphError(
+            400, "InvalidRequest", f"Property '{sorted(unknown)[0]}' cannot be updated on a subscription."
         )
     if "notificationUrl" in body:
-        if not _url_ok(sim, body["notificationUrl"]):
-            return graph_error(request, 400, "InvalidRequest", "The notificationUrl must be an HTTPS URL.")
-        problem = await sim.notifier.validate(str(body["notificationUrl"]))
-        if problem is not None:
-            return graph_error(request, 400, "InvalidRequest", problem)
-        sub.notification_url = str(body["notificationUrl"])
+        url = _check_url(sim, body["notificationUrl"], "notificationUrl")
+        await _handshake(sim, url)
+        sub.notification_url = url
     if "expirationDateTime" in body:
-        exp = _check_expiry(request, sim, body["expirationDateTime"])
-        if isinstance(exp, web.Response):
-            return exp
-        sub.expires_at = exp
+        sub.expires_at = _check_expiry(sim, body["expirationDateTime"])
         sub.lifecycle_sent = False
         sub.authorized_until = request[TOKEN_EXPIRY]  # renewing also reauthorizes
-    out = {"@odata.context": context_url(request, "subscriptions/$entity")}
-    out.update(sub.to_json())
-    return json_response(out)
+    return _entity(request, sub)
 
 
 async def delete_subscription(request: web.Request) -> web.Response:
     """DELETE /subscriptions/{id} → 204."""
-    sim = request.app[GRAPH_SIM]
-    sub = _own(request, sim)
-    if isinstance(sub, web.Response):
-        return sub
-    sim.subscriptions.remove(sub.id)
+    sub = _own(request)
+    request.app[GRAPH_SIM].subscriptions.remove(sub.id)
     return web.Response(status=204)
 
 
 async def reauthorize_subscription(request: web.Request) -> web.Response:
     """POST /subscriptions/{id}/reauthorize → 204 (recorded so tests can see it)."""
-    sim = request.app[GRAPH_SIM]
-    sub = _own(request, sim)
-    if isinstance(sub, web.Response):
-        return sub
-    sim.reauthorized.append(sub.id)
+    sub = _own(request)
+    request.app[GRAPH_SIM].reauthorized.append(sub.id)
     sub.authorized_until = request[TOKEN_EXPIRY]
     return web.Response(status=204)
 

@@ -12,8 +12,9 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from email.utils import formatdate
-from typing import Any
+from typing import Any, NoReturn, Protocol, cast
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -24,7 +25,10 @@ from syncd.sim.j1.state import (
     SYNC_MODES,
     J1Faults,
     J1SimState,
+    JobStatus,
     SimJob,
+    Source,
+    SyncMode,
     now_ms,
 )
 from syncd.sim.j1.validation import (
@@ -57,7 +61,8 @@ MODES_FOR_FIELD = {
     "deleteEntities": frozenset({"DIFF", "PATCH"}),
     "deleteRelationships": frozenset({"DIFF", "CROSS_SCOPE"}),
 }
-ABORT_STATUSES = frozenset({"ABORTED", "ABORTED_DUE_TO_INVALID_CONFIGURATION"})
+_routes = web.RouteTableDef()
+ABORT_STATUSES: frozenset[JobStatus] = frozenset({"ABORTED", "ABORTED_DUE_TO_INVALID_CONFIGURATION"})
 
 
 def error_response(
@@ -71,7 +76,7 @@ def _state(request: web.Request) -> J1SimState:
     return request.app[J1_STATE]
 
 
-def _reject_constant(name: str) -> Any:
+def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"non-finite number {name}")
 
 
@@ -201,6 +206,7 @@ def _opt_str(body: JsonObj, name: str) -> str | None:
     return value
 
 
+@_routes.post(API_PREFIX)
 async def create_job(request: web.Request) -> web.Response:
     """POST /jobs: validate source/scope/syncMode and start a job in AWAITING_UPLOADS."""
     state = _state(request)
@@ -243,9 +249,9 @@ async def create_job(request: web.Request) -> web.Response:
     job = SimJob(
         id=job_id,
         account_id=request[ACCOUNT_ID],
-        source=str(source),
+        source=cast(Source, source),  # checked against SOURCES above
         scope=scope,
-        sync_mode=str(mode),
+        sync_mode=cast(SyncMode, mode),  # checked against SYNC_MODES above
         integration_instance_id=instance,
         integration_job_id=int_job,
     )
@@ -253,6 +259,7 @@ async def create_job(request: web.Request) -> web.Response:
     return _job_response(job)
 
 
+@_routes.get(API_PREFIX + "/{jobId}")
 async def get_job(request: web.Request) -> web.Response:
     """GET /jobs/{jobId}."""
     return _job_response(_job(request))
@@ -374,21 +381,25 @@ def _check_duplicates(
         seen.add(key)
 
 
+@_routes.post(API_PREFIX + "/{jobId}/entities")
 async def upload_entities(request: web.Request) -> web.Response:
     """POST /jobs/{jobId}/entities."""
     return await _upload(request, ("entities",))
 
 
+@_routes.post(API_PREFIX + "/{jobId}/relationships")
 async def upload_relationships(request: web.Request) -> web.Response:
     """POST /jobs/{jobId}/relationships."""
     return await _upload(request, ("relationships",))
 
 
+@_routes.post(API_PREFIX + "/{jobId}/upload")
 async def upload_combined(request: web.Request) -> web.Response:
     """POST /jobs/{jobId}/upload (entities, relationships and explicit deletes)."""
     return await _upload(request, tuple(UPLOAD_FIELDS))
 
 
+@_routes.post(API_PREFIX + "/{jobId}/finalize")
 async def finalize_job(request: web.Request) -> web.Response:
     """POST /jobs/{jobId}/finalize: one finalizing job per scope; work continues in the background."""
     state = _state(request)
@@ -451,11 +462,12 @@ async def _run_finalize(state: J1SimState, job: SimJob) -> None:
     job.delete_relationships.clear()
 
 
+@_routes.post(API_PREFIX + "/{jobId}/abort")
 async def abort_job(request: web.Request) -> web.Response:
     """POST /jobs/{jobId}/abort: allowed until finalize processing starts."""
     job = _job(request)
     body = await read_json(request, limit=_body_limit(request), optional=True)
-    terminal = "ABORTED"
+    terminal: JobStatus = "ABORTED"
     if body is not None:
         if not isinstance(body, dict) or set(body) - {"reason", "terminalStatus"}:
             raise ApiError(400, "INVALID_ABORT", "Body may only hold 'reason' and 'terminalStatus'")
@@ -466,7 +478,7 @@ async def abort_job(request: web.Request) -> web.Response:
                 raise ApiError(
                     400, "INVALID_ABORT", f"'terminalStatus' must be one of {sorted(ABORT_STATUSES)}"
                 )
-            terminal = body["terminalStatus"]
+            terminal = cast(JobStatus, body["terminalStatus"])
         job.abort_reason = body.get("reason")
     if job.status not in ("AWAITING_UPLOADS", "FINALIZE_PENDING"):
         raise ApiError(400, "JOB_NOT_ABORTABLE", f"Job cannot be aborted (status {job.status})")
@@ -478,6 +490,7 @@ async def abort_job(request: web.Request) -> web.Response:
 
 
 # -- admin handlers -----------------------------------------------------------------------------
+@_routes.get(ADMIN_PREFIX + "/graph")
 async def admin_graph(request: web.Request) -> web.Response:
     """GET /_sim/graph?scope=&scope_prefix=&type=&account=."""
     q = request.query
@@ -486,21 +499,32 @@ async def admin_graph(request: web.Request) -> web.Response:
     )
 
 
-async def admin_get_behaviour(request: web.Request) -> web.Response:
-    """GET /_sim/behaviour."""
-    return web.json_response(_state(request).behaviour.as_json())
+class _Switches(Protocol):
+    """A set of switches the admin API reads and partially updates (behaviour, faults)."""
+
+    def update(self, data: Mapping[str, Any]) -> None: ...
+
+    def as_json(self) -> JsonObj: ...
 
 
-async def admin_put_behaviour(request: web.Request) -> web.Response:
-    """PUT /_sim/behaviour: partial update of the readings of the open points."""
-    state = _state(request)
-    body = await read_json(request, limit=None)
-    if not isinstance(body, dict):
-        raise ApiError(400, "INVALID_BEHAVIOUR", "Body must be a JSON object")
-    state.behaviour.update(body)
-    return web.json_response(state.behaviour.as_json())
+def _switch_routes(path: str, of: Callable[[J1SimState], _Switches], invalid: str) -> list[web.RouteDef]:
+    """GET and PUT of one set of switches: read them, or update those a JSON object names."""
+
+    async def get(request: web.Request) -> web.Response:
+        return web.json_response(of(_state(request)).as_json())
+
+    async def put(request: web.Request) -> web.Response:
+        body = await read_json(request, limit=None)
+        if not isinstance(body, dict):
+            raise ApiError(400, invalid, "Body must be a JSON object")
+        switches = of(_state(request))
+        switches.update(body)
+        return web.json_response(switches.as_json())
+
+    return [web.get(path, get), web.put(path, put)]
 
 
+@_routes.post(GRAPHQL_PATH)
 async def graphql_query(request: web.Request) -> web.Response:
     """POST /graphql: J1QL through `queryV1` against the caller's account."""
     state = _state(request)
@@ -509,37 +533,26 @@ async def graphql_query(request: web.Request) -> web.Response:
     return web.json_response(answer, status=status)
 
 
+@_routes.get(ADMIN_PREFIX + "/jobs")
 async def admin_jobs(request: web.Request) -> web.Response:
     """GET /_sim/jobs."""
     return web.json_response({"jobs": _state(request).jobs_view()})
 
 
+@_routes.get(ADMIN_PREFIX + "/stats")
 async def admin_stats(request: web.Request) -> web.Response:
     """GET /_sim/stats."""
     return web.json_response(_state(request).stats_view())
 
 
-async def admin_get_faults(request: web.Request) -> web.Response:
-    """GET /_sim/faults."""
-    return web.json_response(_state(request).faults.as_json())
-
-
-async def admin_put_faults(request: web.Request) -> web.Response:
-    """PUT /_sim/faults: partial update of the fault switches."""
-    state = _state(request)
-    body = await read_json(request, limit=None)
-    if not isinstance(body, dict):
-        raise ApiError(400, "INVALID_FAULT", "Body must be a JSON object")
-    state.faults.update(body)
-    return web.json_response(state.faults.as_json())
-
-
+@_routes.post(ADMIN_PREFIX + "/reset")
 async def admin_reset(request: web.Request) -> web.Response:
     """POST /_sim/reset."""
     _state(request).reset()
     return web.json_response({"reset": True})
 
 
+@_routes.post(ADMIN_PREFIX + "/entities")
 async def admin_seed_entities(request: web.Request) -> web.Response:
     """POST /_sim/entities: store entities directly (same validation as uploads)."""
     state = _state(request)
@@ -577,23 +590,11 @@ def create_j1_app(state: J1SimState) -> web.Application:
         client_max_size=max(state.config.max_body_bytes * 4, 32 * 1024 * 1024),
     )
     app[J1_STATE] = state
-    r = app.router
-    r.add_post(API_PREFIX, create_job)
-    r.add_get(API_PREFIX + "/{jobId}", get_job)
-    r.add_post(API_PREFIX + "/{jobId}/entities", upload_entities)
-    r.add_post(API_PREFIX + "/{jobId}/relationships", upload_relationships)
-    r.add_post(API_PREFIX + "/{jobId}/upload", upload_combined)
-    r.add_post(API_PREFIX + "/{jobId}/finalize", finalize_job)
-    r.add_post(API_PREFIX + "/{jobId}/abort", abort_job)
-    r.add_post(GRAPHQL_PATH, graphql_query)
-    r.add_get(ADMIN_PREFIX + "/graph", admin_graph)
-    r.add_get(ADMIN_PREFIX + "/behaviour", admin_get_behaviour)
-    r.add_put(ADMIN_PREFIX + "/behaviour", admin_put_behaviour)
-    r.add_get(ADMIN_PREFIX + "/jobs", admin_jobs)
-    r.add_get(ADMIN_PREFIX + "/stats", admin_stats)
-    r.add_get(ADMIN_PREFIX + "/faults", admin_get_faults)
-    r.add_put(ADMIN_PREFIX + "/faults", admin_put_faults)
-    r.add_post(ADMIN_PREFIX + "/reset", admin_reset)
-    r.add_post(ADMIN_PREFIX + "/entities", admin_seed_entities)
+    app.router.add_routes(_routes)
+    # the readings of the open points of the J1 docs, and the fault switches
+    app.router.add_routes(
+        _switch_routes(ADMIN_PREFIX + "/behaviour", lambda s: s.behaviour, "INVALID_BEHAVIOUR")
+    )
+    app.router.add_routes(_switch_routes(ADMIN_PREFIX + "/faults", lambda s: s.faults, "INVALID_FAULT"))
     app.on_cleanup.append(_cancel_tasks)
     return app

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
 from syncd.sim.j1.validation import ApiError, JsonObj
+from syncd.sim.switches import modes
 
-CHOICES: dict[str, tuple[str, ...]] = {
-    "explicit_deletes": ("ignore", "apply"),
-    "cross_scope_ownership": ("replace", "additive"),
-    "cross_scope_same_scope": ("reject", "accept"),
-    "cross_scope_reference": ("key_scope_source", "key_scope", "key"),
-}
-"""Enumerated switches: the first value is the default (strictest), the last the most permissive."""
+ExplicitDeletes = Literal["ignore", "apply"]
+CrossScopeOwnership = Literal["replace", "additive"]
+CrossScopeSameScope = Literal["reject", "accept"]
+CrossScopeReference = Literal["key_scope_source", "key_scope", "key"]
 
 BOOLEAN_SWITCHES = ("cascade_deletes",)
 
@@ -30,13 +28,13 @@ BOOLEAN_SWITCHES = ("cascade_deletes",)
 class J1Behaviour:
     """How the simulator reads each open point of the J1 docs (defaults: strictest)."""
 
-    explicit_deletes: str = "ignore"
+    explicit_deletes: ExplicitDeletes = "ignore"
     """`deleteEntities`/`deleteRelationships`: accepted but not applied, or applied at finalize."""
-    cross_scope_ownership: str = "replace"
+    cross_scope_ownership: CrossScopeOwnership = "replace"
     """A FINISHED CROSS_SCOPE job's relationships replace those its scope owned, or only add."""
-    cross_scope_same_scope: str = "reject"
+    cross_scope_same_scope: CrossScopeSameScope = "reject"
     """A CROSS_SCOPE relationship with both endpoints in one scope: 400, or accepted."""
-    cross_scope_reference: str = "key_scope_source"
+    cross_scope_reference: CrossScopeReference = "key_scope_source"
     """What an endpoint outside the job's scope needs: `_key`+scope+source, `_key`+scope, or `_key`."""
     cascade_deletes: bool = True
     """Deleting an entity removes its relationships in every scope, or only in its own scope."""
@@ -75,11 +73,16 @@ class J1Behaviour:
 
     def as_json(self) -> JsonObj:
         """Current switches as JSON."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return asdict(self)
 
     def copy(self) -> J1Behaviour:
         """An independent copy (the admin API mutates the live one)."""
         return J1Behaviour(**self.as_json())
+
+
+CHOICES: dict[str, tuple[str, ...]] = modes(J1Behaviour)
+"""Enumerated switches (the `Literal` fields): the first value is the default (strictest), the last
+the most permissive."""
 
 
 # -- command line ------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ mutation of the graph goes through `put_*` / `remove_*` so the indexes cannot dr
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,16 +34,45 @@ def index_keys(value: Any) -> list[Hashable]:
     return keys
 
 
-def _add(index: dict[Any, set[str]], key: Any, member: str) -> None:
+# An index maps keys (a scope, an `_id`, a tagged property value) to the ids holding them.
+Index = dict[Any, set[str]]
+
+
+def _add(index: Index, key: Hashable, member: str) -> None:
     index.setdefault(key, set()).add(member)
 
 
-def _discard(index: dict[Any, set[str]], key: Any, member: str) -> None:
+def _discard(index: Index, key: Hashable, member: str) -> None:
     members = index.get(key)
     if members is not None:
         members.discard(member)
         if not members:
             del index[key]
+
+
+Entries = Callable[[JsonObj], Iterable[tuple[Index, Hashable]]]
+"""The index entries (index, key) of a stored object: every index it must be found in."""
+
+
+def _put(store: dict[str, JsonObj], entries: Entries, stored: JsonObj) -> None:
+    """Store an object by `_id`, moving its index entries from the old version to the new one."""
+    oid = str(stored["_id"])
+    old = store.get(oid)
+    if old is not None:
+        for index, key in entries(old):
+            _discard(index, key, oid)
+    store[oid] = stored
+    for index, key in entries(stored):
+        _add(index, key, oid)
+
+
+def _remove(store: dict[str, JsonObj], entries: Entries, oid: str) -> JsonObj | None:
+    """Drop an object and its index entries."""
+    old = store.pop(oid, None)
+    if old is not None:
+        for index, key in entries(old):
+            _discard(index, key, oid)
+    return old
 
 
 @dataclass
@@ -64,29 +93,19 @@ class AccountGraph:
     # -- entities ---------------------------------------------------------------------------------
     def put_entity(self, stored: JsonObj) -> None:
         """Insert or replace an entity (its `_id` and `_scope` are set)."""
-        eid = str(stored["_id"])
-        old = self.entities.get(eid)
-        if old is not None:
-            self._unindex_entity(eid, old)
-        self.entities[eid] = stored
-        _add(self.entity_ids_by_scope, stored["_scope"], eid)
-        for name, index in self.property_index.items():
-            for key in index_keys(stored.get(name)):
-                _add(index, key, eid)
+        _put(self.entities, self._entity_entries, stored)
 
     def remove_entity(self, eid: str) -> JsonObj | None:
         """Drop an entity and its raw data; its relationships are the caller's decision."""
-        old = self.entities.pop(eid, None)
         self.raw_data.pop(eid, None)
-        if old is not None:
-            self._unindex_entity(eid, old)
-        return old
+        return _remove(self.entities, self._entity_entries, eid)
 
-    def _unindex_entity(self, eid: str, old: JsonObj) -> None:
-        _discard(self.entity_ids_by_scope, old["_scope"], eid)
+    def _entity_entries(self, entity: JsonObj) -> Iterator[tuple[Index, Hashable]]:
+        """The index entries an entity has: its scope and each indexed property value."""
+        yield self.entity_ids_by_scope, entity["_scope"]
         for name, index in self.property_index.items():
-            for key in index_keys(old.get(name)):
-                _discard(index, key, eid)
+            for key in index_keys(entity.get(name)):
+                yield index, key
 
     def ensure_index(self, name: str) -> dict[Hashable, set[str]]:
         """The value index of an entity property, built once and then maintained by every write."""
@@ -116,26 +135,17 @@ class AccountGraph:
     # -- relationships ----------------------------------------------------------------------------
     def put_relationship(self, stored: JsonObj) -> None:
         """Insert or replace a relationship (its `_id`, `_scope` and endpoint ids are set)."""
-        rid = str(stored["_id"])
-        old = self.relationships.get(rid)
-        if old is not None:
-            self._unindex_relationship(rid, old)
-        self.relationships[rid] = stored
-        _add(self.relationship_ids_by_scope, stored["_scope"], rid)
-        for eid in _endpoint_ids(stored):
-            _add(self.relationship_ids_by_entity, eid, rid)
+        _put(self.relationships, self._relationship_entries, stored)
 
     def remove_relationship(self, rid: str) -> JsonObj | None:
         """Drop a relationship."""
-        old = self.relationships.pop(rid, None)
-        if old is not None:
-            self._unindex_relationship(rid, old)
-        return old
+        return _remove(self.relationships, self._relationship_entries, rid)
 
-    def _unindex_relationship(self, rid: str, old: JsonObj) -> None:
-        _discard(self.relationship_ids_by_scope, old["_scope"], rid)
-        for eid in _endpoint_ids(old):
-            _discard(self.relationship_ids_by_entity, eid, rid)
+    def _relationship_entries(self, rel: JsonObj) -> Iterator[tuple[Index, Hashable]]:
+        """The index entries a relationship has: its scope and each endpoint's `_id`."""
+        yield self.relationship_ids_by_scope, rel["_scope"]
+        for eid in _endpoint_ids(rel):
+            yield self.relationship_ids_by_entity, eid
 
     def relationship_ids_in_scope(self, scope: str) -> set[str]:
         """A copy of the scope's relationship ids."""

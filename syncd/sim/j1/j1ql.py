@@ -18,12 +18,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from syncd.sim.j1.graph import AccountGraph
 from syncd.sim.j1.validation import JsonObj
 
-Literal = str | int | float | bool
+Scalar = str | int | float | bool
+"""A J1QL literal (and a token's value)."""
 KEYWORDS = frozenset({"FIND", "WITH", "AND", "AS", "THAT", "RELATES", "TO", "RETURN", "LIMIT"})
 ENTITY_VIEW_FIELDS = (
     "_id",
@@ -54,24 +55,36 @@ class J1QLError(ValueError):
     """A query outside the supported subset, or malformed."""
 
 
+TokenKind = Literal["string", "number", "keyword", "bool", "word", "op"]
+Comparison = Literal["=", "!=", "^="]
+_COMPARISONS: dict[str, Comparison] = {"=": "=", "!=": "!=", "^=": "^="}
+"""Comparison token text -> the operator (typed)."""
+
+
 @dataclass(frozen=True)
 class Token:
-    kind: str
+    """One lexeme: keywords upper-cased, strings unescaped, numbers parsed (`value`)."""
+
+    kind: TokenKind
     text: str
-    value: Any
+    value: Scalar
     pos: int
 
 
 @dataclass(frozen=True)
 class Condition:
+    """`<prop> = | != | ^= <value>` of a `WITH` clause."""
+
     prop: str
-    op: str
-    value: Literal
+    op: Comparison
+    value: Scalar
 
 
 @dataclass(frozen=True)
 class Selector:
-    kind: str  # "any", "class" or "type"
+    """`* | snake_type | TitleClass` with its `WITH` conditions and `AS` alias."""
+
+    kind: Literal["any", "class", "type"]
     name: str | None
     conditions: tuple[Condition, ...]
     alias: str | None
@@ -79,13 +92,18 @@ class Selector:
 
 @dataclass(frozen=True)
 class Traversal:
-    verb: str | None  # None: RELATES TO (any class)
+    """`THAT <VERB> | RELATES TO [AS alias] <selector>`: one hop, either direction."""
+
+    verb: str | None
+    """The relationship `_class` to follow; None for `RELATES TO` (any class)."""
     alias: str | None
     target: Selector
 
 
 @dataclass(frozen=True)
 class ReturnItem:
+    """`RETURN <alias>.<prop> [AS <name>]`: one column of a table result."""
+
     alias: str
     prop: str
     name: str
@@ -93,6 +111,8 @@ class ReturnItem:
 
 @dataclass(frozen=True)
 class Query:
+    """A parsed query of the subset."""
+
     first: Selector
     traversal: Traversal | None
     returns: tuple[ReturnItem, ...]
@@ -103,7 +123,7 @@ class Query:
 class Result:
     """`type` is "list" (entity items) or "table" (rows keyed by RETURN names)."""
 
-    type: str
+    type: Literal["list", "table"]
     rows: list[JsonObj]
 
 
@@ -177,6 +197,7 @@ class _Parser:
 
     def selector(self) -> Selector:
         tok = self.next("a class, a type or '*'")
+        kind: Literal["any", "class", "type"]
         if tok.kind == "op" and tok.text == "*":
             kind, name = "any", None
         elif tok.kind == "word" and "." not in tok.text:
@@ -195,14 +216,14 @@ class _Parser:
     def condition(self) -> Condition:
         prop = self.word("a property name")
         op = self.next("'=', '!=' or '^='")
-        if op.kind != "op" or op.text not in ("=", "!=", "^="):
+        if op.kind != "op" or op.text not in _COMPARISONS:
             raise J1QLError(f"expected '=', '!=' or '^=' at position {op.pos}, found {op.text!r}")
         value = self.next("a value")
         if value.kind not in ("string", "number", "bool"):
             raise J1QLError(f"expected a quoted string, a number, true or false at position {value.pos}")
         if op.text == "^=" and value.kind != "string":
             raise J1QLError(f"'^=' takes a quoted prefix (position {value.pos})")
-        return Condition(prop, op.text, value.value)
+        return Condition(prop, _COMPARISONS[op.text], value.value)
 
     def traversal(self) -> Traversal:
         self.keyword("THAT")
@@ -273,7 +294,7 @@ def parse(text: str) -> Query:
 
 
 # -- evaluation ---------------------------------------------------------------------------------
-def _equal(stored: Any, wanted: Literal) -> bool:
+def _equal(stored: Any, wanted: Scalar) -> bool:
     if isinstance(wanted, bool) or isinstance(stored, bool):
         return isinstance(wanted, bool) and isinstance(stored, bool) and stored == wanted
     if isinstance(wanted, int | float):

@@ -13,16 +13,33 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Literal, get_args
 
 from syncd.sim.j1.behaviour import J1Behaviour
 from syncd.sim.j1.graph import AccountGraph
 from syncd.sim.j1.validation import ApiError, JsonObj, ValidationRules
 
-SOURCES = frozenset({"api", "integration-external", "integration-managed", "system-internal"})
-SYNC_MODES = frozenset({"DIFF", "PATCH", "CROSS_SCOPE", "OVERRIDE"})
-FINALIZING = frozenset({"FINALIZE_PENDING", "FINALIZING_ENTITIES", "FINALIZING_RELATIONSHIPS"})
-TERMINAL = frozenset({"FINISHED", "ABORTED", "ABORTED_DUE_TO_INVALID_CONFIGURATION", "ERROR_BAD_DATA"})
+Source = Literal["api", "integration-external", "integration-managed", "system-internal"]
+SyncMode = Literal["DIFF", "PATCH", "CROSS_SCOPE", "OVERRIDE"]
+JobStatus = Literal[
+    "AWAITING_UPLOADS",
+    "FINALIZE_PENDING",
+    "FINALIZING_ENTITIES",
+    "FINALIZING_RELATIONSHIPS",
+    "FINISHED",
+    "ABORTED",
+    "ABORTED_DUE_TO_INVALID_CONFIGURATION",
+    "ERROR_BAD_DATA",
+    "ERROR_UNEXPECTED_FAILURE",
+]
+SOURCES: frozenset[Source] = frozenset(get_args(Source))
+SYNC_MODES: frozenset[SyncMode] = frozenset(get_args(SyncMode))
+FINALIZING: frozenset[JobStatus] = frozenset(
+    {"FINALIZE_PENDING", "FINALIZING_ENTITIES", "FINALIZING_RELATIONSHIPS"}
+)
+TERMINAL: frozenset[JobStatus] = frozenset(
+    {"FINISHED", "ABORTED", "ABORTED_DUE_TO_INVALID_CONFIGURATION", "ERROR_BAD_DATA"}
+)
 KEY_LIST_FAULTS = ("reject_keys", "bad_data_keys")
 MAPPER_SOURCE = "system-mapper"
 MAPPER_SCOPE = "system-mapper"
@@ -152,12 +169,12 @@ class SimJob:
 
     id: str
     account_id: str
-    source: str
+    source: Source
     scope: str
-    sync_mode: str
+    sync_mode: SyncMode
     integration_instance_id: str | None = None
     integration_job_id: str | None = None
-    status: str = "AWAITING_UPLOADS"
+    status: JobStatus = "AWAITING_UPLOADS"
     start_timestamp: int = field(default_factory=now_ms)
     end_timestamp: int | None = None
     counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTER_NAMES, 0))
