@@ -48,7 +48,7 @@ class FailsFirst:
         self.body = body
         self.calls = 0
 
-    async def __call__(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         self.calls += 1
         if self.calls == 1:
             return await self.first(request)
@@ -119,7 +119,7 @@ async def test_503_then_success(serve: Any, make_client: MakeClient) -> None:
         return web.Response(status=503, text="<html>Service Unavailable</html>")
 
     handler = FailsFirst(unavailable, {"value": []})
-    client = make_client(await serve(app_with(handler)))
+    client = make_client(await serve(app_with(handler.handle)))
     assert await client.get("/groups") == {"value": []}
     assert handler.calls == 2
 
@@ -135,7 +135,7 @@ async def test_connection_reset_is_retried(serve: Any, make_client: MakeClient) 
         return web.Response()
 
     handler = FailsFirst(reset, {"id": "ok"})
-    client = make_client(await serve(app_with(handler)))
+    client = make_client(await serve(app_with(handler.handle)))
     assert await client.get("/users/1") == {"id": "ok"}
     assert handler.calls == 2
 
@@ -146,7 +146,7 @@ async def test_timeout_is_retried(serve: Any, make_client: MakeClient) -> None:
         return web.json_response({"id": "late"})
 
     handler = FailsFirst(too_late, {"id": "late"})
-    client = make_client(await serve(app_with(handler)), request_timeout=0.3)
+    client = make_client(await serve(app_with(handler.handle)), request_timeout=0.3)
     started = time.monotonic()
     assert await client.get("/users/1") == {"id": "late"}
     assert handler.calls == 2
