@@ -1,6 +1,6 @@
 """Keeps the test suite self-contained: nothing it runs may read files outside the repository.
 
-Users clone syncd anywhere, so a test that reads `../shared` (or any sibling directory) passes
+Users clone syncd anywhere, so a test that reads a sibling directory of the repository passes
 on one machine and fails on the next. Two checks enforce it:
 
 * at run time, an audit hook (`sys.addaudithook`) sees every `open`, `os.listdir` and

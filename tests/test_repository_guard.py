@@ -19,12 +19,12 @@ def test_the_scan_finds_the_ways_out(tmp_path: Path) -> None:
     module = tmp_path / "tests" / "model" / "helpers.py"
     module.parent.mkdir(parents=True)
     module.write_text(
-        '"""Reads ../shared/seed.md? No: a docstring is not code."""\n'
+        '"""Reads ../sibling/seed.md? No: a docstring is not code."""\n'
         "from pathlib import Path\n"
-        'OUT = Path(__file__).resolve().parents[3] / "shared" / "fixtures"\n'
+        'OUT = Path(__file__).resolve().parents[3] / "sibling" / "fixtures"\n'
         "IN = Path(__file__).resolve().parents[2]\n"
         "UP = Path(__file__).parent.parent.parent.parent\n"
-        'REL = "../shared/seed/microsoft-365-integration.md"\n'
+        'REL = "../sibling/seed/microsoft-365-integration.md"\n'
         'ABS = "/work/shared/docs/design.md"\n'
     )
     found = scan_file(module, tmp_path)
