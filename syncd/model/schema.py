@@ -1,7 +1,7 @@
 """The data model of the Microsoft 365 integration, declared once.
 
 Every entity ``_type``/``_class`` and every relationship of the seed
-(``shared/seed/microsoft-365-integration.md``) is a row here. Code refers to the
+(its copy: ``tests/fixtures/seed/microsoft-365-integration.md``) is a row here. Code refers to the
 rows (``USER``, ``GROUP_HAS_USER`` ...) and never spells a type name itself.
 """
 
@@ -32,7 +32,7 @@ class RelationshipType:
     """One relationship row of the seed's table."""
 
     number: int
-    """Row number in shared/docs/data-model.md (1..29)."""
+    """The data model's relationship number (1..29; a new relationship takes the next one)."""
     from_type: EntityType
     cls: str
     to_type: EntityType
@@ -140,7 +140,7 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
     USER,
 )
 
-# --- relationships: numbered as in shared/docs/data-model.md ----------------------------------
+# --- relationships: numbered as in the integration's data model --------------------------------
 HAS, OWNS, ASSIGNED, USES, IDENTIFIED, MITIGATES, MONITORS, MANAGES = (
     "HAS",
     "OWNS",
