@@ -78,8 +78,8 @@ async def delete_recorded(api: SubscriptionsApi, mirror: Mirror) -> Deletion:
 
     One already gone on Graph (404: expired, deleted by hand) counts as deleted. One that failed
     keeps its record, so running again retries it; a token failure stops at once (every other
-    delete would fail the same way). `syncd uninstall`, `syncd subscriptions delete` and
-    ``SubscriptionManager.delete_all`` all go through here.
+    delete would fail the same way). `syncd uninstall` and `syncd subscriptions delete` both go
+    through here.
     """
     result = Deletion()
     for record in await mirror.list_subscriptions():
@@ -332,10 +332,6 @@ class SubscriptionManager:
         if self.on_wake:
             await self.on_wake(resource)
         return resource
-
-    async def delete_all(self) -> int:
-        """Delete this daemon's subscriptions (``delete_recorded``); returns how many went."""
-        return (await delete_recorded(self.api, self.mirror)).deleted
 
     async def update_metrics(self) -> None:
         for record in await self.mirror.list_subscriptions():

@@ -10,7 +10,7 @@ from bench.kit.daemon import run_cli
 from bench.kit.sim_admin import sim_admin
 from bench.kit.tenants import small_tenant
 from bench.kit.truth import until_in_j1
-from syncd.subscriptions import SubscriptionManager, _parse_time
+from syncd.subscriptions import SubscriptionManager, _parse_time, delete_recorded
 from tests.helpers.harness import running_harness
 from tests.helpers.inprocess import running_daemon
 
@@ -51,7 +51,7 @@ async def test_renewal_at_half_life_and_recreation_after_404(tmp_path: Path) -> 
     ):
         assert daemon.rt is not None and daemon.subs is not None
         # drop the daemon's long-lived subscriptions; manage short-lived ones with a test clock
-        assert await daemon.subs.delete_all() == 2
+        assert (await delete_recorded(daemon.rt.subscriptions_api, daemon.rt.mirror)).deleted == 2
         assert await admin.subscriptions() == []
         clock = Clock()
         lifetime = timedelta(minutes=20)
