@@ -145,7 +145,7 @@ async def crash_loop(
             "groups": len(truth.groups),
             "memberships": len(truth.memberships),
         }
-        await wait_for(lambda: d.has_event("syncd ready"), 30, "ready")
+        await wait_for(lambda: d.has_event("syncd ready"), 30, lambda: f"ready:\n{d.output()[-3000:]}")
         result.final_exit = await d.stop()
     finally:
         await h.stop()

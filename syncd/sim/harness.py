@@ -42,8 +42,35 @@ def add_privileged_group(tenant: Tenant, group_id: str = PRIVILEGED_GROUP_ID) ->
     return group_id
 
 
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_PICKED_PORT = 10_000
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The ports the kernel hands to outgoing connections (Linux default when unreadable)."""
+    try:
+        low, high = (int(x) for x in EPHEMERAL_RANGE_FILE.read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    """A loopback port that was free a moment ago (the webhook needs its URL before it listens)."""
+    """A loopback port that was free a moment ago (the webhook needs its URL before it listens).
+
+    Picked below the kernel's ephemeral range: a daemon restarted on the same port (crash tests)
+    must not find it taken by some outgoing connection in between, which an ephemeral port can be.
+    """
+    low, _high = _ephemeral_range()
+    if low - 1 > LOWEST_PICKED_PORT:
+        for _ in range(50):
+            port = LOWEST_PICKED_PORT + secrets.randbelow(low - 1 - LOWEST_PICKED_PORT)
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
