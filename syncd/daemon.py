@@ -293,20 +293,18 @@ class Daemon:
             log.info("no previous full sync: running the initial full resync (baseline, no alerts)")
             self._baseline_running = True
 
-        async def one(origin: str) -> None:
-            try:
-                await rt.engine.run_round(origin, force_full=first)
-            except Exception as exc:
-                if first:
-                    log.warning(
-                        "initial round failed; its types are partial", origin=origin, error=_short(exc)
-                    )
-                else:
-                    log.debug("catch-up round failed", origin=origin, error=type(exc).__name__)
+        async def rounds(unit: list[str], *, concurrent: bool) -> None:
+            # The engine records and logs each failure; on a first run its types stay partial.
+            if not unit:
+                return
+            report = await rt.engine.run_rounds(unit, force_full=first, concurrent=concurrent)
+            if first:
+                for origin, reason in sorted(report.failed.items()):
+                    log.warning("initial round failed; its types are partial", origin=origin, error=reason)
 
         async def directory_chain() -> None:
             try:
-                await asyncio.gather(*(one(o) for o in directory))
+                await rounds(directory, concurrent=True)
             finally:
                 directory_done.set()
             if not first:
@@ -316,8 +314,7 @@ class Daemon:
         async def intune_chain() -> None:
             if first:
                 await directory_done.wait()
-            for origin in intune:
-                await one(origin)
+            await rounds(intune, concurrent=False)
 
         await asyncio.gather(directory_chain(), intune_chain())
         if first:
