@@ -122,21 +122,11 @@ def _int_or_text(value: str | None) -> int | str | None:
 
 
 class BulkReports:
-    """Export state shared by the Intune sources of one process (refusals, stats)."""
+    """Export state shared by the Intune sources of one process: which exports were refused."""
 
-    def __init__(self, *, timeout: float = 900.0, poll_delays: Sequence[float] | None = None) -> None:
-        self.timeout = timeout
-        self.poll_delays = poll_delays
+    def __init__(self) -> None:
         self.refused: dict[str, float] = {}
         """report name -> monotonic time until which a refused export is not tried again."""
-        self.last_exporter: ReportExporter | None = None
-
-    def _exporter(self, graph: GraphClient) -> ReportExporter:
-        kwargs: dict[str, Any] = {"timeout": self.timeout}
-        if self.poll_delays is not None:
-            kwargs["poll_delays"] = self.poll_delays
-        self.last_exporter = ReportExporter(graph, **kwargs)
-        return self.last_exporter
 
     def available(self, report: str) -> bool:
         return self.refused.get(report, 0.0) <= time.monotonic()
@@ -158,7 +148,7 @@ class BulkReports:
         """Every device's detected apps from one export, or None (the caller falls back)."""
         if not self.available(INVENTORY_REPORT):
             return None
-        exporter = self._exporter(graph)
+        exporter = ReportExporter(graph)
         try:
             request = ExportRequest(INVENTORY_REPORT, INVENTORY_COLUMNS)
             results = await exporter.run([request], reduce_inventory)
@@ -209,7 +199,7 @@ class BulkReports:
             ExportRequest(INSTALL_REPORT, INSTALL_COLUMNS, f"(ApplicationId eq '{escape_filter_value(a)}')")
             for a in app_ids
         ]
-        exporter = self._exporter(graph)
+        exporter = ReportExporter(graph)
         try:
             results = await exporter.run(requests, reduce_installs)
         except ExportUnavailable as exc:
