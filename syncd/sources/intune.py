@@ -378,9 +378,9 @@ class Embedded:
     """(object id, sub key) of `owned_types` sub-resources that could not be read (kept)."""
 
 
-def owner_of(obj_id: str, sub: SubResource) -> str:
-    """The owner key of the rows made from one sub-resource of one object."""
-    return f"{obj_id}#{sub.key}"
+def owner_of(obj_id: str, sub_key: str) -> str:
+    """The owner key of the rows made from one sub-resource (its `SubResource.key`) of one object."""
+    return f"{obj_id}#{sub_key}"
 
 
 class IntuneCollectionSource:
@@ -456,8 +456,8 @@ class IntuneCollectionSource:
         fetched = [o for o in fetch if str(o["id"]) not in embedded.failed]
         fetched_ids = {str(o["id"]) for o in fetched}
         keep = [oid for oid in hashes if oid not in fetched_ids]
-        keep += [f"{oid}#{key}" for oid, key in embedded.unread]
-        keep += [owner_of(oid, s) for oid in keep if oid in hashes for s in self._owned_subs()]
+        keep += [owner_of(oid, key) for oid, key in embedded.unread]
+        keep += [owner_of(oid, s.key) for oid in keep if oid in hashes for s in self._owned_subs()]
         lookups = await self._lookups(ctx)
         baseline = await ctx.mirror.get_cursor(f"poll:{self.origin}") is None
         round_ = await ctx.mirror.begin_round(self.origin, full=True)
@@ -532,7 +532,7 @@ class IntuneCollectionSource:
             owned = [r for r in rels if r["_type"] in sub.owned_types]
             rels = [r for r in rels if r["_type"] not in sub.owned_types]
             if (oid, sub.key) not in embedded.unread:
-                await round_.stage(owner_of(oid, sub), (), owned, replace=True)
+                await round_.stage(owner_of(oid, sub.key), (), owned, replace=True)
         await round_.stage(oid, derived.entities, rels, replace=True)
 
     def _objects_of_changed_devices(self, devices_now: Mapping[str, str]) -> set[str]:
