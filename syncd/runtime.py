@@ -125,9 +125,12 @@ class Runtime:
     account: AccountSource
     tenant_id: str
     """The tenant's GUID, resolved once at start (`syncd.tenant`): webhook checks, keys, scope."""
-    scope: str
-    """The J1 scope syncd writes to: `[j1] scope`, else `syncd-microsoft-365-<tenant GUID>`
-    (also stored back into `settings.j1.scope`)."""
+
+    @property
+    def scope(self) -> str:
+        """The J1 scope syncd writes to: `[j1] scope`, else `syncd-microsoft-365-<tenant GUID>`
+        (`open_runtime` writes it back into `settings.j1.scope` once the tenant is resolved)."""
+        return self.settings.j1.scope
 
     @property
     def subscriptions_api(self) -> SubscriptionsApi:
@@ -213,7 +216,7 @@ async def open_runtime(settings: Settings, *, mirror: Mirror | None = None) -> A
         )
         engine = Engine(ctx, writer, sources, origin_types=origin_types(), sign_ins=sign_ins)
         engine_ref.append(engine)
-        yield Runtime(settings, session, mirror, graph, j1, engine, account, tenant_id, settings.j1.scope)
+        yield Runtime(settings, session, mirror, graph, j1, engine, account, tenant_id)
     finally:
         await session.close()
         if own_mirror:
