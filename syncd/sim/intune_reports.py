@@ -62,6 +62,7 @@ if TYPE_CHECKING:
 
 JSON = dict[str, Any]
 NEVER = "0001-01-01T00:00:00Z"
+BLOB_SUFFIX = ".zip"
 WRITE_PERMISSIONS = frozenset(
     {
         "DeviceManagementConfiguration.ReadWrite.All",
@@ -333,11 +334,15 @@ class ExportJob:
     requested: datetime
     created: float
     fails: bool
-    blob: str
     status: str = "notStarted"
     url: str | None = None
     expires: datetime | None = None
     content: bytes | None = None
+
+    @property
+    def blob(self) -> str:
+        """The name of the job's file on the storage host."""
+        return f"{self.id}{BLOB_SUFFIX}"
 
     def to_json(self) -> JSON:
         return {
@@ -422,7 +427,6 @@ class ReportStore:
             requested=datetime.now(UTC),
             created=self.clock(),
             fails=fails,
-            blob=f"{job_id}.zip",
         )
         self.jobs[job_id] = job
         self.created += 1
@@ -465,8 +469,8 @@ class ReportStore:
 
     def blob(self, container: str, blob: str, sig: str | None, expiry: str | None) -> bytes | str:
         """The file, or the Azure-style error code that refuses it."""
-        job = next((j for j in self.jobs.values() if j.blob == blob), None)
-        if container != self.container or job is None or job.content is None:
+        job = self.jobs.get(blob.removesuffix(BLOB_SUFFIX))
+        if container != self.container or job is None or job.blob != blob or job.content is None:
             return "BlobNotFound"
         if not sig or not expiry or not hmac.compare_digest(sig, self._signature(blob, expiry)):
             return "AuthenticationFailed"
