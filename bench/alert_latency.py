@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.kit.daemon import start_daemon
-from bench.kit.sim_admin import SimAdmin, sim_admin
+from bench.kit.sim_admin import SimAdmin, graph_requests, sim_admin
 from bench.kit.stats import describe, percentiles
 from bench.kit.tenants import intune_of
 from syncd.alerts.targets import ALERT_ID_HEADER
@@ -265,9 +265,9 @@ async def bench(args: argparse.Namespace) -> None:
                 _say(f"run {run + 1}: {_describe(percentiles(samples))}; missed {missed_now}")
         if args.idle > 0:
             await asyncio.sleep(5.0)  # let the last follow-ups finish
-            before = {r: c["requests"] for r, c in h.sims.graph.counters.routes.items()}
+            before = graph_requests(h)
             await asyncio.sleep(args.idle)
-            after = {r: c["requests"] for r, c in h.sims.graph.counters.routes.items()}
+            after = graph_requests(h)
             spent = {r: n - before.get(r, 0) for r, n in after.items() if n - before.get(r, 0) > 0}
             per_hour = sum(spent.values()) * 3600 / args.idle
             _say(f"idle {args.idle:g} s: {sum(spent.values())} Graph requests, {per_hour:.0f} per hour")

@@ -105,13 +105,11 @@ async def run_child(cmd: list[str]) -> tuple[int, float, float, str]:
 def uploads_since(h: SimHarness, n_jobs: int) -> tuple[list[dict[str, Any]], int, int]:
     """Jobs since `n_jobs`, objects uploaded to syncd's partition scopes (person mappings
     included), and to any other scope (none expected)."""
+    from bench.kit.sim_admin import uploaded_objects
+
     jobs = h.sims.j1_state.jobs_view()[n_jobs:]
-
-    def size(job: dict[str, Any]) -> int:
-        return sum(job["uploads"]["objects"].values())
-
-    ours = sum(size(j) for j in jobs if h.is_syncd_scope(j["scope"]))
-    others = sum(size(j) for j in jobs if not h.is_syncd_scope(j["scope"]))
+    ours = sum(uploaded_objects(j) for j in jobs if h.is_syncd_scope(j["scope"]))
+    others = sum(uploaded_objects(j) for j in jobs if not h.is_syncd_scope(j["scope"]))
     return jobs, ours, others
 
 

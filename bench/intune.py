@@ -30,6 +30,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.kit.sim_admin import graph_requests
 from bench.kit.tenants import intune_of
 from syncd import log
 from syncd.runtime import Runtime, open_runtime
@@ -44,19 +45,19 @@ ORIGINS = [c.origin for c in COLLECTIONS]
 def counts(h: SimHarness) -> tuple[int, int, int]:
     """(Intune requests incl. `$batch` items, outer `$batch` POSTs, report downloads) so far."""
     intune = batches = 0
-    for route, c in h.sims.graph.counters.routes.items():
+    for route, n in graph_requests(h).items():
         if "$batch" in route:
-            batches += c["requests"]
+            batches += n
         elif "/deviceManagement" in route or "/deviceAppManagement" in route:
-            intune += c["requests"]
+            intune += n
     return intune, batches, report_store(h.sims.graph).downloads
 
 
 def by_route(h: SimHarness) -> Counter[str]:
     return Counter(
         {
-            route: c["requests"]
-            for route, c in h.sims.graph.counters.routes.items()
+            route: n
+            for route, n in graph_requests(h).items()
             if "/deviceManagement" in route or "/deviceAppManagement" in route
         }
     )

@@ -24,6 +24,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from bench.kit.sim_admin import syncd_jobs, uploaded_objects
 from syncd import log
 from syncd.j1.capabilities import KV_KEY
 from syncd.runtime import Runtime, open_runtime, probe_account
@@ -35,12 +36,8 @@ from syncd.sim.tenant import Tenant
 BOUNDS = {"property": 2, "create": 200, "delete": 200, "member added": 200, "member removed": 200}
 
 
-def _jobs_since(h: SimHarness, since: int) -> list[dict[str, Any]]:
-    return [j for j in h.sims.j1_state.jobs_view()[since:] if h.is_syncd_scope(j["scope"])]
-
-
 def _uploaded(jobs: list[dict[str, Any]]) -> int:
-    return sum(sum(j["uploads"]["objects"].values()) for j in jobs)
+    return sum(uploaded_objects(j) for j in jobs)
 
 
 def _requests(h: SimHarness) -> int:
@@ -122,8 +119,8 @@ async def run(users: int, runs: int, permissive: bool) -> None:
                 started = time.monotonic()
                 report = await rt.engine.resync()
                 wall = time.monotonic() - started
-                jobs = _jobs_since(h, jobs0)
-                sizes = [sum(j["uploads"]["objects"].values()) for j in jobs]
+                jobs = syncd_jobs(h, jobs0)
+                sizes = [uploaded_objects(j) for j in jobs]
                 print(
                     f"full resync: {len(jobs)} jobs ({dict(Counter(j['mode'] for j in jobs))}),"
                     f" {_requests(h) - req0} J1 requests, {_uploaded(jobs)} objects,"
@@ -137,7 +134,7 @@ async def run(users: int, runs: int, permissive: bool) -> None:
                         since, req = len(h.sims.j1_state.jobs_view()), _requests(h)
                         changes.apply(kind)
                         await _cycle(rt)
-                        done = _jobs_since(h, since)
+                        done = syncd_jobs(h, since)
                         objects.append(_uploaded(done))
                         job_counts.append(len(done))
                         requests.append(_requests(h) - req)

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.kit.daemon import DaemonProc, start_daemon
-from bench.kit.sim_admin import SimAdmin, graph_requests, sim_admin
+from bench.kit.sim_admin import SimAdmin, delta_requests, graph_requests, sim_admin
 from bench.kit.stats import describe, percentiles
 from bench.kit.truth import j1_property
 from bench.kit.waiting import poll
@@ -347,8 +347,8 @@ async def bench(args: argparse.Namespace) -> None:
             _say(f"replication delay on: each change visible to delta {low:g} to {high:g} s after it")
         async with sim_admin(h) as admin:
             for run in range(args.runs):
-                users_delta0 = sum(n for r, n in graph_requests(h).items() if "/users/delta" in r)
-                groups_delta0 = sum(n for r, n in graph_requests(h).items() if "/groups/delta" in r)
+                users_delta0 = delta_requests(h, "users")
+                groups_delta0 = delta_requests(h, "groups")
                 results = await latency_run(h, admin, pick, args, run)
                 got = [t for _k, t in results if t is not None]
                 missed += len(results) - len(got)
@@ -356,8 +356,8 @@ async def bench(args: argparse.Namespace) -> None:
                 for k, t in results:
                     if t is not None:
                         by_kind[k].append(t)
-                ud = sum(n for r, n in graph_requests(h).items() if "/users/delta" in r) - users_delta0
-                gd = sum(n for r, n in graph_requests(h).items() if "/groups/delta" in r) - groups_delta0
+                ud = delta_requests(h, "users") - users_delta0
+                gd = delta_requests(h, "groups") - groups_delta0
                 _say(
                     f"run {run + 1}: {describe(percentiles(got))}; not seen within {args.limit:g} s: "
                     f"{len(results) - len(got)}; delta requests users={ud} groups={gd}"

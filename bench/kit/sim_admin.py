@@ -1,4 +1,5 @@
-"""The Graph simulator seen from outside: its admin API (`/_sim/...`) and its request counters."""
+"""The simulators seen from outside: the Graph simulator's admin API (`/_sim/...`) and request
+counters, and the jobs the J1 simulator ran for syncd."""
 
 from __future__ import annotations
 
@@ -55,3 +56,14 @@ def graph_requests(h: SimHarness) -> dict[str, int]:
 def delta_requests(h: SimHarness, resource: str) -> int:
     """Requests to `/{resource}/delta` (every page counts)."""
     return sum(n for route, n in graph_requests(h).items() if f"/{resource}/" in route and "delta" in route)
+
+
+def syncd_jobs(h: SimHarness, since: int = 0) -> list[dict[str, Any]]:
+    """The J1 simulator's jobs on syncd's partition scopes, from job number `since` on (probe and
+    isolation scopes left out)."""
+    return [j for j in h.sims.j1_state.jobs_view()[since:] if h.is_syncd_scope(j["scope"])]
+
+
+def uploaded_objects(job: dict[str, Any]) -> int:
+    """Objects a J1 job received in its uploads (entities, relationships, explicit deletes)."""
+    return sum(job["uploads"]["objects"].values())

@@ -27,7 +27,7 @@ async def resync_command(settings: Settings, *, prune_disabled: bool = False) ->
                 # then omits them (and does not list their types as partial): J1 deletes them.
                 for origin in disabled:
                     round_ = await rt.mirror.begin_round(origin, full=True)
-                    await round_.commit()
+                    await round_.commit(collect_changes=False)  # nobody reads its change list
                     await rt.mirror.set_origin_flag(origin, False, PRUNED_REASON, disabled=True)
                 log.info("pruning the data of switched-off sources", origins=disabled)
             else:

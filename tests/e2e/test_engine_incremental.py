@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.kit.sim_admin import syncd_jobs
 from bench.kit.truth import (
     Expected,
     assert_graph_matches,
@@ -35,9 +36,7 @@ Job = tuple[dict[str, Any], dict[str, set[str]]]
 def _jobs(h: SimHarness, recorder: JobRecorder, first_job: int) -> list[Job]:
     """(job, keys per upload field) of syncd's jobs since `first_job`."""
     out = []
-    for job in h.sims.j1_state.jobs_view()[first_job:]:
-        if not h.is_syncd_scope(job["scope"]):
-            continue
+    for job in syncd_jobs(h, first_job):
         assert job["status"] == "FINISHED", (job["mode"], job["status"])
         keys = recorder.keys[job["id"]]
         # every upload field counted by the simulator holds distinct keys: nothing sent twice

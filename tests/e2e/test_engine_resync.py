@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from bench.kit.daemon import run_cli
+from bench.kit.sim_admin import syncd_jobs
 from bench.kit.truth import (
     NON_USER_MEMBER_STORES,
     Expected,
@@ -78,7 +79,7 @@ async def _resync_exactly(make_harness: HarnessFactory, users: int) -> None:
     assert res.code == 0, res.err[-2000:]
     assert "0 failed" in res.out
     assert_graph_matches(h, expected)
-    scope_jobs = [j for j in h.sims.j1_state.jobs_view()[jobs_before:] if h.is_syncd_scope(j["scope"])]
+    scope_jobs = syncd_jobs(h, jobs_before)
     assert {(j["mode"], j["status"]) for j in scope_jobs} == {("DIFF", "FINISHED")}
     scopes = [j["scope"] for j in scope_jobs]
     assert len(scopes) == len(set(scopes)), "a partition was sent twice"

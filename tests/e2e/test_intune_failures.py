@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 import structlog
 
+from bench.kit.sim_admin import syncd_jobs
 from bench.kit.tenants import intune_of, intune_tenant
 from bench.kit.truth import by_type
 from syncd import metrics
@@ -74,11 +75,7 @@ async def test_forbidden_collection_keeps_its_data_and_is_partial(tmp_path: Path
             jobs_before = len(h.sims.j1_state.jobs_view())
             report = await rt.engine.resync()
             assert set(report.failed) == {CONFIGS}
-            diff_jobs = [
-                j
-                for j in h.sims.j1_state.jobs_view()[jobs_before:]
-                if j["mode"] == "DIFF" and h.is_syncd_scope(j["scope"])
-            ]
+            diff_jobs = [j for j in syncd_jobs(h, jobs_before) if j["mode"] == "DIFF"]
             assert diff_jobs  # one per partition, every one protecting the failed collection's types
             for job in diff_jobs:
                 assert set(INTUNE_ORIGIN_TYPES[CONFIGS]) <= set(job["partialTypes"])

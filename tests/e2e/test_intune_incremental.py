@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.kit.sim_admin import graph_requests
+from bench.kit.sim_admin import graph_requests, syncd_jobs
 from bench.kit.tenants import intune_of, intune_tenant
 from bench.kit.truth import NULL_GUID, assert_same_keys, by_type, expected_graph
 from syncd.mirror.keyhash import key_hash
@@ -37,11 +37,6 @@ def policy_statuses_of(tenant: Any, device_id: str) -> dict[tuple[str, str], str
             if st["id"].rsplit("_", 1)[-1] == device_id:
                 out[(pid, st["id"])] = st["status"]
     return out
-
-
-def jobs_since(h: SimHarness, since: int) -> list[dict[str, Any]]:
-    """syncd's jobs started after the first `since` ones."""
-    return [j for j in h.sims.j1_state.jobs_view()[since:] if h.is_syncd_scope(j["scope"])]
 
 
 def uploads(jobs: list[dict[str, Any]]) -> dict[str, int]:
@@ -86,7 +81,7 @@ async def test_no_change_poll_then_one_compliance_change(tmp_path: Path, j1_read
             assert isinstance(source, IntuneCollectionSource) and source.last_fetched == 0
         push = await rt.engine.drain()
         assert push.objects == 0
-        assert jobs_since(h, jobs_before) == []
+        assert syncd_jobs(h, jobs_before) == []
 
         # 2. One device turns noncompliant: a device whose policy statuses are all compliant.
         device = next(
@@ -130,7 +125,7 @@ async def test_no_change_poll_then_one_compliance_change(tmp_path: Path, j1_read
         layout = await rt.engine.writer.layout()
         assert layout is not None
         rel_scopes = {layout.partition_of("r", key_hash(k)).scope(layout.base) for k in changed_rels}
-        jobs = jobs_since(h, jobs_before)
+        jobs = syncd_jobs(h, jobs_before)
         # entity upserts alone: PATCH jobs of exactly the changed entities
         patches = [j for j in jobs if j["mode"] == "PATCH"]
         assert uploads(patches) == {"entities": n_entities}, uploads(patches)

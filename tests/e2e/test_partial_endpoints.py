@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.kit.sim_admin import syncd_jobs
 from bench.kit.tenants import feature_tenant
 from syncd.commands.resync import resync_command
 from syncd.model import schema as m
@@ -32,7 +33,7 @@ async def test_a_failed_users_round_on_a_fresh_mirror_keeps_memberships_in_j1(tm
         jobs_before = len(h.sims.j1_state.jobs_view())
         assert await resync_command(fresh) == 1  # a failed round is reported
 
-        jobs = [j for j in h.sims.j1_state.jobs_view()[jobs_before:] if h.is_syncd_scope(j["scope"])]
+        jobs = syncd_jobs(h, jobs_before)
         assert jobs and {j["mode"] for j in jobs} == {"DIFF"}  # one per partition
         for job in jobs:
             for protected in (m.USER, m.GROUP_HAS_USER, m.ACCOUNT_HAS_USER, m.USER_OWNS_DEVICE):

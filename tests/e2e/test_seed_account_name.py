@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.kit.sim_admin import syncd_jobs
 from bench.kit.tenants import feature_tenant
 from syncd.model import schema as m
 from syncd.runtime import open_runtime
@@ -31,7 +32,7 @@ async def test_account_name_tags_every_entity_and_follows_changes(tmp_path: Path
         assert not second.failed
         # the mirror's hash diff sees every entity changed (and nothing else: relationships are untouched)
         assert sum(r.changes for r in second.rounds) == len(entities)
-        jobs = [j for j in h.sims.j1_state.jobs_view()[jobs_before:] if h.is_syncd_scope(j["scope"])]
+        jobs = syncd_jobs(h, jobs_before)
         assert {(j["mode"], j["status"]) for j in jobs} == {("DIFF", "FINISHED")}
         assert sum(j["counters"]["numEntitiesUpdated"] for j in jobs) == len(entities)
         assert sum(j["counters"]["numRelationshipsUpdated"] for j in jobs) == 0

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bench.kit.sim_admin import graph_requests
+from bench.kit.sim_admin import graph_requests, syncd_jobs
 from bench.kit.tenants import feature_tenant
 from syncd.commands.resync import resync_command
 from syncd.commands.status import status_command
@@ -23,8 +23,7 @@ DEVICE_ROUTE_WORDS = ("/devices", "deviceManagement", "deviceAppManagement", "$b
 
 def _main_jobs(h: SimHarness, since: int = 0) -> list[dict[str, Any]]:
     """syncd's DIFF jobs (one per partition of a full resync) since job number ``since``."""
-    jobs = h.sims.j1_state.jobs_view()[since:]
-    found = [j for j in jobs if h.is_syncd_scope(j["scope"]) and j["mode"] == "DIFF"]
+    found = [j for j in syncd_jobs(h, since) if j["mode"] == "DIFF"]
     assert found
     return found
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 from syncd.sim.harness import SimHarness
 
@@ -52,17 +53,12 @@ async def health_get(h: SimHarness, path: str) -> tuple[int, str]:
 
 
 def metric_value(text: str, name: str, **labels: str) -> float | None:
-    """The sample `name{labels...}` from a Prometheus text page (labels: a subset that must match)."""
-    total: float | None = None
-    for line in text.splitlines():
-        if line.startswith("#") or not line.startswith(name):
-            continue
-        head, _, value = line.rpartition(" ")
-        metric, _, label_text = head.partition("{")
-        if metric != name:
-            continue
-        found = dict(part.split("=", 1) for part in label_text.rstrip("}").split(",") if "=" in part)
-        found = {k: v.strip('"') for k, v in found.items()}
-        if all(found.get(k) == v for k, v in labels.items()):
-            total = (total or 0.0) + float(value)
-    return total
+    """The sample `name{labels...}` from a Prometheus text page (labels: a subset that must match;
+    the samples that match are summed), None when there is none."""
+    values = [
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    ]
+    return sum(values) if values else None

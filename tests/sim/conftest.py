@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 
 from bench.kit.tenants import graph_tenant
+from tests.conftest import Serve
 from tests.helpers.graph_sim import GraphSimClient, graph_sim
 from tests.sim.j1_helpers import make_sim_fixture, sim_fixture  # noqa: F401 - J1 simulator fixtures
 
@@ -71,14 +72,10 @@ class Receiver:
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
+async def receiver(serve: Serve) -> Receiver:
     rec = Receiver()
     app = web.Application()
     app.router.add_post("/hook", rec.handle)
     app.router.add_post("/life", rec.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    rec.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    yield rec
-    await runner.cleanup()
+    rec.url = await serve(app)
+    return rec

@@ -10,6 +10,7 @@ import pytest
 
 from bench.kit.tenants import graph_tenant
 from syncd.sim.graph.faults import Faults
+from tests.conftest import Serve
 from tests.helpers.graph_sim import GraphSimClient, graph_sim
 
 
@@ -92,24 +93,16 @@ async def test_unknown_fault_rejected_and_reset(harness: GraphSimClient) -> None
     assert stats["routes"]["GET /v1.0/organization"] == {"requests": 1, "throttled": 0, "200": 1}
 
 
-async def test_middleware_covers_intune_routes_when_present() -> None:
-    from aiohttp import web
-
+async def test_middleware_covers_intune_routes_when_present(serve: Serve) -> None:
     from syncd.sim.graph.app import GraphSim
 
     sim = GraphSim(graph_tenant(devices=4), faults=Faults(throttle_next=1))
     app = sim.create_app()  # with the Intune routes when syncd.sim.intune(_routes) exists
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
-        async with aiohttp.ClientSession() as s, s.get(f"{base}/beta/deviceManagement/managedDevices") as r:
-            assert r.status == 401  # auth applies whether or not the route exists
-        has_intune = any("deviceManagement" in res.canonical for res in app.router.resources())
-        assert sim.counters.routes  # counted
-        if has_intune:
-            key = next(k for k in sim.counters.routes if "deviceManagement/managedDevices" in k)
-            assert sim.counters.routes[key]["401"] == 1
-    finally:
-        await runner.cleanup()
+    base = await serve(app)
+    async with aiohttp.ClientSession() as s, s.get(f"{base}/beta/deviceManagement/managedDevices") as r:
+        assert r.status == 401  # auth applies whether or not the route exists
+    has_intune = any("deviceManagement" in res.canonical for res in app.router.resources())
+    assert sim.counters.routes  # counted
+    if has_intune:
+        key = next(k for k in sim.counters.routes if "deviceManagement/managedDevices" in k)
+        assert sim.counters.routes[key]["401"] == 1
