@@ -148,7 +148,7 @@ class Engine:
         reason = report.skip_reason or "skipped"
         self.last_success[origin] = time.time()
         if report.absent and await self._absent_long_enough(origin):
-            await self._remove_absent(origin)
+            await self.remove_origin(origin, ABSENT_REMOVED)
             return
         self.partial[origin] = reason
         await self.mirror.set_origin_flag(origin, True, reason, disabled=True)
@@ -180,17 +180,18 @@ class Engine:
             self._absent_since[origin] = since
         return time.time() - since >= self.absent_grace
 
-    async def _remove_absent(self, origin: str) -> None:
+    async def remove_origin(self, origin: str, reason: str) -> None:
         """An empty full round sweeps the origin's rows (their deletes go to the outbox) and its
-        types stop being partial, so every push removes its data from J1."""
+        types stop being partial, so the next push removes its data from J1: a tenant without
+        Intune (after `absent_grace`), a switched-off source under `resync --prune-disabled`."""
         round_ = await self.mirror.begin_round(origin, full=True)
-        result = await round_.commit(collect_changes=False)
+        result = await round_.commit(collect_changes=False)  # nobody reads its change list
         if result.outbox_added:
             log.warning(
-                "removing data the tenant does not have from J1", origin=origin, rows=result.outbox_added
+                "removing an origin's data from J1", origin=origin, reason=reason, rows=result.outbox_added
             )
         self.partial.pop(origin, None)
-        await self.mirror.set_origin_flag(origin, False, ABSENT_REMOVED, disabled=True)
+        await self.mirror.set_origin_flag(origin, False, reason, disabled=True)
 
     async def _failed(self, origin: str, started: float, exc: BaseException, *, partial: bool) -> None:
         reason = _describe(exc)
@@ -208,8 +209,9 @@ class Engine:
                 await self.mirror.set_origin_flag(origin, True, reason)
             await self.mirror.record_run(origin, started, time.time(), "failed", {}, reason)
         except Exception as mirror_exc:
-            log.error("could not record the failed round in the mirror", origin=origin,
-                      error=_describe(mirror_exc))
+            log.error(
+                "could not record the failed round in the mirror", origin=origin, error=_describe(mirror_exc)
+            )
 
     @contextlib.asynccontextmanager
     async def _running(self, name: str) -> AsyncIterator[None]:
@@ -315,4 +317,3 @@ def _describe(exc: BaseException) -> str:
     """A one-line reason without secrets (our errors never carry them)."""
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:500]
-

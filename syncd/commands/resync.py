@@ -26,9 +26,7 @@ async def resync_command(settings: Settings, *, prune_disabled: bool = False) ->
                 # An empty full round sweeps the origin's rows out of the mirror; the DIFF below
                 # then omits them (and does not list their types as partial): J1 deletes them.
                 for origin in disabled:
-                    round_ = await rt.mirror.begin_round(origin, full=True)
-                    await round_.commit(collect_changes=False)  # nobody reads its change list
-                    await rt.mirror.set_origin_flag(origin, False, PRUNED_REASON, disabled=True)
+                    await rt.engine.remove_origin(origin, PRUNED_REASON)
                 log.info("pruning the data of switched-off sources", origins=disabled)
             else:
                 await mark_disabled(rt.engine, settings)
