@@ -26,8 +26,7 @@ from typing import Any
 
 from bench.kit.sim_admin import syncd_jobs, uploaded_objects
 from syncd import log
-from syncd.j1.capabilities import KV_KEY
-from syncd.runtime import Runtime, open_runtime, probe_account
+from syncd.runtime import Runtime, open_runtime
 from syncd.sim.generator import generate_tenant
 from syncd.sim.harness import SimHarness, start_harness
 from syncd.sim.j1.behaviour import J1Behaviour
@@ -110,9 +109,7 @@ async def run(users: int, runs: int, permissive: bool) -> None:
             settings = h.settings({"sync": {"sources": ["users", "groups", "devices"]}})
             async with open_runtime(settings) as rt:
                 # what the daemon does once, at its first start
-                caps = await probe_account(settings, rt.j1)
-                await rt.mirror.set_value(KV_KEY, caps.to_json())
-                await rt.engine.writer.reload_capabilities()
+                caps = await rt.probe_j1()
                 proven = sorted(n for n, f in caps.findings.items() if f.ok)
                 print("J1 behaviours proven by the probe:", proven)
                 jobs0, req0 = len(h.sims.j1_state.jobs_view()), _requests(h)

@@ -29,12 +29,11 @@ from syncd import log as syncd_log
 from syncd import metrics, sdnotify
 from syncd.config import Settings, load_settings
 from syncd.health import create_health_app
-from syncd.j1.capabilities import KV_KEY
 from syncd.j1.errors import J1Error
 from syncd.listener import Listener, ListenerLimits
 from syncd.notified import NotifiedChanges
 from syncd.progress import Progress
-from syncd.runtime import Runtime, open_runtime, probe_account
+from syncd.runtime import Runtime, open_runtime
 from syncd.sources.alerting import MirrorAlertStore
 from syncd.sources.base import FollowsEntraDevices
 from syncd.sources.catalog import mark_disabled
@@ -266,9 +265,7 @@ class Daemon:
                     "closed J1 jobs left open by a crash; their partitions are re-sent by DIFF", jobs=left
                 )
             if self.settings.j1.strategy == "auto" and not writer.capabilities.probed:
-                capabilities = await probe_account(self.settings, rt.j1)
-                await rt.mirror.set_value(KV_KEY, capabilities.to_json())
-                await writer.reload_capabilities()
+                capabilities = await rt.probe_j1()
                 proven = [n for n, f in capabilities.findings.items() if f.ok]
                 log.info("J1 capability probe done", proven=proven)
         except Exception as exc:

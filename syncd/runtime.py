@@ -19,7 +19,7 @@ from syncd.graph.auth import MsalTokenProvider
 from syncd.graph.budget import INTUNE, Pacing, RequestBudget
 from syncd.graph.client import GraphClient
 from syncd.graph.subscriptions import SubscriptionsApi
-from syncd.j1.capabilities import Capabilities
+from syncd.j1.capabilities import KV_KEY, Capabilities
 from syncd.j1.client import SyncApiClient
 from syncd.j1.probe import AccountProbe
 from syncd.j1.query import J1QueryClient
@@ -135,6 +135,14 @@ class Runtime:
     @property
     def subscriptions_api(self) -> SubscriptionsApi:
         return SubscriptionsApi(self.graph)
+
+    async def probe_j1(self) -> Capabilities:
+        """The capability probe, recorded in the mirror and taken up by the writer at once (what
+        the daemon does once, at its first start)."""
+        capabilities = await probe_account(self.settings, self.j1)
+        await self.mirror.set_value(KV_KEY, capabilities.to_json())
+        await self.engine.writer.reload_capabilities()
+        return capabilities
 
 
 def token_provider(settings: Settings) -> MsalTokenProvider:

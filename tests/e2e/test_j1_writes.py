@@ -26,7 +26,6 @@ from tests.helpers.j1 import (
     READINGS,
     STRICT,
     assert_j1_equals_mirror,
-    probe_like_the_daemon,
 )
 
 SOURCES = {"sync": {"sources": ["users", "groups", "devices"]}}
@@ -51,7 +50,7 @@ async def test_directory_changes_reach_j1_under_every_reading(
     tenant.soft_delete("users", pre_deleted)
     h = await make_harness(tenant, j1_behaviour={**READINGS, **ONE_SWITCH_EACH}[reading])
     async with open_runtime(h.settings(SOURCES)) as rt:
-        caps = await probe_like_the_daemon(rt)
+        caps = await rt.probe_j1()
         assert caps.findings[DOCUMENTED_BASELINE].ok is True
         await rt.engine.resync()
         await assert_j1_equals_mirror(h, rt)
@@ -87,7 +86,7 @@ async def test_the_probe_finds_what_the_account_does_and_cleans_up(
 ) -> None:
     h = await make_harness(_tenant(20), j1_behaviour=reading)
     async with open_runtime(h.settings(SOURCES)) as rt:
-        caps = await probe_like_the_daemon(rt)
+        caps = await rt.probe_j1()
     assert {name for name, f in caps.findings.items() if f.ok} == proven
     if reading is STRICT:  # seen failing, not merely untested
         assert caps.findings[Behaviour.CROSS_SCOPE_ADDITIVE].ok is False
@@ -108,7 +107,7 @@ async def test_a_behaviour_the_account_stops_honouring_is_caught_and_abandoned(
     metrics.reset()
     ops = {"alerts": {"targets": {"ops": {"kind": "webhook", "url": "http://127.0.0.1:9/alerts"}}}}
     async with open_runtime(h.settings({**SOURCES, **ops})) as rt:
-        await probe_like_the_daemon(rt)
+        await rt.probe_j1()
         assert rt.engine.writer.capabilities.proven(Behaviour.CROSS_SCOPE_ADDITIVE)
         await rt.engine.resync()
         # J1 changes its mind: a CROSS_SCOPE job now replaces what its scope owned

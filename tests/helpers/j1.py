@@ -8,8 +8,7 @@ import sqlite3
 from typing import Any
 
 from bench.kit.truth import j1_graph
-from syncd.j1.capabilities import KV_KEY, Capabilities
-from syncd.runtime import Runtime, probe_account
+from syncd.runtime import Runtime
 from syncd.sim.harness import SimHarness
 from syncd.sim.j1 import SimJob
 from syncd.sim.j1.behaviour import J1Behaviour
@@ -104,14 +103,6 @@ async def j1_mismatches(h: SimHarness, rt: Runtime) -> list[str]:
 async def assert_j1_equals_mirror(h: SimHarness, rt: Runtime) -> None:
     problems = await j1_mismatches(h, rt)
     assert not problems, "\n".join(problems)
-
-
-async def probe_like_the_daemon(rt: Runtime) -> Capabilities:
-    """The capability probe the daemon runs once, recorded in the mirror and loaded by the writer."""
-    caps = await probe_account(rt.settings, rt.j1)
-    await rt.mirror.set_value(KV_KEY, caps.to_json())
-    await rt.engine.writer.reload_capabilities()
-    return caps
 
 
 class JobRecorder:
