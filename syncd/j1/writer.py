@@ -349,7 +349,7 @@ class J1Writer:
             await self.client.finalize(job_id)
             finished = await self.client.wait_finished(job_id, timeout=self.job_timeout)
         except BaseException:
-            await self._abort_quietly(job_id)
+            await self.client.abort_quietly(job_id, "syncd: job not completed")
             raise
         finally:
             await self.mirror.forget_job(job_id)
@@ -567,7 +567,7 @@ class J1Writer:
             raise self._classify(exc) from exc
         finally:
             if not finished:
-                await self._abort_quietly(job_id)
+                await self.client.abort_quietly(job_id, "syncd: job not completed")
                 await self.mirror.forget_job(job_id)
 
     def _classify(self, exc: J1Error) -> Exception:
@@ -577,13 +577,6 @@ class J1Writer:
         if isinstance(exc, J1ObjectTooLargeError):
             return PartitionFailed(str(exc), bad_data=True)
         return PartitionFailed(str(exc), bad_data=exc.status == 400)
-
-    async def _abort_quietly(self, job_id: str) -> None:
-        try:
-            async with asyncio.timeout(10):
-                await self.client.abort(job_id, reason="syncd: job not completed")
-        except Exception as exc:  # best effort: the original error matters more
-            log.debug("abort failed", job_id=job_id, error=type(exc).__name__)
 
     async def _set_aside(self, plan: PartitionPlan, refused: Sequence[RefusedUpload]) -> None:
         """Objects J1 refused are left out (until they change) and the job goes on without them."""
