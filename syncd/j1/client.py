@@ -41,7 +41,6 @@ DEFAULT_BATCH_BYTES = 5_000_000
 FINALIZE_ACCEPTED = frozenset(
     {"FINALIZE_PENDING", "FINALIZING_ENTITIES", "FINALIZING_RELATIONSHIPS", "FINISHED"}
 )
-UPLOAD_FIELDS = ("entities", "relationships", "deleteEntities", "deleteRelationships")
 _MAX_MESSAGE = 300
 
 JsonDict = dict[str, Any]

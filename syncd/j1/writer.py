@@ -184,7 +184,6 @@ class J1Writer:
         self._started = False
         self._unavailable_until = 0.0
         self._unavailable_attempts = 0
-        self._unavailable_error: str | None = None
 
     # --- state ----------------------------------------------------------------------------------
 
@@ -430,7 +429,6 @@ class J1Writer:
         if unavailable is not None:
             raise unavailable
         self._unavailable_attempts = 0
-        self._unavailable_error = None
         return report
 
     async def _due(self, layout: Layout, kind: PartKind) -> list[Partition]:
@@ -628,7 +626,6 @@ class J1Writer:
             self._unavailable_until = time.time() + backoff(
                 self._unavailable_attempts, base=self.retry_base, cap=UNAVAILABLE_CAP
             )
-            self._unavailable_error = error
             delay = self._unavailable_until - time.time()
         else:
             delay = backoff(attempts, base=self.retry_base, cap=PARTITION_RETRY_CAP)
@@ -787,13 +784,6 @@ class J1Writer:
             f"J1 job {m.job_id} ({m.mode} on {m.scope}) did not do what was sent: {'; '.join(m.problems)}"
             for m in self.mismatches
         ]
-
-    def unavailable(self, now: float | None = None) -> str | None:
-        """The transient J1 failure pushes are backing off from, if any."""
-        now = time.time() if now is None else now
-        if self._unavailable_until > now:
-            return f"retrying in {self._unavailable_until - now:.0f}s: {self._unavailable_error}"
-        return None
 
     async def scopes_written(self) -> list[str]:
         """Every scope syncd may have written: the current, pending and retiring layouts, the
