@@ -40,7 +40,7 @@ from syncd.j1.errors import (
     J1ObjectTooLargeError,
     J1RetryExhaustedError,
 )
-from syncd.j1.partitions import ENTITY_PART, RELATIONSHIP_PART, Layout, Partition, PartKind
+from syncd.j1.partitions import ENTITY_PART, RELATIONSHIP_PART, Layout, Partition, PartKind, parse_scope
 from syncd.j1.plan import PartitionPlan, PartitionPlanner
 from syncd.j1.verify import Expectation, verify_job
 from syncd.mirror import (
@@ -202,13 +202,13 @@ class J1Writer:
         how many jobs were left behind. Idempotent; every push calls it first."""
         if self._started:
             return 0
-        self.capabilities = Capabilities.from_json(await self.mirror.get_value(KV_KEY))
+        await self.reload_capabilities()
         left = await self.recover_jobs()
         self._started = True
-        self._publish_capabilities()
         return left
 
     async def reload_capabilities(self) -> None:
+        """Read the probe's findings (and revocations) from the mirror."""
         self.capabilities = Capabilities.from_json(await self.mirror.get_value(KV_KEY))
         self._publish_capabilities()
 
@@ -252,35 +252,31 @@ class J1Writer:
                 else:
                     raise
             log.warning("j1 job left behind by a crash", job_id=job_id, scope=scope, mode=mode, status=status)
-            parsed = self._partition_of_scope(scope)
+            parsed = parse_scope(scope)
             if parsed is not None:
-                await self.mirror.mark_partitions([parsed], needs_diff=True, uncertain=True)
+                _base, part = parsed
+                ref = PartitionRef(scope, part.kind, part.bits, part.bucket)
+                await self.mirror.mark_partitions([ref], needs_diff=True, uncertain=True)
             await self.mirror.forget_job(job_id)
         return len(jobs)
 
-    def _partition_of_scope(self, scope: str) -> PartitionRef | None:
-        from syncd.j1.partitions import parse_scope
-
-        parsed = parse_scope(scope)
-        if parsed is None:
-            return None
-        _base, partition = parsed
-        return PartitionRef(scope, partition.kind, partition.bits, partition.bucket)
-
     # --- layout ---------------------------------------------------------------------------------
+
+    async def _stored_layout(self, key: str) -> Layout | None:
+        raw = await self.mirror.get_value(key)
+        return Layout.from_json(raw) if isinstance(raw, dict) else None
 
     async def layout(self) -> Layout | None:
         """The layout J1 holds (None before the first partitioned push)."""
-        raw = await self.mirror.get_value(LAYOUT_KEY)
-        return Layout.from_json(raw) if isinstance(raw, dict) else None
+        return await self._stored_layout(LAYOUT_KEY)
 
     async def pending_layout(self) -> Layout | None:
-        raw = await self.mirror.get_value(PENDING_LAYOUT_KEY)
-        return Layout.from_json(raw) if isinstance(raw, dict) else None
+        """The layout being filled (its scopes replace the current ones once complete)."""
+        return await self._stored_layout(PENDING_LAYOUT_KEY)
 
     async def retiring_layout(self) -> Layout | None:
-        raw = await self.mirror.get_value(RETIRING_LAYOUT_KEY)
-        return Layout.from_json(raw) if isinstance(raw, dict) else None
+        """The layout emptied once the pending one is complete."""
+        return await self._stored_layout(RETIRING_LAYOUT_KEY)
 
     async def _active_layout(self) -> Layout:
         """The layout pushes write: a pending (being filled) one, else the current one; sized and
