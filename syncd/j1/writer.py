@@ -434,8 +434,9 @@ class J1Writer:
         states = {s.scope: s for s in await self.mirror.partition_states() if s.kind == kind}
         found: dict[str, Partition] = {}
         for state in states.values():
-            if state.needs_diff and state.bits == bits:
-                found[state.scope] = Partition(kind, state.bits, state.bucket)
+            partition = Partition(kind, state.bits, state.bucket)
+            if state.needs_diff and state.scope == partition.scope(layout.base) and state.bits == bits:
+                found[state.scope] = partition
         for bucket in await self.mirror.pending_buckets(kind, bits):
             partition = Partition(kind, bits, bucket)
             found.setdefault(partition.scope(layout.base), partition)
