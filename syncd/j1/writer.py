@@ -427,8 +427,9 @@ class J1Writer:
         self._unavailable_attempts = 0
         return report
 
-    async def _due(self, layout: Layout, kind: PartKind) -> list[Partition]:
-        """Partitions of ``kind`` with outbox rows or a pending DIFF, minus those backing off."""
+    async def _due(self, layout: Layout, kind: PartKind) -> list[tuple[Partition, PartitionState | None]]:
+        """Partitions of ``kind`` with outbox rows or a pending DIFF, minus those backing off, each
+        with its state (only the writer changes a state, and pushes are serialised)."""
         now = time.time()
         bits = layout.bits(kind)
         states = {s.scope: s for s in await self.mirror.partition_states() if s.kind == kind}
@@ -441,36 +442,41 @@ class J1Writer:
             partition = Partition(kind, bits, bucket)
             found.setdefault(partition.scope(layout.base), partition)
         return sorted(
-            p for scope, p in found.items() if scope not in states or states[scope].next_attempt <= now
+            ((p, states.get(scope)) for scope, p in found.items()
+             if scope not in states or states[scope].next_attempt <= now),
+            key=lambda due: due[0],
         )
 
     async def _run_partitions(
-        self, partitions: Sequence[Partition], planner: PartitionPlanner, report: PushReport
+        self,
+        partitions: Sequence[tuple[Partition, PartitionState | None]],
+        planner: PartitionPlanner,
+        report: PushReport,
     ) -> list[bool | J1Unavailable]:
         semaphore = asyncio.Semaphore(self.concurrency)
         stop = asyncio.Event()
 
-        async def one(partition: Partition) -> bool | J1Unavailable:
+        async def one(partition: Partition, state: PartitionState | None) -> bool | J1Unavailable:
             async with semaphore:
                 if stop.is_set():
                     return False
                 try:
-                    return await self._push_partition(partition, planner, report)
+                    return await self._push_partition(partition, state, planner, report)
                 except J1Unavailable as exc:
                     stop.set()
                     return exc
 
-        return list(await asyncio.gather(*(one(p) for p in partitions)))
+        return list(await asyncio.gather(*(one(p, state) for p, state in partitions)))
 
     async def _push_partition(
-        self, partition: Partition, planner: PartitionPlanner, report: PushReport
+        self,
+        partition: Partition,
+        state: PartitionState | None,
+        planner: PartitionPlanner,
+        report: PushReport,
     ) -> bool:
         """Plan, run, verify and acknowledge one partition's job; False when it failed."""
-        base = planner.layout.base
-        ref = _ref(partition, base)
-        state = await self.mirror.partition_state(ref.scope)
-        if state is not None and state.next_attempt > time.time():
-            return False
+        ref = _ref(partition, planner.layout.base)
         lo, hi = partition.hash_range
         snap = await self.mirror.partition_snapshot(partition.kind, lo, hi)
         plan = planner.plan(partition, snap, state)
