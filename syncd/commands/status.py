@@ -14,7 +14,7 @@ from typing import Any
 from syncd.config import Settings
 from syncd.j1.capabilities import KV_KEY, Capabilities
 from syncd.j1.writer import LAYOUT_KEY, PENDING_LAYOUT_KEY
-from syncd.mirror import Mirror, MirrorError
+from syncd.mirror import Mirror, MirrorError, partition_state
 from syncd.mirror.mirror import DEFAULT_BUSY_TIMEOUT, _origin_status, describe_error
 from syncd.tenant import KV_KEY as TENANT_KEY
 from syncd.tenant import stored_tenant_id
@@ -70,11 +70,8 @@ def j1_status(conn: sqlite3.Connection, refused_shown: int = 20) -> dict[str, An
         )
     ]
     refused = [
-        {"kind": kind, "key": key, "type": type_, "scope": scope, "code": code, "message": message}
-        for kind, key, type_, scope, code, message in conn.execute(
-            "SELECT kind, key, type, scope, code, message FROM j1_refused ORDER BY since LIMIT ?",
-            (refused_shown,),
-        )
+        {"kind": r.kind, "key": r.key, "type": r.type, "scope": r.scope, "code": r.code, "message": r.message}
+        for r in partition_state.refused(conn, refused_shown)
     ]
     return {
         "layout": layout,
@@ -84,9 +81,9 @@ def j1_status(conn: sqlite3.Connection, refused_shown: int = 20) -> dict[str, An
             conn.execute("SELECT count(*) FROM j1_partitions WHERE needs_diff = 1").fetchone()[0]
         ),
         "partitions_failing": failing,
-        "refused_count": int(conn.execute("SELECT count(*) FROM j1_refused").fetchone()[0]),
+        "refused_count": partition_state.refused_count(conn),
         "refused": refused,
-        "jobs_in_flight": int(conn.execute("SELECT count(*) FROM j1_jobs").fetchone()[0]),
+        "jobs_in_flight": len(partition_state.jobs_in_flight(conn)),
     }
 
 
@@ -142,8 +139,7 @@ def _read_only_status(path: Path) -> dict[str, Any]:
             subs = conn.execute(
                 "SELECT id, resource, expiration FROM subscriptions ORDER BY expiration"
             ).fetchall()
-            tenant = conn.execute("SELECT value FROM kv WHERE key = ?", (TENANT_KEY,)).fetchone()
-            stored = json.loads(tenant[0]) if tenant else None
+            stored = _kv(conn, TENANT_KEY)
             return {
                 "tenant_id": stored.get("id") if isinstance(stored, dict) else None,
                 "origins": origins,

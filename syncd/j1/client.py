@@ -41,7 +41,6 @@ DEFAULT_BATCH_BYTES = 5_000_000
 FINALIZE_ACCEPTED = frozenset(
     {"FINALIZE_PENDING", "FINALIZING_ENTITIES", "FINALIZING_RELATIONSHIPS", "FINISHED"}
 )
-UPLOAD_FIELDS = ("entities", "relationships", "deleteEntities", "deleteRelationships")
 _MAX_MESSAGE = 300
 
 JsonDict = dict[str, Any]
@@ -375,10 +374,10 @@ class SyncApiClient:
                     return job
             raise
 
-    async def abort(self, job_id: str, reason: str) -> JsonDict:
+    async def abort(self, job_id: str, reason: str, *, max_attempts: int | None = None) -> JsonDict:
         """POST /abort with a reason; returns the job (status ABORTED)."""
         body = serialize({"reason": self._redact(reason)[:1000]})
-        return self._job(await self._call("POST", f"/{job_id}/abort", body))
+        return self._job(await self._call("POST", f"/{job_id}/abort", body, max_attempts=max_attempts))
 
     async def wait_finished(self, job_id: str, *, timeout: float) -> JsonDict:  # noqa: ASYNC109 (contract)
         """Poll until FINISHED (backoff 25 ms → 2 s); raise on ABORTED*/ERROR_* or timeout."""
@@ -427,24 +426,22 @@ class SyncApiClient:
             )
             await self.finalize(job_id, partial_types=partial_types)
         except BaseException as exc:
-            await self._abort_quietly(job_id, exc)
+            await self.abort_quietly(job_id, f"syncd: {type(exc).__name__}: {exc}")
             raise
         return await self.wait_finished(job_id, timeout=timeout)
 
-    async def _abort_quietly(self, job_id: str, exc: BaseException) -> None:
-        """Best-effort abort: two attempts at most, short timeout, never raises."""
-        reason = f"syncd: {type(exc).__name__}: {exc}"
+    async def abort_quietly(self, job_id: str, reason: str) -> None:
+        """Best-effort abort of a job that cannot complete: two attempts at most, short timeout,
+        never raises (the error that stopped the job matters more)."""
         try:
             async with asyncio.timeout(min(self._timeout.total or 10.0, 10.0)):
-                await self._abort_with_attempts(job_id, reason)
-        except Exception as abort_exc:  # best effort: the original error matters more
+                await self.abort(job_id, reason, max_attempts=2)
+        except J1JobEndedError:
+            pass  # the job is over already: nothing to abort
+        except Exception as abort_exc:
             log.warning(
                 "j1 abort failed", extra={"job_id": job_id, "error": self._redact(type(abort_exc).__name__)}
             )
-
-    async def _abort_with_attempts(self, job_id: str, reason: str) -> None:
-        body = serialize({"reason": self._redact(reason)[:1000]})
-        await self._call("POST", f"/{job_id}/abort", body, max_attempts=2)
 
 
 def _first_error(eg: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -142,16 +142,19 @@ class Layout:
     def grown(self, fullest: Mapping[PartKind, int]) -> Layout:
         """This layout, with the partition count doubled for each kind whose fullest partition is
         past ``SPLIT_AT`` (the tenant grew), or itself when nothing needs to grow."""
-        entity_bits, relationship_bits = self.entity_bits, self.relationship_bits
-        while fullest.get(ENTITY_PART, 0) > SPLIT_AT << (entity_bits - self.entity_bits) and (
-            entity_bits < MAX_BITS
-        ):
-            entity_bits += 1
-        while fullest.get(RELATIONSHIP_PART, 0) > SPLIT_AT << (
-            relationship_bits - self.relationship_bits
-        ) and (relationship_bits < MAX_BITS):
-            relationship_bits += 1
-        return Layout(self.base, entity_bits, relationship_bits)
+        return Layout(
+            self.base,
+            _grown_bits(self.entity_bits, fullest.get(ENTITY_PART, 0)),
+            _grown_bits(self.relationship_bits, fullest.get(RELATIONSHIP_PART, 0)),
+        )
+
+
+def _grown_bits(bits: int, fullest: int) -> int:
+    """One more bit per doubling until the fullest partition's share is at most ``SPLIT_AT``."""
+    grown = bits
+    while fullest > SPLIT_AT << (grown - bits) and grown < MAX_BITS:
+        grown += 1
+    return grown
 
 
 def parse_scope(scope: str) -> tuple[str, Partition] | None:

@@ -25,6 +25,7 @@ from syncd.j1.client import SyncApiClient
 from syncd.j1.errors import J1Error
 from syncd.j1.partitions import SOURCE
 from syncd.j1.query import J1QueryClient, column
+from syncd.j1.verify import counter
 
 log = structlog.get_logger(__name__)
 
@@ -154,7 +155,7 @@ class AccountProbe:
         seen = await self.until(
             lambda: self.relationship_keys("c"), lambda keys: {r1["_key"], r2["_key"]} <= keys
         )
-        baseline = {r1["_key"], r2["_key"]} <= seen and _n(job, "numRelationshipCreateErrors") == 0
+        baseline = {r1["_key"], r2["_key"]} <= seen and not counter(job, "numRelationshipCreateErrors")
         self.found(
             DOCUMENTED_BASELINE,
             baseline,
@@ -185,7 +186,7 @@ class AccountProbe:
                 f"the uploaded relationship never appeared ({_counters(job)})",
             )
             return False
-        additive = {r1["_key"], r2["_key"]} <= seen and _n(job, "numRelationshipsDeleted") == 0
+        additive = {r1["_key"], r2["_key"]} <= seen and not counter(job, "numRelationshipsDeleted")
         self.found(
             Behaviour.CROSS_SCOPE_ADDITIVE,
             additive,
@@ -211,7 +212,11 @@ class AccountProbe:
             self.found(Behaviour.CROSS_SCOPE_DELETES, False, f"refused: {exc.message}"[:300])
             return
         seen = await self.until(lambda: self.relationship_keys("c"), lambda keys: marker["_key"] in keys)
-        ok = marker["_key"] in seen and r3["_key"] not in seen and _n(job, "numRelationshipsDeleted") == 1
+        ok = (
+            marker["_key"] in seen
+            and r3["_key"] not in seen
+            and counter(job, "numRelationshipsDeleted") == 1
+        )
         self.found(
             Behaviour.CROSS_SCOPE_DELETES,
             ok,
@@ -231,7 +236,7 @@ class AccountProbe:
             self.found(Behaviour.CROSS_SCOPE_SAME_SCOPE, False, f"refused: {exc.message}"[:300])
             return
         seen = await self.until(lambda: self.relationship_keys("c"), lambda keys: r4["_key"] in keys)
-        ok = r4["_key"] in seen and _n(job, "numRelationshipCreateErrors") == 0
+        ok = r4["_key"] in seen and not counter(job, "numRelationshipCreateErrors")
         self.found(
             Behaviour.CROSS_SCOPE_SAME_SCOPE, ok, "accepted" if ok else f"not created ({_counters(job)})"
         )
@@ -251,7 +256,7 @@ class AccountProbe:
         ok = (
             values.get(self.key("a1")) == 6
             and self.key("a3") not in values
-            and _n(job, "numEntitiesDeleted") == 1
+            and counter(job, "numEntitiesDeleted") == 1
         )
         self.found(
             Behaviour.EXPLICIT_ENTITY_DELETES,
@@ -281,11 +286,6 @@ class AccountProbe:
                 await self.client.run_job(self.scopes.scope(name), "DIFF", timeout=self.job_timeout)
             except J1Error as exc:
                 log.warning("probe scope not emptied", scope=self.scopes.scope(name), error=str(exc)[:200])
-
-
-def _n(job: dict[str, Any], name: str) -> int:
-    value = job.get(name)
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
 
 
 def _counters(job: dict[str, Any], *names: str) -> str:

@@ -19,11 +19,6 @@ QUERY_V1 = (
 MAX_PAGES = 40
 
 
-def graphql_url(base_url: str) -> str:
-    """J1's GraphQL endpoint next to the sync API (``https://api.us.jupiterone.io/graphql``)."""
-    return base_url.rstrip("/") + "/graphql"
-
-
 class J1QueryClient:
     """Runs J1QL queries; returns the rows of every page."""
 

@@ -35,7 +35,8 @@ class Expectation:
     relationships_deleted: Range | None = (0, 0)
 
 
-def _counter(job: Mapping[str, Any], name: str) -> int | None:
+def counter(job: Mapping[str, Any], name: str) -> int | None:
+    """A job counter, or None when J1 did not report it as a number."""
     value = job.get(name)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -48,7 +49,7 @@ def verify_job(job: Mapping[str, Any], expected: Expectation) -> list[str]:
     A counter J1 did not report is not held against it; an error counter above zero always is."""
     problems: list[str] = []
     for name in ERROR_COUNTERS:
-        value = _counter(job, name)
+        value = counter(job, name)
         if value:
             problems.append(f"{name}={value}")
     for noun, sent, created_min, deleted in (
@@ -60,9 +61,9 @@ def verify_job(job: Mapping[str, Any], expected: Expectation) -> list[str]:
             expected.relationships_deleted,
         ),
     ):
-        created = _counter(job, f"num{noun}Created")
-        updated = _counter(job, f"num{noun}Updated")
-        removed = _counter(job, f"num{noun}Deleted")
+        created = counter(job, f"num{noun}Created")
+        updated = counter(job, f"num{noun}Updated")
+        removed = counter(job, f"num{noun}Deleted")
         if sent is not None and created is not None and updated is not None and created + updated > sent:
             problems.append(f"num{noun}Created+Updated={created + updated} > {sent} sent")
         if created is not None and created < created_min:

@@ -40,7 +40,7 @@ from syncd.j1.errors import (
     J1ObjectTooLargeError,
     J1RetryExhaustedError,
 )
-from syncd.j1.partitions import ENTITY_PART, RELATIONSHIP_PART, Layout, Partition, PartKind
+from syncd.j1.partitions import ENTITY_PART, RELATIONSHIP_PART, Layout, Partition, PartKind, parse_scope
 from syncd.j1.plan import PartitionPlan, PartitionPlanner
 from syncd.j1.verify import Expectation, verify_job
 from syncd.mirror import (
@@ -184,7 +184,6 @@ class J1Writer:
         self._started = False
         self._unavailable_until = 0.0
         self._unavailable_attempts = 0
-        self._unavailable_error: str | None = None
 
     # --- state ----------------------------------------------------------------------------------
 
@@ -203,13 +202,13 @@ class J1Writer:
         how many jobs were left behind. Idempotent; every push calls it first."""
         if self._started:
             return 0
-        self.capabilities = Capabilities.from_json(await self.mirror.get_value(KV_KEY))
+        await self.reload_capabilities()
         left = await self.recover_jobs()
         self._started = True
-        self._publish_capabilities()
         return left
 
     async def reload_capabilities(self) -> None:
+        """Read the probe's findings (and revocations) from the mirror."""
         self.capabilities = Capabilities.from_json(await self.mirror.get_value(KV_KEY))
         self._publish_capabilities()
 
@@ -253,35 +252,31 @@ class J1Writer:
                 else:
                     raise
             log.warning("j1 job left behind by a crash", job_id=job_id, scope=scope, mode=mode, status=status)
-            parsed = self._partition_of_scope(scope)
+            parsed = parse_scope(scope)
             if parsed is not None:
-                await self.mirror.mark_partitions([parsed], needs_diff=True, uncertain=True)
+                _base, part = parsed
+                ref = PartitionRef(scope, part.kind, part.bits, part.bucket)
+                await self.mirror.mark_partitions([ref], needs_diff=True, uncertain=True)
             await self.mirror.forget_job(job_id)
         return len(jobs)
 
-    def _partition_of_scope(self, scope: str) -> PartitionRef | None:
-        from syncd.j1.partitions import parse_scope
-
-        parsed = parse_scope(scope)
-        if parsed is None:
-            return None
-        _base, partition = parsed
-        return PartitionRef(scope, partition.kind, partition.bits, partition.bucket)
-
     # --- layout ---------------------------------------------------------------------------------
+
+    async def _stored_layout(self, key: str) -> Layout | None:
+        raw = await self.mirror.get_value(key)
+        return Layout.from_json(raw) if isinstance(raw, dict) else None
 
     async def layout(self) -> Layout | None:
         """The layout J1 holds (None before the first partitioned push)."""
-        raw = await self.mirror.get_value(LAYOUT_KEY)
-        return Layout.from_json(raw) if isinstance(raw, dict) else None
+        return await self._stored_layout(LAYOUT_KEY)
 
     async def pending_layout(self) -> Layout | None:
-        raw = await self.mirror.get_value(PENDING_LAYOUT_KEY)
-        return Layout.from_json(raw) if isinstance(raw, dict) else None
+        """The layout being filled (its scopes replace the current ones once complete)."""
+        return await self._stored_layout(PENDING_LAYOUT_KEY)
 
     async def retiring_layout(self) -> Layout | None:
-        raw = await self.mirror.get_value(RETIRING_LAYOUT_KEY)
-        return Layout.from_json(raw) if isinstance(raw, dict) else None
+        """The layout emptied once the pending one is complete."""
+        return await self._stored_layout(RETIRING_LAYOUT_KEY)
 
     async def _active_layout(self) -> Layout:
         """The layout pushes write: a pending (being filled) one, else the current one; sized and
@@ -349,7 +344,7 @@ class J1Writer:
             await self.client.finalize(job_id)
             finished = await self.client.wait_finished(job_id, timeout=self.job_timeout)
         except BaseException:
-            await self._abort_quietly(job_id)
+            await self.client.abort_quietly(job_id, "syncd: job not completed")
             raise
         finally:
             await self.mirror.forget_job(job_id)
@@ -430,52 +425,58 @@ class J1Writer:
         if unavailable is not None:
             raise unavailable
         self._unavailable_attempts = 0
-        self._unavailable_error = None
         return report
 
-    async def _due(self, layout: Layout, kind: PartKind) -> list[Partition]:
-        """Partitions of ``kind`` with outbox rows or a pending DIFF, minus those backing off."""
+    async def _due(self, layout: Layout, kind: PartKind) -> list[tuple[Partition, PartitionState | None]]:
+        """Partitions of ``kind`` with outbox rows or a pending DIFF, minus those backing off, each
+        with its state (only the writer changes a state, and pushes are serialised)."""
         now = time.time()
         bits = layout.bits(kind)
         states = {s.scope: s for s in await self.mirror.partition_states() if s.kind == kind}
         found: dict[str, Partition] = {}
         for state in states.values():
-            if state.needs_diff and state.bits == bits:
-                found[state.scope] = Partition(kind, state.bits, state.bucket)
+            partition = Partition(kind, state.bits, state.bucket)
+            if state.needs_diff and state.scope == partition.scope(layout.base) and state.bits == bits:
+                found[state.scope] = partition
         for bucket in await self.mirror.pending_buckets(kind, bits):
             partition = Partition(kind, bits, bucket)
             found.setdefault(partition.scope(layout.base), partition)
         return sorted(
-            p for scope, p in found.items() if scope not in states or states[scope].next_attempt <= now
+            ((p, states.get(scope)) for scope, p in found.items()
+             if scope not in states or states[scope].next_attempt <= now),
+            key=lambda due: due[0],
         )
 
     async def _run_partitions(
-        self, partitions: Sequence[Partition], planner: PartitionPlanner, report: PushReport
+        self,
+        partitions: Sequence[tuple[Partition, PartitionState | None]],
+        planner: PartitionPlanner,
+        report: PushReport,
     ) -> list[bool | J1Unavailable]:
         semaphore = asyncio.Semaphore(self.concurrency)
         stop = asyncio.Event()
 
-        async def one(partition: Partition) -> bool | J1Unavailable:
+        async def one(partition: Partition, state: PartitionState | None) -> bool | J1Unavailable:
             async with semaphore:
                 if stop.is_set():
                     return False
                 try:
-                    return await self._push_partition(partition, planner, report)
+                    return await self._push_partition(partition, state, planner, report)
                 except J1Unavailable as exc:
                     stop.set()
                     return exc
 
-        return list(await asyncio.gather(*(one(p) for p in partitions)))
+        return list(await asyncio.gather(*(one(p, state) for p, state in partitions)))
 
     async def _push_partition(
-        self, partition: Partition, planner: PartitionPlanner, report: PushReport
+        self,
+        partition: Partition,
+        state: PartitionState | None,
+        planner: PartitionPlanner,
+        report: PushReport,
     ) -> bool:
         """Plan, run, verify and acknowledge one partition's job; False when it failed."""
-        base = planner.layout.base
-        ref = _ref(partition, base)
-        state = await self.mirror.partition_state(ref.scope)
-        if state is not None and state.next_attempt > time.time():
-            return False
+        ref = _ref(partition, planner.layout.base)
         lo, hi = partition.hash_range
         snap = await self.mirror.partition_snapshot(partition.kind, lo, hi)
         plan = planner.plan(partition, snap, state)
@@ -567,7 +568,7 @@ class J1Writer:
             raise self._classify(exc) from exc
         finally:
             if not finished:
-                await self._abort_quietly(job_id)
+                await self.client.abort_quietly(job_id, "syncd: job not completed")
                 await self.mirror.forget_job(job_id)
 
     def _classify(self, exc: J1Error) -> Exception:
@@ -577,13 +578,6 @@ class J1Writer:
         if isinstance(exc, J1ObjectTooLargeError):
             return PartitionFailed(str(exc), bad_data=True)
         return PartitionFailed(str(exc), bad_data=exc.status == 400)
-
-    async def _abort_quietly(self, job_id: str) -> None:
-        try:
-            async with asyncio.timeout(10):
-                await self.client.abort(job_id, reason="syncd: job not completed")
-        except Exception as exc:  # best effort: the original error matters more
-            log.debug("abort failed", job_id=job_id, error=type(exc).__name__)
 
     async def _set_aside(self, plan: PartitionPlan, refused: Sequence[RefusedUpload]) -> None:
         """Objects J1 refused are left out (until they change) and the job goes on without them."""
@@ -635,7 +629,6 @@ class J1Writer:
             self._unavailable_until = time.time() + backoff(
                 self._unavailable_attempts, base=self.retry_base, cap=UNAVAILABLE_CAP
             )
-            self._unavailable_error = error
             delay = self._unavailable_until - time.time()
         else:
             delay = backoff(attempts, base=self.retry_base, cap=PARTITION_RETRY_CAP)
@@ -794,13 +787,6 @@ class J1Writer:
             f"J1 job {m.job_id} ({m.mode} on {m.scope}) did not do what was sent: {'; '.join(m.problems)}"
             for m in self.mismatches
         ]
-
-    def unavailable(self, now: float | None = None) -> str | None:
-        """The transient J1 failure pushes are backing off from, if any."""
-        now = time.time() if now is None else now
-        if self._unavailable_until > now:
-            return f"retrying in {self._unavailable_until - now:.0f}s: {self._unavailable_error}"
-        return None
 
     async def scopes_written(self) -> list[str]:
         """Every scope syncd may have written: the current, pending and retiring layouts, the

@@ -352,12 +352,7 @@ def _after_entity_removal(conn: sqlite3.Connection, keys: list[str], cascade: bo
             " AND pushed_hash IS NOT NULL",
             params,
         )
-    conn.execute(
-        "INSERT INTO outbox (kind, key, part, khash) SELECT 'relationship', r.key, 'r', r.khash"
-        f" FROM relationships r WHERE r.key IN ({attached}) AND r.pushed_hash IS NOT NULL"
-        " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.kind = 'relationship' AND o.key = r.key)",
-        params,
-    )
+    _queue_relationships(conn, f"r.key IN ({attached}) AND r.pushed_hash IS NOT NULL", params)
 
 
 ENTITY_OUT_OF_STEP = (
@@ -390,25 +385,29 @@ def _requeue_out_of_step(conn: sqlite3.Connection, touched: set[ObjectId]) -> No
         " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.key = e.key AND o.kind = 'entity')",
         (entity_keys,),
     )
-    conn.execute(
-        f"INSERT INTO outbox (kind, key, part, khash) SELECT 'relationship', r.key, {OUTBOX_PART_SQL},"
-        " r.khash FROM relationships r"
-        f" WHERE r.key IN (SELECT value FROM json_each(?)) AND {RELATIONSHIP_OUT_OF_STEP}"
-        " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.key = r.key AND o.kind = 'relationship')",
-        (rel_keys,),
+    _queue_relationships(
+        conn, f"r.key IN (SELECT value FROM json_each(?)) AND {RELATIONSHIP_OUT_OF_STEP}", (rel_keys,)
     )
 
 
 def _requeue_relationships_of(conn: sqlite3.Connection, entity_keys: list[str]) -> None:
     """Entities J1 now holds for the first time: relationships that waited for them are queued."""
+    _queue_relationships(
+        conn,
+        "r.key IN (SELECT key FROM relationships WHERE from_key IN (SELECT value FROM json_each(?1))"
+        " UNION SELECT key FROM relationships WHERE to_key IN (SELECT value FROM json_each(?1)))"
+        f" AND {RELATIONSHIP_OUT_OF_STEP}",
+        (json_list(entity_keys),),
+    )
+
+
+def _queue_relationships(conn: sqlite3.Connection, where: str, params: Any) -> None:
+    """An outbox row for each relationship ``r`` matching ``where`` that has none pending."""
     conn.execute(
         f"INSERT INTO outbox (kind, key, part, khash) SELECT 'relationship', r.key, {OUTBOX_PART_SQL},"
-        " r.khash FROM relationships r"
-        " WHERE r.key IN (SELECT key FROM relationships WHERE from_key IN (SELECT value FROM json_each(?1))"
-        " UNION SELECT key FROM relationships WHERE to_key IN (SELECT value FROM json_each(?1)))"
-        f" AND {RELATIONSHIP_OUT_OF_STEP}"
+        f" r.khash FROM relationships r WHERE {where}"
         " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.key = r.key AND o.kind = 'relationship')",
-        (json_list(entity_keys),),
+        params,
     )
 
 
