@@ -299,10 +299,6 @@ class Mirror:
         """J1 finished (and syncd verified) a job on a partition: record what J1 now holds."""
         await self._write("acknowledging a J1 job", lambda c: outbox_sql.ack_partition(c, ack))
 
-    async def pending_partitions(self, limit: int) -> list[tuple[str, int]]:
-        """(part, key hash) of the oldest ``limit`` outbox rows."""
-        return await self._read("reading the outbox", lambda c: outbox_sql.pending_partitions(c, limit))
-
     async def pending_buckets(self, part: str, bits: int) -> list[int]:
         """Partitions (buckets of ``2 ** bits``) of kind ``part`` that have outbox rows."""
         return await self._read("reading the outbox", lambda c: outbox_sql.pending_buckets(c, part, bits))

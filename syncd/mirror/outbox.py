@@ -192,16 +192,6 @@ def _present_in_j1(conn: sqlite3.Connection, keys: set[str]) -> set[str]:
     }
 
 
-def pending_partitions(conn: sqlite3.Connection, limit: int) -> list[tuple[str, int]]:
-    """(part, khash) of the first ``limit`` outbox rows, in seq order: what the next push covers."""
-    return [
-        (str(part), int(khash))
-        for part, khash in conn.execute(
-            "SELECT part, khash FROM outbox ORDER BY seq LIMIT ?", (limit,)
-        ).fetchall()
-    ]
-
-
 def pending_buckets(conn: sqlite3.Connection, part: str, bits: int) -> list[int]:
     """Buckets (of ``2 ** bits``) of a partition kind that have outbox rows."""
     return [
